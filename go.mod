@@ -1,0 +1,3 @@
+module github.com/finchkit/finchreauth
+
+go 1.26
