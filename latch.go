@@ -53,6 +53,10 @@ type latchShard struct {
 type latchEntry struct {
 	connectionID string
 	seq          uint64
+	// expires is when the entry ends by the Transport's clock (unix
+	// nanoseconds). go-cache's own expiry, by the wall clock, only frees
+	// the memory.
+	expires int64
 }
 
 type forgetting struct {
@@ -94,6 +98,9 @@ func (l *latch) get(token string, now time.Time) bool {
 		return false
 	}
 	e := v.(*latchEntry)
+	if now.UnixNano() >= e.expires {
+		return false
+	}
 	if l.nForgotten.Load() > 0 && e.connectionID != "" {
 		if f, ok := l.forgotten.Load(e.connectionID); ok && f.(forgetting).seq > e.seq {
 			sh.mu.Lock()
@@ -114,7 +121,7 @@ func (l *latch) add(token, connectionID string, ttl time.Duration, now time.Time
 		return
 	}
 	k, sh := l.key(token)
-	e := &latchEntry{connectionID: connectionID, seq: l.seq.Add(1)}
+	e := &latchEntry{connectionID: connectionID, seq: l.seq.Add(1), expires: now.Add(ttl).UnixNano()}
 	sh.mu.Lock()
 	before := sh.c.ItemCount()
 	sh.c.Set(string(k[:]), e, ttl)
