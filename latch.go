@@ -52,7 +52,10 @@ type latchShard struct {
 
 type latchEntry struct {
 	connectionID string
-	seq          uint64
+	// handled is false while the detection that added the entry is being
+	// handled, true once a handling has finished.
+	handled bool
+	seq     uint64
 	// expires is when the entry ends by the Transport's clock (unix
 	// nanoseconds). go-cache's own expiry, by the wall clock, only frees
 	// the memory.
@@ -87,19 +90,19 @@ func (l *latch) key(token string) (latchKey, *latchShard) {
 // empty reports whether nothing is latched: the common case, one atomic load.
 func (l *latch) empty() bool { return l.n.Load() == 0 }
 
-// get reports whether token is latched.
-func (l *latch) get(token string, now time.Time) bool {
+// get returns token's entry, or nil if token is not latched.
+func (l *latch) get(token string, now time.Time) *latchEntry {
 	k, sh := l.key(token)
 	v, ok := sh.c.Get(string(k[:]))
 	if rand.Uint32()%1024 == 0 {
 		l.maybeSweep(now)
 	}
 	if !ok {
-		return false
+		return nil
 	}
 	e := v.(*latchEntry)
 	if now.UnixNano() >= e.expires {
-		return false
+		return nil
 	}
 	if l.nForgotten.Load() > 0 && e.connectionID != "" {
 		if f, ok := l.forgotten.Load(e.connectionID); ok && f.(forgetting).seq > e.seq {
@@ -109,22 +112,28 @@ func (l *latch) get(token string, now time.Time) bool {
 				l.n.Add(-1)
 			}
 			sh.mu.Unlock()
-			return false
+			return nil
 		}
 	}
-	return true
+	return e
 }
 
-// add latches token for ttl, naming its connection when known.
-func (l *latch) add(token, connectionID string, ttl time.Duration, now time.Time) {
+// add latches token for ttl, naming its connection when known. An entry that
+// is not handled (added when a handling starts) never replaces an existing
+// one; a handled entry replaces whatever is there.
+func (l *latch) add(token, connectionID string, handled bool, ttl time.Duration, now time.Time) {
 	if ttl <= 0 {
 		return
 	}
 	k, sh := l.key(token)
-	e := &latchEntry{connectionID: connectionID, seq: l.seq.Add(1), expires: now.Add(ttl).UnixNano()}
+	e := &latchEntry{connectionID: connectionID, handled: handled, seq: l.seq.Add(1), expires: now.Add(ttl).UnixNano()}
 	sh.mu.Lock()
 	before := sh.c.ItemCount()
-	sh.c.Set(string(k[:]), e, ttl)
+	if handled {
+		sh.c.Set(string(k[:]), e, ttl)
+	} else {
+		sh.c.Add(string(k[:]), e, ttl) // fails, harmlessly, when an entry is there
+	}
 	l.n.Add(int64(sh.c.ItemCount() - before))
 	sh.mu.Unlock()
 	l.maybeSweep(now)

@@ -36,7 +36,7 @@ const latchedBody = `{"code":401,"name":"authentication_error","finch_code":"rea
 
 // latchedBodyLen is len(latchedBody) in decimal, spelled out so that a latched
 // answer costs no conversion (a test keeps the two in step).
-const latchedBodyLen = "114"
+const latchedBodyLen = "116"
 
 // Transport is an http.RoundTripper for calls to the Finch API that notices
 // when Finch answers HTTP 401 with finch_code reauthenticate_user, handles
@@ -195,7 +195,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) roundTrip(req *http.Request, base http.RoundTripper) (*http.Response, error) {
 	t.init()
 	if !t.latch.empty() {
-		if token := bearer(req.Header); token != "" && t.latch.get(token, t.now()) {
+		if token := bearer(req.Header); token != "" && t.latch.get(token, t.now()) != nil {
 			if req.Body != nil {
 				req.Body.Close()
 			}
@@ -301,9 +301,14 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	if d.apiBase == "" {
 		d.apiBase = req.URL.Scheme + "://" + req.URL.Host
 	}
+	// A 401 that was in flight while a handling of its token ran, and
+	// arrives after it finished, has nothing left to do (see handle).
+	if e := t.latch.get(token, d.at); e != nil && e.handled {
+		return &out
+	}
 	// Latch at once, briefly, so that requests sent from now on do not reach
 	// Finch while the handling runs; the handling sets the real TTL.
-	t.latch.add(token, "", t.retryInterval(), d.at)
+	t.latch.add(token, "", false, t.retryInterval(), d.at)
 	ch := t.group.DoChan(d.fingerprint, func() (any, error) {
 		t.handle(d)
 		return nil, nil
@@ -337,6 +342,15 @@ func (t *Transport) handle(d *detection) {
 	t.mu.Unlock()
 	defer t.running.Done()
 
+	// A request carrying a token that a finished handling latched cannot
+	// reach Finch; its 401 was in flight while that handling ran, which
+	// covered it. (Forgotten and expired entries do not count: get hides
+	// them.) on401 checks the same, but a handling can finish between its
+	// check and DoChan.
+	if e := t.latch.get(d.token, t.now()); e != nil && e.handled {
+		return
+	}
+
 	ctx, cancel := context.WithCancel(d.ctx)
 	defer cancel()
 	defer context.AfterFunc(t.stop, cancel)()
@@ -348,32 +362,30 @@ func (t *Transport) handle(d *detection) {
 		Path:             d.path,
 		RequestID:        d.requestID,
 	}
-	err := t.step(ctx, "introspect", &ev, func(ctx context.Context) (err error) {
-		ev.Connection, err = finchAPI{base: d.base}.introspect(ctx, d.apiBase, d.token)
-		return err
+	in, err := step(t, ctx, "introspect", &ev, func(ctx context.Context) (Introspection, error) {
+		return finchAPI{base: d.base}.introspect(ctx, d.apiBase, d.token)
 	})
-	if err != nil {
-		ev.Connection = Introspection{}
+	if err == nil {
+		ev.Connection = in
 	}
 	ev.Key = ev.Connection.ConnectionID
 	if ev.Key == "" {
 		ev.Key = "fp:" + d.fingerprint
 	}
 
-	var res MarkResult
-	err = t.step(ctx, "store", &ev, func(ctx context.Context) (err error) {
-		res, err = t.store.MarkReauth(ctx, Mark{
-			Key:              ev.Key,
-			ConnectionID:     ev.Connection.ConnectionID,
-			TokenFingerprint: d.fingerprint,
-			Episode:          rand.Text(),
-			At:               d.at,
-			LeaseUntil:       d.at.Add(3 * t.timeout()), // link, notify, MarkNotified
-		})
-		return err
+	mark := Mark{
+		Key:              ev.Key,
+		ConnectionID:     ev.Connection.ConnectionID,
+		TokenFingerprint: d.fingerprint,
+		Episode:          rand.Text(),
+		At:               d.at,
+		LeaseUntil:       d.at.Add(3 * t.timeout()), // link, notify, MarkNotified
+	}
+	res, err := step(t, ctx, "store", &ev, func(ctx context.Context) (MarkResult, error) {
+		return t.store.MarkReauth(ctx, mark)
 	})
 	if err != nil {
-		t.latch.add(d.token, ev.Connection.ConnectionID, t.retryInterval(), t.now())
+		t.latch.add(d.token, ev.Connection.ConnectionID, true, t.retryInterval(), t.now())
 		return
 	}
 	ev.Episode, ev.Since = res.Episode, res.Since
@@ -389,44 +401,44 @@ func (t *Transport) handle(d *detection) {
 	} else if !res.Stale && !res.Notified {
 		ttl = t.retryInterval() // another caller holds the lease: check back soon
 	}
-	t.latch.add(d.token, ev.Connection.ConnectionID, ttl, t.now())
+	t.latch.add(d.token, ev.Connection.ConnectionID, true, ttl, t.now())
 }
 
 // notify builds the link, calls the Notifier and records success. It reports
 // whether the notification went out.
 func (t *Transport) notify(ctx context.Context, ev *Event) bool {
 	if t.Links != nil {
-		var link string
-		if t.step(ctx, "link", ev, func(ctx context.Context) (err error) {
-			link, err = t.Links.ReconnectURL(ctx, *ev)
-			return err
-		}) == nil {
+		e := *ev
+		link, err := step(t, ctx, "link", ev, func(ctx context.Context) (string, error) {
+			return t.Links.ReconnectURL(ctx, e)
+		})
+		if err == nil {
 			ev.ReconnectURL = link
 		}
 	}
 	if t.Notifier != nil {
-		if t.step(ctx, "notify", ev, func(ctx context.Context) error {
-			return t.Notifier.Notify(ctx, *ev)
-		}) != nil {
+		e := *ev
+		if _, err := step(t, ctx, "notify", ev, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, t.Notifier.Notify(ctx, e)
+		}); err != nil {
 			return false
 		}
 	}
 	// The notification is out: should this fail, a later detection may send
 	// it again, which beats losing it.
-	t.step(ctx, "store", ev, func(ctx context.Context) error {
-		return t.store.MarkNotified(ctx, ev.Key, ev.Episode)
+	key, episode := ev.Key, ev.Episode
+	step(t, ctx, "store", ev, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, t.store.MarkNotified(ctx, key, episode)
 	})
 	return true
 }
 
-// step runs one hook under the Timeout, in its own goroutine so that a hook
-// that ignores its context cannot hold the handling (and with it every
-// waiting caller) past the Timeout. A panic becomes an error. Failures are
-// reported to the ErrorHandler and returned as *HookError.
-func (t *Transport) step(ctx context.Context, hook string, ev *Event, fn func(context.Context) error) error {
-	err := t.guard(ctx, fn)
+// step runs one hook under the Transport's Timeout (see guard), and reports
+// a failure to the ErrorHandler as a *HookError, which it also returns.
+func step[T any](t *Transport, ctx context.Context, hook string, ev *Event, fn func(context.Context) (T, error)) (T, error) {
+	v, err := guard(ctx, t.timeout(), fn)
 	if err == nil {
-		return nil
+		return v, nil
 	}
 	he := &HookError{Hook: hook, ConnectionID: ev.Connection.ConnectionID, TokenFingerprint: ev.TokenFingerprint}
 	if p, ok := err.(panicked); ok {
@@ -435,7 +447,7 @@ func (t *Transport) step(ctx context.Context, hook string, ev *Event, fn func(co
 		he.Err = err
 	}
 	t.report(ctx, he)
-	return he
+	return v, he
 }
 
 type panicked struct{ value any }
@@ -444,25 +456,34 @@ func (p panicked) Error() string { return "panic" }
 
 var errHookPanicked = errors.New("finchreauth: hook panicked")
 
-// guard calls fn with a context bounded by the Timeout and returns its error,
-// a panicked value, or the context's error if fn outlives it.
-func (t *Transport) guard(ctx context.Context, fn func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, t.timeout())
+// guard calls fn with a context bounded by timeout, in its own goroutine, so
+// that a hook that ignores its context cannot hold the handling (and with it
+// every waiting caller) beyond the timeout. It returns fn's result, a
+// panicked error if fn panicked, or the context's error if fn outlived it.
+// An abandoned fn writes only to its own buffered channel.
+func guard[T any](ctx context.Context, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	done := make(chan error, 1) // buffered: a late hook finishes without blocking
+	done := make(chan result, 1)
 	go func() {
 		defer func() {
 			if r := recover(); r != nil {
-				done <- panicked{r}
+				done <- result{err: panicked{r}}
 			}
 		}()
-		done <- fn(ctx)
+		v, err := fn(ctx)
+		done <- result{v, err}
 	}()
 	select {
-	case err := <-done:
-		return err
+	case r := <-done:
+		return r.v, r.err
 	case <-ctx.Done():
-		return ctx.Err()
+		var zero T
+		return zero, ctx.Err()
 	}
 }
 
@@ -472,7 +493,12 @@ func (t *Transport) report(ctx context.Context, err *HookError) {
 	if t.ErrorHandler == nil {
 		return
 	}
-	if herr := t.guard(ctx, func(ctx context.Context) error { t.ErrorHandler(ctx, err); return nil }); herr != nil {
+	// The handling's context may be what failed (Close cancels it): the
+	// report still goes out, under its own Timeout.
+	if _, herr := guard(context.WithoutCancel(ctx), t.timeout(), func(ctx context.Context) (struct{}, error) {
+		t.ErrorHandler(ctx, err)
+		return struct{}{}, nil
+	}); herr != nil {
 		t.log(ctx, slog.LevelError, "finchreauth: ErrorHandler failed", "error", herr.Error())
 	}
 }

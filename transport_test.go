@@ -1,0 +1,350 @@
+package finchreauth_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const api = "https://api.tryfinch.com"
+
+// staticRT answers every request with resp built by fn and counts calls.
+type staticRT struct {
+	fn    func(req *http.Request) (*http.Response, error)
+	calls atomic.Int64
+}
+
+func (s *staticRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	s.calls.Add(1)
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	return s.fn(req)
+}
+
+func TestPassThroughIsUntouched(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int
+		body   string
+	}{
+		{"200", 200, `{"id":"c1"}`},
+		{"202 assisted", 202, `{}`},
+		{"200 batch with errors inside", 200, `{"responses":[{"individual_id":"x","code":404,"body":{"finch_code":"reauthenticate_user"}}]}`},
+		{"500 server_error (maybe revoked: not ours to decide)", 500, `{"code":500,"name":"server_error","finch_code":"reauthenticate_user"}`},
+		{"429", 429, `{"code":429,"name":"rate_limit_exceeded_error","finch_code":"finch_application_rl"}`},
+		{"403", 403, `{"code":403,"name":"forbidden_error","finch_code":"reauthenticate_user"}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := &closeCounter{Reader: strings.NewReader(tc.body)}
+			var want *http.Response
+			base := &staticRT{fn: func(req *http.Request) (*http.Response, error) {
+				want = jsonResponse(req, tc.status, "")
+				want.Body = body
+				return want, nil
+			}}
+			tr := &finchreauth.Transport{Base: base}
+			got, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", "tok", nil))
+			require.NoError(t, err)
+			require.Same(t, want, got, "the base's response itself is returned")
+			assert.Empty(t, got.Header.Get("Finchreauth"))
+			assert.Equal(t, tc.body, string(readAll(t, got)), "body unread by the Transport")
+			assert.EqualValues(t, 1, body.closes.Load())
+		})
+	}
+}
+
+func TestDetection(t *testing.T) {
+	gz := func(s string) string {
+		var b bytes.Buffer
+		w := gzip.NewWriter(&b)
+		w.Write([]byte(s))
+		w.Close()
+		return b.String()
+	}
+	huge := strings.Repeat(" ", 10<<20) + reauthJSON
+	cases := []struct {
+		name     string
+		status   int
+		encoding string
+		body     string
+		want     bool
+	}{
+		{"reauthenticate_user", 401, "", reauthJSON, true},
+		{"reauthenticate_user without redundant fields", 401, "", `{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"m"}`, true},
+		{"gzip the caller asked for", 401, "gzip", gz(reauthJSON), true},
+		{"invalid_token_error", 401, "", `{"code":401,"name":"invalid_token_error","message":"Invalid token"}`, false},
+		{"unauthorized_request_error", 401, "", `{"code":401,"name":"unauthorized_request_error","message":"no token"}`, false},
+		{"account_setup_required", 401, "", `{"code":401,"name":"authentication_error","finch_code":"account_setup_required"}`, false},
+		{"empty", 401, "", "", false},
+		{"html from a proxy", 401, "", "<html><body>401 Authorization Required</body></html>", false},
+		{"truncated JSON", 401, "", reauthJSON[:40], false},
+		{"10 MiB", 401, "", huge, false},
+		{"damaged gzip", 401, "gzip", gz(reauthJSON)[:20], false},
+		{"unknown encoding", 401, "br", "\x8b\x05\x80", false},
+		{"finch_code a number", 401, "", `{"code":401,"finch_code":17}`, false},
+		{"finch_code an object", 401, "", `{"code":401,"finch_code":{"x":"reauthenticate_user"}}`, false},
+		{"duplicate keys, last wins (no)", 401, "", `{"finch_code":"reauthenticate_user","finch_code":"other"}`, false},
+		{"duplicate keys, last wins (yes)", 401, "", `{"finch_code":"other","finch_code":"reauthenticate_user"}`, true},
+		{"invalid UTF-8", 401, "", "{\"finch_code\":\"reauthenticate_user\xff\"}", false},
+		{"JSON array", 401, "", `["reauthenticate_user"]`, false},
+		{"JSON null", 401, "", `null`, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			body := &closeCounter{Reader: strings.NewReader(tc.body)}
+			base := &staticRT{fn: func(req *http.Request) (*http.Response, error) {
+				if req.URL.Path == "/introspect" {
+					return jsonResponse(req, 503, `{"code":503,"name":"server_error"}`), nil
+				}
+				r := jsonResponse(req, tc.status, "")
+				r.Body = body
+				if tc.encoding != "" {
+					r.Header.Set("Content-Encoding", tc.encoding)
+				}
+				return r, nil
+			}}
+			notes := &recorder{}
+			tr := &finchreauth.Transport{Base: base, Notifier: notes, Timeout: time.Millisecond}
+			defer tr.Close()
+			resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/directory", "tok_"+tc.name, nil))
+			require.NoError(t, err)
+			require.Equal(t, tc.status, resp.StatusCode)
+			assert.Equal(t, tc.want, finchreauth.IsReauthResponse(resp))
+			if tc.want {
+				assert.Equal(t, "detected", resp.Header.Get("Finchreauth"))
+			} else {
+				assert.Empty(t, resp.Header.Get("Finchreauth"))
+			}
+			got := readAll(t, resp)
+			assert.True(t, bytes.Equal([]byte(tc.body), got), "the caller reads exactly the bytes Finch sent (%d vs %d bytes)", len(got), len(tc.body))
+			require.NoError(t, resp.Body.Close())
+			assert.EqualValues(t, 1, body.closes.Load(), "Close reaches the original body exactly once")
+			wantNotes := int64(0)
+			if tc.want {
+				wantNotes = 1
+			}
+			assert.Equal(t, wantNotes, notes.n.Load())
+		})
+	}
+}
+
+// failingBody returns some bytes, then an error.
+type failingBody struct {
+	data   []byte
+	err    error
+	closes atomic.Int64
+}
+
+func (f *failingBody) Read(p []byte) (int, error) {
+	if len(f.data) == 0 {
+		return 0, f.err
+	}
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	return n, nil
+}
+
+func (f *failingBody) Close() error { f.closes.Add(1); return nil }
+
+func TestBodyReadErrorIsReplayed(t *testing.T) {
+	boom := errors.New("connection reset")
+	body := &failingBody{data: []byte(`{"code":401,"finch`), err: boom}
+	base := &staticRT{fn: func(req *http.Request) (*http.Response, error) {
+		r := jsonResponse(req, 401, "")
+		r.Body = body
+		return r, nil
+	}}
+	tr := &finchreauth.Transport{Base: base}
+	resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", "tok", nil))
+	require.NoError(t, err)
+	got, err := io.ReadAll(resp.Body)
+	assert.Equal(t, `{"code":401,"finch`, string(got))
+	assert.ErrorIs(t, err, boom, "the caller sees the read error it would have seen")
+	resp.Body.Close()
+	resp.Body.Close()
+	assert.EqualValues(t, 1, body.closes.Load())
+}
+
+func TestRoundTripperContract(t *testing.T) {
+	ff := newFakeFinch()
+	ff.add("tok-live", "conn_live")
+	ff.add("tok-dead", "conn_dead")
+	ff.setBroken("tok-dead", true)
+	tr := &finchreauth.Transport{Base: ff}
+	defer tr.Close()
+
+	for _, tc := range []struct {
+		name, token string
+		status      int
+	}{
+		{"pass-through", "tok-live", 200},
+		{"detection", "tok-dead", 401},
+		{"latched", "tok-dead", 401}, // the second call on a dead token is answered from the latch
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := &closeCounter{Reader: strings.NewReader(`{"x":1}`)}
+			req := newRequest(t, "POST", api+"/employer/benefits?limit=5", tc.token, body)
+			req.ContentLength = 7
+			before := snapshot(req)
+			resp, err := tr.RoundTrip(req)
+			require.NoError(t, err)
+			require.NotNil(t, resp)
+			assert.Equal(t, tc.status, resp.StatusCode)
+			assert.Equal(t, before, snapshot(req), "the request is not modified")
+			assert.EqualValues(t, 1, body.closes.Load(), "the request body is closed exactly once")
+			readAll(t, resp)
+		})
+	}
+	assert.EqualValues(t, 2, ff.count("/employer/benefits"), "the latched call never reached Finch")
+}
+
+func TestResponseXorError(t *testing.T) {
+	boom := errors.New("dial tcp: refused")
+	t.Run("base returns both", func(t *testing.T) {
+		body := &closeCounter{Reader: strings.NewReader("x")}
+		base := &staticRT{fn: func(req *http.Request) (*http.Response, error) {
+			r := jsonResponse(req, 200, "")
+			r.Body = body
+			return r, boom
+		}}
+		resp, err := (&finchreauth.Transport{Base: base}).RoundTrip(newRequest(t, "GET", api+"/x", "tok", nil))
+		assert.Nil(t, resp)
+		assert.ErrorIs(t, err, boom)
+		assert.EqualValues(t, 1, body.closes.Load(), "the stray response is closed")
+	})
+	t.Run("base returns neither", func(t *testing.T) {
+		base := &staticRT{fn: func(*http.Request) (*http.Response, error) { return nil, nil }}
+		resp, err := (&finchreauth.Transport{Base: base}).RoundTrip(newRequest(t, "GET", api+"/x", "tok", nil))
+		assert.Nil(t, resp)
+		assert.ErrorContains(t, err, "finchreauth:")
+	})
+	t.Run("base fails", func(t *testing.T) {
+		base := &staticRT{fn: func(*http.Request) (*http.Response, error) { return nil, boom }}
+		resp, err := (&finchreauth.Transport{Base: base}).RoundTrip(newRequest(t, "GET", api+"/x", "tok", nil))
+		assert.Nil(t, resp)
+		assert.ErrorIs(t, err, boom)
+	})
+}
+
+// TestCollapse is the test of the design's promise, in the manner of
+// singleflight's TestDoDupSuppress: 1,000 goroutines hit a token that has
+// just broken; Finch is asked /introspect once, the Store makes one
+// transition, the customer gets one notification, and every caller gets the
+// 401 answer.
+func TestCollapse(t *testing.T) {
+	const n = 1000
+	ff := newFakeFinch()
+	ff.add("tok", "conn_1")
+	ff.setBroken("tok", true)
+	ff.hold = make(chan struct{})
+
+	store := &countingStore{Store: finchreauth.NewMemoryStore()}
+	notes := &recorder{}
+	tr := &finchreauth.Transport{Base: ff, Store: store, Notifier: notes}
+	defer tr.Close()
+
+	var wg sync.WaitGroup
+	var got401, gotReauth atomic.Int64
+	for range n {
+		wg.Go(func() {
+			resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/directory", "tok", nil))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 401 {
+				got401.Add(1)
+			}
+			if finchreauth.IsReauthResponse(resp) && bytes.Contains(b, []byte(`"finch_code":"reauthenticate_user"`)) {
+				gotReauth.Add(1)
+			}
+		})
+	}
+	// Let some callers queue at Finch before the first answer, so that both
+	// collapsing (concurrent 401s) and latching (later calls) are exercised.
+	for ff.count("/employer/directory") < 10 {
+		time.Sleep(time.Millisecond)
+	}
+	close(ff.hold)
+	wg.Wait()
+
+	assert.EqualValues(t, n, got401.Load(), "every caller gets a 401")
+	assert.EqualValues(t, n, gotReauth.Load(), "every caller can tell it is a re-authentication")
+	assert.EqualValues(t, 1, ff.count("/introspect"), "one /introspect")
+	assert.EqualValues(t, 1, store.transitions.Load(), "one store transition")
+	assert.EqualValues(t, 1, notes.n.Load(), "one notification")
+	t.Logf("%d of %d calls reached Finch; the rest were answered from the latch", ff.count("/employer/directory"), n)
+}
+
+// countingStore counts the transitions a Store reports.
+type countingStore struct {
+	finchreauth.Store
+	transitions, marks atomic.Int64
+}
+
+func (c *countingStore) MarkReauth(ctx context.Context, m finchreauth.Mark) (finchreauth.MarkResult, error) {
+	c.marks.Add(1)
+	res, err := c.Store.MarkReauth(ctx, m)
+	if res.Transitioned {
+		c.transitions.Add(1)
+	}
+	return res, err
+}
+
+func TestEvent(t *testing.T) {
+	ff := newFakeFinch()
+	ff.add("tok", "conn_1")
+	ff.setBroken("tok", true)
+	notes := &recorder{}
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	tr := &finchreauth.Transport{
+		Base:     ff,
+		Notifier: notes,
+		Links: finchreauth.LinkBuilderFunc(func(_ context.Context, e finchreauth.Event) (string, error) {
+			return "https://connect.example/authorize?connection_id=" + e.Connection.ConnectionID, nil
+		}),
+		Now: func() time.Time { return now },
+	}
+	defer tr.Close()
+	resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/directory?limit=10&secret=x", "tok", nil))
+	require.NoError(t, err)
+	readAll(t, resp)
+
+	events := notes.delivered()
+	require.Len(t, events, 1)
+	e := events[0]
+	assert.Equal(t, "conn_1", e.Connection.ConnectionID)
+	assert.Equal(t, "cust_conn_1", e.Connection.CustomerID)
+	assert.Equal(t, "Acme conn_1", e.Connection.CustomerName)
+	assert.Equal(t, "payroll@acme.example", e.Connection.CustomerEmail)
+	assert.Equal(t, "comp_conn_1", e.Connection.CompanyID)
+	assert.Equal(t, "gusto", e.Connection.ProviderID)
+	assert.Equal(t, []string{"company", "directory"}, e.Connection.Products)
+	assert.Equal(t, "reauth", e.Connection.Status.Status)
+	assert.Equal(t, "conn_1", e.Key)
+	assert.Equal(t, finchreauth.Fingerprint("tok"), e.TokenFingerprint)
+	assert.Equal(t, "GET", e.Method)
+	assert.Equal(t, "/employer/directory", e.Path, "the path, never the query")
+	assert.Equal(t, resp.Header.Get("Finch-Request-Id"), e.RequestID)
+	assert.True(t, e.DetectedAt.Equal(now))
+	assert.True(t, e.Since.Equal(now))
+	assert.NotEmpty(t, e.Episode)
+	assert.Equal(t, "https://connect.example/authorize?connection_id=conn_1", e.ReconnectURL)
+
+}
