@@ -1,0 +1,368 @@
+package finchtest
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// principal is what a bearer token resolves to: a snapshot taken under the
+// lock, so handlers render without holding it.
+type principal struct {
+	conn      Connection
+	accountID string
+	lastSync  time.Time
+	tokenID   string
+	dead      bool
+}
+
+// status is the connection status as seen through this token: a token
+// replaced by a reconnect sees "reauth" forever.
+func (p principal) status() string {
+	if p.dead {
+		return "reauth"
+	}
+	return p.conn.Status
+}
+
+// authenticate resolves the request's bearer token. Missing: 401
+// unauthorized_request_error; unknown: 401 invalid_token_error. It does not
+// judge the connection's status: callers do.
+func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, _ := strings.Cut(h, " ")
+	tok = strings.TrimSpace(tok)
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return principal{}, errUnauthorized()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts, ok := s.tokens[tok]
+	if !ok {
+		return principal{}, errInvalidToken()
+	}
+	cs := s.conns[ts.connID]
+	return principal{
+		conn:      cs.conn.clone(),
+		accountID: cs.accountID,
+		lastSync:  cs.lastSync,
+		tokenID:   ts.id,
+		dead:      ts.dead,
+	}, nil
+}
+
+// authenticateData is authenticate plus the connection-status rules of the
+// data endpoints. It writes the response and reports false when the
+// request must not be served.
+func (s *Server) authenticateData(w http.ResponseWriter, r *http.Request) (principal, bool) {
+	p, e := s.authenticate(r)
+	if e == nil {
+		switch p.status() {
+		case "reauth":
+			e = errReauthenticate()
+		case "error_no_account_setup", "error_permissions":
+			e = errAccountSetup()
+		case "pending", "processing":
+			writeJSON(w, http.StatusAccepted, newAPIError(http.StatusAccepted, "accepted", "",
+				"The connection is set up but its data is not available yet; retry later"))
+			return p, false
+		}
+	}
+	if e != nil {
+		writeError(w, e)
+		return p, false
+	}
+	return p, true
+}
+
+// statusMessage is the connection_status message Finch sends per status.
+func statusMessage(status string) string {
+	switch status {
+	case "connected":
+		return "This employer is working as expected"
+	case "reauth":
+		return "This employer needs to re-authenticate"
+	case "pending":
+		return "This employer has created a token, and we are waiting for access to its provider"
+	case "processing":
+		return "We have received an invitation from this employer's provider and are pulling their data for the first time"
+	case "error_no_account_setup":
+		return "This employer has not added Finch to its provider"
+	case "error_permissions":
+		return "This employer has added Finch with improper permissions"
+	}
+	return ""
+}
+
+type connectionStatus struct {
+	Status             string  `json:"status"`
+	Message            string  `json:"message,omitempty"`
+	LastSuccessfulSync *string `json:"last_successful_sync"`
+}
+
+type authenticationMethod struct {
+	Type             string           `json:"type"`
+	ConnectionStatus connectionStatus `json:"connection_status"`
+	Products         []string         `json:"products"`
+}
+
+type entityJSON struct {
+	ID       string  `json:"id"`
+	Name     string  `json:"name"`
+	SourceID *string `json:"source_id"`
+	Status   string  `json:"status"`
+}
+
+type introspection struct {
+	ID                    string                 `json:"id"`
+	ClientID              string                 `json:"client_id"`
+	ClientType            string                 `json:"client_type"`
+	ConnectionID          string                 `json:"connection_id"`
+	ConnectionStatus      connectionStatus       `json:"connection_status"`
+	ConnectionType        string                 `json:"connection_type"`
+	Products              []string               `json:"products"`
+	ProviderID            string                 `json:"provider_id"`
+	CompanyID             string                 `json:"company_id"`
+	CustomerID            string                 `json:"customer_id"`
+	CustomerName          string                 `json:"customer_name"`
+	CustomerEmail         string                 `json:"customer_email"`
+	Entities              []entityJSON           `json:"entities"`
+	AuthenticationMethods []authenticationMethod `json:"authentication_methods"`
+	Username              string                 `json:"username"`
+	AccountID             string                 `json:"account_id"`
+	PayrollProviderID     string                 `json:"payroll_provider_id"`
+	Manual                bool                   `json:"manual"`
+}
+
+// serveIntrospect answers GET /introspect. It answers 200 whatever the
+// connection's status, reauth included: that is how a client learns whom a
+// broken token belongs to.
+func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
+	p, e := s.authenticate(r)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	c := p.conn
+	status := connectionStatus{Status: p.status(), Message: statusMessage(p.status())}
+	if !p.lastSync.IsZero() {
+		t := p.lastSync.UTC().Format(time.RFC3339)
+		status.LastSuccessfulSync = &t
+	}
+	entities := make([]entityJSON, len(c.Entities))
+	for i, en := range c.Entities {
+		entities[i] = entityJSON{ID: en.ID, Name: en.Name, Status: en.Status}
+		if en.Status == "" {
+			entities[i].Status = p.status()
+		}
+		if en.SourceID != "" {
+			entities[i].SourceID = &en.SourceID
+		}
+	}
+	writeJSON(w, http.StatusOK, introspection{
+		ID:               p.tokenID,
+		ClientID:         s.clientID(),
+		ClientType:       c.ClientType,
+		ConnectionID:     c.ID,
+		ConnectionStatus: status,
+		ConnectionType:   c.ConnectionType,
+		Products:         c.Products,
+		ProviderID:       c.ProviderID,
+		CompanyID:        c.CompanyID,
+		CustomerID:       c.CustomerID,
+		CustomerName:     c.CustomerName,
+		CustomerEmail:    c.CustomerEmail,
+		Entities:         entities,
+		AuthenticationMethods: []authenticationMethod{{
+			Type:             "credential",
+			ConnectionStatus: connectionStatus{Status: status.Status, Message: status.Message, LastSuccessfulSync: status.LastSuccessfulSync},
+			Products:         c.Products,
+		}},
+		Username:          c.CustomerEmail,
+		AccountID:         p.accountID,
+		PayrollProviderID: c.ProviderID,
+		Manual:            false,
+	})
+}
+
+// serveCompany answers GET /employer/company.
+func (s *Server) serveCompany(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.authenticateData(w, r)
+	if !ok {
+		return
+	}
+	c := p.conn
+	type name struct {
+		Name string `json:"name"`
+	}
+	type department struct {
+		Name   string `json:"name"`
+		Parent *name  `json:"parent"`
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id":                   c.CompanyID,
+		"legal_name":           c.CustomerName,
+		"entity":               map[string]string{"type": "corporation", "subtype": "s_corporation"},
+		"ein":                  "12-3456789",
+		"primary_email":        c.CustomerEmail,
+		"primary_phone_number": "5555550100",
+		"departments": []department{
+			{Name: "Engineering"},
+			{Name: "Platform", Parent: &name{Name: "Engineering"}},
+			{Name: "Sales"},
+		},
+		"locations": []map[string]any{{
+			"line1":       "628 Bear Ave",
+			"line2":       nil,
+			"city":        "Schenectady",
+			"state":       "NY",
+			"postal_code": "12345",
+			"country":     "US",
+		}},
+		"accounts": []map[string]any{{
+			"routing_number":   "123456789",
+			"account_name":     "CHECKING ACCOUNT",
+			"institution_name": "EXAMPLE BANK, N.A.",
+			"account_type":     "checking",
+			"account_number":   "98765432",
+		}},
+	})
+}
+
+type individual struct {
+	ID         string  `json:"id"`
+	FirstName  string  `json:"first_name"`
+	MiddleName *string `json:"middle_name"`
+	LastName   string  `json:"last_name"`
+	Manager    *struct {
+		ID string `json:"id"`
+	} `json:"manager"`
+	Department struct {
+		Name string `json:"name"`
+	} `json:"department"`
+	IsActive bool `json:"is_active"`
+}
+
+// directory returns the connection's deterministic individuals. Their ids
+// derive from the connection id only, so they are the same through every
+// token of the connection, before and after a reconnect.
+func directory(connectionID string) []individual {
+	people := []struct{ first, middle, last, dept string }{
+		{"Jane", "", "Doe", "Engineering"},
+		{"John", "Q", "Smith", "Engineering"},
+		{"Maria", "", "Garcia", "Sales"},
+		{"Wei", "", "Chen", "Platform"},
+		{"Amara", "", "Okafor", "Sales"},
+	}
+	out := make([]individual, len(people))
+	for i, pp := range people {
+		in := &out[i]
+		in.ID = hashID(connectionID, "individual", i)
+		in.FirstName, in.LastName = pp.first, pp.last
+		if pp.middle != "" {
+			m := pp.middle
+			in.MiddleName = &m
+		}
+		if i > 0 {
+			in.Manager = &struct {
+				ID string `json:"id"`
+			}{ID: out[0].ID}
+		}
+		in.Department.Name = pp.dept
+		in.IsActive = i != len(people)-1
+	}
+	return out
+}
+
+// serveDirectory answers GET /employer/directory, honouring the limit and
+// offset query parameters (absent or 0 limit: all).
+func (s *Server) serveDirectory(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.authenticateData(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	limit, err1 := queryInt(q.Get("limit"))
+	offset, err2 := queryInt(q.Get("offset"))
+	if err1 != nil || err2 != nil {
+		writeError(w, errInvalidRequest("limit and offset must be non-negative integers"))
+		return
+	}
+	all := directory(p.conn.ID)
+	page := all[min(offset, len(all)):]
+	if limit > 0 && limit < len(page) {
+		page = page[:limit]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"paging":      map[string]int{"count": len(all), "offset": offset},
+		"individuals": page,
+	})
+}
+
+// queryInt parses a non-negative integer query value; empty is 0.
+func queryInt(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err == nil && n < 0 {
+		err = strconv.ErrRange
+	}
+	return n, err
+}
+
+// validStatuses lists the values Finch accepts at the sandbox endpoint.
+func validStatuses() []string {
+	return []string{"pending", "processing", "connected", "error_no_account_setup", "error_permissions", "reauth"}
+}
+
+// serveSandboxAccount answers PUT /sandbox/connections/accounts: it sets
+// the status of the bearer token's connection, as Finch's sandbox does.
+// Any live token of the connection may call it, whatever the status, so a
+// test can flip a connection to reauth and back. A token replaced by a
+// reconnect answers reauthenticate_user.
+func (s *Server) serveSandboxAccount(w http.ResponseWriter, r *http.Request) {
+	p, e := s.authenticate(r)
+	if e == nil && p.dead {
+		e = errReauthenticate()
+	}
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	var body struct {
+		ConnectionStatus string `json:"connection_status"`
+	}
+	if err := decodeJSON(r, &body); err != nil {
+		writeError(w, errInvalidRequest("Request body is not valid JSON"))
+		return
+	}
+	if !slices.Contains(validStatuses(), body.ConnectionStatus) {
+		writeError(w, errInvalidRequest("connection_status must be one of "+strings.Join(validStatuses(), ", ")))
+		return
+	}
+	s.SetStatus(p.conn.ID, body.ConnectionStatus)
+	c := p.conn
+	writeJSON(w, http.StatusOK, map[string]any{
+		"connection_id":       c.ID,
+		"account_id":          p.accountID,
+		"authentication_type": "credential",
+		"company_id":          c.CompanyID,
+		"provider_id":         c.ProviderID,
+		"products":            c.Products,
+		"connection_status":   body.ConnectionStatus,
+	})
+}
+
+// decodeJSON decodes a request body of at most 1 MiB into v.
+func decodeJSON(r *http.Request, v any) error {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}

@@ -1,0 +1,244 @@
+package finchtest
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Connection is an employer's connection to a provider, as the fake knows
+// it. AddConnection fills every zero field with a default.
+type Connection struct {
+	// ID is the connection_id. Default: a UUID-shaped id derived from a
+	// per-server counter, e.g. "c0000000-0000-4000-8000-000000000001".
+	ID string
+
+	// CustomerID, CustomerName and CustomerEmail describe your customer.
+	// Defaults: a counter-derived UUID, "Customer <n>" and
+	// "admin@customer<n>.example.com".
+	CustomerID    string
+	CustomerName  string
+	CustomerEmail string
+
+	// CompanyID is the company_id. Default: a counter-derived UUID.
+	CompanyID string
+
+	// ProviderID is the payroll provider, e.g. "gusto" (the default).
+	ProviderID string
+
+	// Products are the products the connection grants. Default: company,
+	// directory, individual, employment, payment, pay_statement.
+	Products []string
+
+	// Entities are the connection's entities (multi-entity connections).
+	// Default: one entity named after the customer.
+	Entities []Entity
+
+	// ClientType is "production", "development" or "sandbox" (the default).
+	ClientType string
+
+	// ConnectionType is "provider" (the default) or "finch".
+	ConnectionType string
+
+	// Status is the connection status: "connected" (the default),
+	// "pending", "processing", "error_no_account_setup",
+	// "error_permissions" or "reauth". Any other value is reported as is
+	// by /introspect and otherwise treated like "connected". See SetStatus
+	// for what each status does to data requests.
+	Status string
+}
+
+// Entity is one entity of a multi-entity connection.
+type Entity struct {
+	// ID is the entity id. Default: a UUID derived from the connection id.
+	ID string
+	// Name defaults to the connection's CustomerName.
+	Name string
+	// SourceID is the provider's id for the entity; empty is sent as null.
+	SourceID string
+	// Status is the entity's own status ("connected", "reauth",
+	// "disconnected", ...). Empty means it follows the connection's Status.
+	Status string
+}
+
+// clone returns a deep copy of c.
+func (c Connection) clone() Connection {
+	c.Products = slices.Clone(c.Products)
+	c.Entities = slices.Clone(c.Entities)
+	return c
+}
+
+// connState is the server's record of a connection.
+type connState struct {
+	conn      Connection
+	accountID string
+	lastSync  time.Time
+	tokens    []string // every token ever issued for the connection
+}
+
+// tokenState is the server's record of an access token.
+type tokenState struct {
+	id     string // the token's own id, reported by /introspect as "id"
+	connID string
+	dead   bool // replaced by a reconnect: answers reauthenticate_user forever
+}
+
+// AddConnection registers a connection, fills its zero fields with
+// defaults (see Connection) and returns a new access token for it. If a
+// connection with c.ID already exists, its fields are replaced and an
+// additional token is issued; its earlier tokens keep working. Use
+// ConnectionForToken to read the filled Connection back.
+func (s *Server) AddConnection(c Connection) (token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.addConnectionLocked(c)
+	return s.issueTokenLocked(cs)
+}
+
+// addConnectionLocked registers c with defaults filled. s.mu must be held.
+func (s *Server) addConnectionLocked(c Connection) *connState {
+	s.seq++
+	n := s.seq
+	c = c.clone()
+	if c.ID == "" {
+		c.ID = counterID(0xc0, n)
+	}
+	if c.CustomerID == "" {
+		c.CustomerID = counterID(0xc1, n)
+	}
+	if c.CustomerName == "" {
+		c.CustomerName = fmt.Sprintf("Customer %d", n)
+	}
+	if c.CustomerEmail == "" {
+		c.CustomerEmail = fmt.Sprintf("admin@customer%d.example.com", n)
+	}
+	if c.CompanyID == "" {
+		c.CompanyID = counterID(0xc2, n)
+	}
+	if c.ProviderID == "" {
+		c.ProviderID = "gusto"
+	}
+	if c.Products == nil {
+		c.Products = []string{"company", "directory", "individual", "employment", "payment", "pay_statement"}
+	}
+	if c.Entities == nil {
+		c.Entities = []Entity{{}}
+	}
+	for i := range c.Entities {
+		if c.Entities[i].ID == "" {
+			c.Entities[i].ID = hashID(c.ID, "entity", i)
+		}
+		if c.Entities[i].Name == "" {
+			c.Entities[i].Name = c.CustomerName
+		}
+	}
+	if c.ClientType == "" {
+		c.ClientType = "sandbox"
+	}
+	if c.ConnectionType == "" {
+		c.ConnectionType = "provider"
+	}
+	if c.Status == "" {
+		c.Status = "connected"
+	}
+
+	if s.conns == nil {
+		s.conns = make(map[string]*connState)
+	}
+	cs := s.conns[c.ID]
+	if cs == nil {
+		cs = &connState{accountID: hashID(c.ID, "account", 0)}
+		s.conns[c.ID] = cs
+	}
+	cs.conn = c
+	if c.Status == "connected" {
+		cs.lastSync = s.nowLocked()
+	}
+	return cs
+}
+
+// issueTokenLocked issues a new live token for cs. s.mu must be held.
+func (s *Server) issueTokenLocked(cs *connState) string {
+	tok := "tok_sandbox_" + randomHex(16)
+	if s.tokens == nil {
+		s.tokens = make(map[string]*tokenState)
+	}
+	s.tokens[tok] = &tokenState{id: hashID(randomHex(16), "token", 0), connID: cs.conn.ID}
+	cs.tokens = append(cs.tokens, tok)
+	return tok
+}
+
+// Connection returns a copy of the connection with that id.
+func (s *Server) Connection(id string) (Connection, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, ok := s.conns[id]
+	if !ok {
+		return Connection{}, false
+	}
+	return cs.conn.clone(), true
+}
+
+// ConnectionForToken returns a copy of the connection an access token was
+// issued for, whether or not the token still works.
+func (s *Server) ConnectionForToken(token string) (Connection, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ts, ok := s.tokens[token]
+	if !ok {
+		return Connection{}, false
+	}
+	return s.conns[ts.connID].conn.clone(), true
+}
+
+// Break puts the connection in the re-authentication state, as when the
+// employer changes their password at the provider: it is
+// SetStatus(connectionID, "reauth"). Unknown ids are ignored.
+func (s *Server) Break(connectionID string) {
+	s.SetStatus(connectionID, "reauth")
+}
+
+// SetStatus sets a connection's status; empty means "connected". Unknown
+// ids are ignored. /introspect always answers 200 and reports the status.
+// Data endpoints (/employer/...) answer, per status:
+//
+//   - "reauth": 401 authentication_error, finch_code reauthenticate_user;
+//   - "pending", "processing": 202 (the first sync is not done);
+//   - "error_no_account_setup", "error_permissions": 401
+//     authentication_error, finch_code account_setup_required;
+//   - "connected" and any other value: 200 with data.
+//
+// The connection's tokens stay the same: setting "connected" again heals
+// them (unlike a reconnect through Connect, which replaces them).
+func (s *Server) SetStatus(connectionID, status string) {
+	if status == "" {
+		status = "connected"
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs, ok := s.conns[connectionID]
+	if !ok {
+		return
+	}
+	cs.conn.Status = status
+	if status == "connected" {
+		cs.lastSync = s.nowLocked()
+	}
+}
+
+// counterID returns a deterministic UUID-shaped id whose first byte tells
+// the kind of object: c0 connection, c1 customer, c2 company.
+func counterID(kind byte, n int) string {
+	return fmt.Sprintf("%02x000000-0000-4000-8000-%012d", kind, n)
+}
+
+// hashID returns a UUID (version 4 shaped) derived from its arguments, so
+// that the same connection always gets the same data ids.
+func hashID(base, kind string, i int) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s/%s/%d", base, kind, i))
+	b := sum[:16]
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

@@ -1,0 +1,310 @@
+package finchtest_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/finchkit/finchreauth/finchtest"
+)
+
+func ExampleServer_Break() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	token := s.AddConnection(finchtest.Connection{})
+	c, _ := s.ConnectionForToken(token)
+
+	s.Break(c.ID) // the employer changed their password at the provider
+
+	req, _ := http.NewRequest("GET", s.URL+"/employer/directory", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := s.Client().Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	fmt.Println(res.StatusCode)
+	fmt.Println(string(body))
+	// Output:
+	// 401
+	// {"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"Please reauthenticate user","statusCode":401,"status":401}
+}
+
+func ExampleServer_AddConnection() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	token := s.AddConnection(finchtest.Connection{CustomerName: "Acme, Inc.", ProviderID: "adp_run"})
+
+	req, _ := http.NewRequest("GET", s.URL+"/introspect", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := s.Client().Do(req)
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	var in struct {
+		ConnectionID     string `json:"connection_id"`
+		CustomerName     string `json:"customer_name"`
+		ProviderID       string `json:"provider_id"`
+		ConnectionStatus struct {
+			Status string `json:"status"`
+		} `json:"connection_status"`
+	}
+	json.NewDecoder(res.Body).Decode(&in)
+	fmt.Println(in.ConnectionID)
+	fmt.Println(in.CustomerName, in.ProviderID, in.ConnectionStatus.Status)
+	// Output:
+	// c0000000-0000-4000-8000-000000000001
+	// Acme, Inc. adp_run connected
+}
+
+// Example_reconnect walks the whole re-authentication flow: a broken
+// connection, a classic Connect link, the employer approving, and the code
+// exchanged for a new token. The connection keeps its id; the old token
+// stays dead.
+func Example_reconnect() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	oldToken := s.AddConnection(finchtest.Connection{})
+	c, _ := s.ConnectionForToken(oldToken)
+	s.Break(c.ID)
+
+	// The link the application sends its customer.
+	link := s.URL + "/authorize?" + url.Values{
+		"client_id":     {s.ClientID},
+		"redirect_uri":  {"https://app.example.com/finch/callback"},
+		"products":      {"company directory"},
+		"connection_id": {c.ID},
+		"state":         {"opaque-state"},
+	}.Encode()
+
+	// The employer clicks Reconnect; Connect redirects to the callback.
+	callback, err := s.Approve(link)
+	if err != nil {
+		panic(err)
+	}
+	cb, _ := url.Parse(callback)
+	fmt.Println(cb.Host+cb.Path, cb.Query().Get("state"))
+
+	// The application's callback exchanges the code.
+	body, _ := json.Marshal(map[string]string{
+		"client_id":     s.ClientID,
+		"client_secret": s.ClientSecret,
+		"code":          cb.Query().Get("code"),
+		"redirect_uri":  "https://app.example.com/finch/callback",
+	})
+	res, err := s.Client().Post(s.URL+"/auth/token", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		panic(err)
+	}
+	var tok struct {
+		AccessToken  string `json:"access_token"`
+		ConnectionID string `json:"connection_id"`
+	}
+	json.NewDecoder(res.Body).Decode(&tok)
+	res.Body.Close()
+	fmt.Println("same connection:", tok.ConnectionID == c.ID)
+
+	status := func(token string) int {
+		req, _ := http.NewRequest("GET", s.URL+"/employer/company", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	fmt.Println("new token:", status(tok.AccessToken))
+	fmt.Println("old token:", status(oldToken))
+	// Output:
+	// app.example.com/finch/callback opaque-state
+	// same connection: true
+	// new token: 200
+	// old token: 401
+}
+
+func ExampleServer_Approve_session() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	c, _ := s.ConnectionForToken(s.AddConnection(finchtest.Connection{}))
+	s.Break(c.ID)
+
+	// The current way to get a reconnect link: a Connect session.
+	req, _ := http.NewRequest("POST", s.URL+"/connect/sessions/reauthenticate",
+		strings.NewReader(`{"connection_id":"`+c.ID+`","redirect_uri":"https://app.example.com/cb"}`))
+	req.SetBasicAuth(s.ClientID, s.ClientSecret)
+	res, err := s.Client().Do(req)
+	if err != nil {
+		panic(err)
+	}
+	var sess struct {
+		ConnectURL string `json:"connect_url"`
+	}
+	json.NewDecoder(res.Body).Decode(&sess)
+	res.Body.Close()
+	fmt.Println(res.StatusCode, strings.HasPrefix(sess.ConnectURL, s.URL+"/authorize?session=sess_"))
+
+	callback, err := s.Approve(sess.ConnectURL)
+	if err != nil {
+		panic(err)
+	}
+	cb, _ := url.Parse(callback)
+	fmt.Println(cb.Host+cb.Path, cb.Query().Has("code"))
+	// Output:
+	// 201 true
+	// app.example.com/cb true
+}
+
+func ExampleServer_Cancel() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	c, _ := s.ConnectionForToken(s.AddConnection(finchtest.Connection{}))
+	link := s.URL + "/authorize?" + url.Values{
+		"client_id":     {s.ClientID},
+		"redirect_uri":  {"https://app.example.com/cb"},
+		"products":      {"company"},
+		"connection_id": {c.ID},
+	}.Encode()
+
+	callback, err := s.Cancel(link)
+	if err != nil {
+		panic(err)
+	}
+	cb, _ := url.Parse(callback)
+	fmt.Println(cb.Query().Get("error"), cb.Query().Has("code"))
+	// Output:
+	// access_denied false
+}
+
+func ExampleServer_ApproveAs() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	c, _ := s.ConnectionForToken(s.AddConnection(finchtest.Connection{}))
+	link := s.URL + "/authorize?" + url.Values{
+		"client_id":     {s.ClientID},
+		"redirect_uri":  {"https://app.example.com/cb"},
+		"products":      {"company"},
+		"connection_id": {c.ID},
+	}.Encode()
+
+	// The employer signs in to another account: a new connection of the
+	// same customer.
+	callback, err := s.ApproveAs(link, "conn_other_account")
+	if err != nil {
+		panic(err)
+	}
+	cb, _ := url.Parse(callback)
+	body, _ := json.Marshal(map[string]string{
+		"client_id": s.ClientID, "client_secret": s.ClientSecret,
+		"code": cb.Query().Get("code"), "redirect_uri": "https://app.example.com/cb",
+	})
+	res, err := s.Client().Post(s.URL+"/auth/token", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	var tok struct {
+		ConnectionID string `json:"connection_id"`
+		CustomerID   string `json:"customer_id"`
+	}
+	json.NewDecoder(res.Body).Decode(&tok)
+	fmt.Println(tok.ConnectionID, tok.CustomerID == c.CustomerID)
+	// Output:
+	// conn_other_account true
+}
+
+func ExampleServer_IssueCode() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	c, _ := s.ConnectionForToken(s.AddConnection(finchtest.Connection{}))
+
+	// Embedded Connect hands the code to the page: no redirect_uri is
+	// bound to it, so the exchange must omit redirect_uri.
+	code := s.IssueCode(c.ID)
+	exchange := func(withRedirect bool) int {
+		m := map[string]string{"client_id": s.ClientID, "client_secret": s.ClientSecret, "code": code}
+		if withRedirect {
+			m["redirect_uri"] = "https://app.example.com/cb"
+		}
+		body, _ := json.Marshal(m)
+		res, err := s.Client().Post(s.URL+"/auth/token", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			panic(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	fmt.Println(exchange(true))  // invalid_grant_error
+	fmt.Println(exchange(false)) // success
+	fmt.Println(exchange(false)) // single use
+	// Output:
+	// 400
+	// 200
+	// 400
+}
+
+func ExampleServer_InjectFault() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	token := s.AddConnection(finchtest.Connection{})
+
+	s.InjectFault(finchtest.Fault{
+		Path:   "/employer/directory",
+		Status: http.StatusTooManyRequests,
+		Header: http.Header{"Retry-After": {"2"}},
+		Times:  1,
+	})
+
+	for range 2 {
+		req, _ := http.NewRequest("GET", s.URL+"/employer/directory", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		res.Body.Close()
+		fmt.Printf("%d Retry-After=%q\n", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	fmt.Println("calls:", s.Calls("GET", "/employer/directory"))
+	// Output:
+	// 429 Retry-After="2"
+	// 200 Retry-After=""
+	// calls: 2
+}
+
+func ExampleServer_SetClock() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	now := time.Date(2025, 1, 1, 9, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return now })
+	c, _ := s.ConnectionForToken(s.AddConnection(finchtest.Connection{}))
+
+	code := s.IssueCode(c.ID)
+	now = now.Add(11 * time.Minute) // codes live 10 minutes
+
+	body, _ := json.Marshal(map[string]string{"client_id": s.ClientID, "client_secret": s.ClientSecret, "code": code})
+	res, err := s.Client().Post(s.URL+"/auth/token", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	var e struct {
+		Name string `json:"name"`
+	}
+	json.NewDecoder(res.Body).Decode(&e)
+	fmt.Println(res.StatusCode, e.Name)
+	// Output:
+	// 400 invalid_grant_error
+}
+
+func ExampleErrorBody() {
+	fmt.Println(finchtest.ErrorBody(429, "rate_limit_exceeded_error", "finch_api_ip_rl", "Too many requests"))
+	// Output:
+	// {"code":429,"name":"rate_limit_exceeded_error","finch_code":"finch_api_ip_rl","message":"Too many requests","statusCode":429,"status":429}
+}

@@ -1,0 +1,278 @@
+package finchtest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The application credentials NewServer installs.
+const (
+	defaultClientID     = "client_test_1"
+	defaultClientSecret = "secret_test_1"
+)
+
+// Server is a fake Finch: the API (api.tryfinch.com) and Finch Connect
+// (connect.tryfinch.com) served together, by NewServer on one
+// httptest server.
+//
+// Server is safe for concurrent use. It must not be copied after first
+// use.
+//
+// The zero Server is usable too, as an http.Handler with no network: its
+// Client serves requests in process, URL is empty (Connect URLs are then
+// built from the request's Host) and the default credentials are accepted.
+type Server struct {
+	// URL is the base URL of the server, e.g. http://127.0.0.1:41234,
+	// with no trailing slash. Both the API and Connect live under it:
+	// s.URL+"/introspect", s.URL+"/authorize". NewServer sets it; if empty,
+	// Connect URLs the fake builds use the scheme and Host of the request.
+	URL string
+
+	// ClientID and ClientSecret are the application credentials the fake
+	// accepts at POST /auth/token and POST /connect/sessions/reauthenticate,
+	// and the client_id it expects at GET /authorize. NewServer sets them to
+	// "client_test_1" and "secret_test_1"; if empty, those values are
+	// accepted. Set them, if at all, before the first request.
+	ClientID     string
+	ClientSecret string
+
+	ts *httptest.Server
+
+	callsMu sync.Mutex
+	calls   map[callKey]int
+
+	mu       sync.Mutex
+	done     chan struct{} // closed by Close
+	isClosed bool
+	now      func() time.Time
+	seq      int
+	conns    map[string]*connState
+	tokens   map[string]*tokenState
+	codes    map[string]*codeState
+	sessions map[string]*sessionState
+	authzs   map[string]*authzState
+	faults   []*faultState
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// NewServer starts and returns a new Server on a local httptest server.
+// The caller must call Close when finished with it.
+func NewServer() *Server {
+	s := &Server{
+		ClientID:     defaultClientID,
+		ClientSecret: defaultClientSecret,
+		done:         make(chan struct{}),
+	}
+	s.ts = httptest.NewUnstartedServer(s)
+	// Set URL before the server starts, so handlers read it race-free.
+	s.URL = "http://" + s.ts.Listener.Addr().String()
+	s.ts.Start()
+	if t, ok := s.ts.Client().Transport.(*http.Transport); ok {
+		// A test that starts thousands of goroutines must not open
+		// thousands of connections (and run out of file descriptors):
+		// requests beyond this many wait for a free connection.
+		t.MaxConnsPerHost = 256
+		t.MaxIdleConnsPerHost = 256
+	}
+	return s
+}
+
+// Close shuts the server down. Requests waiting on a Fault's Latency are
+// answered at once with a 503. Close blocks until outstanding requests
+// complete. Calling Close more than once is harmless.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	if !s.isClosed {
+		s.isClosed = true
+		close(s.done)
+	}
+	ts := s.ts
+	s.mu.Unlock()
+	if ts != nil {
+		ts.Close()
+	}
+}
+
+// Client returns an HTTP client configured for requests to the server.
+// For a Server from NewServer it is the httptest client; its transport
+// keeps at most 256 connections to the server, so a test may start
+// thousands of concurrent requests. Use Client().Transport as the base
+// transport of the code under test. For the zero Server, the client
+// serves every request in process, whatever its host.
+func (s *Server) Client() *http.Client {
+	if s.ts != nil {
+		return s.ts.Client()
+	}
+	return &http.Client{Transport: handlerTransport{s}}
+}
+
+// SetClock sets the function the server reads the time from: it decides
+// when authorization codes (10 minutes) and Connect sessions
+// (minutes_to_expire) expire, and stamps last_successful_sync. If now is
+// nil, time.Now is used. Latency faults always use real time.
+func (s *Server) SetClock(now func() time.Time) {
+	s.mu.Lock()
+	s.now = now
+	s.mu.Unlock()
+}
+
+// nowLocked returns the server's time. s.mu must be held.
+func (s *Server) nowLocked() time.Time {
+	if s.now == nil {
+		return time.Now()
+	}
+	return s.now()
+}
+
+// closed returns a channel closed when Close is called.
+func (s *Server) closed() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+func (s *Server) clientID() string {
+	if s.ClientID == "" {
+		return defaultClientID
+	}
+	return s.ClientID
+}
+
+func (s *Server) clientSecret() string {
+	if s.ClientSecret == "" {
+		return defaultClientSecret
+	}
+	return s.ClientSecret
+}
+
+// baseURL is the URL Connect links point to.
+func (s *Server) baseURL(r *http.Request) string {
+	if s.URL != "" {
+		return strings.TrimRight(s.URL, "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// ServeHTTP serves the fake Finch API and Connect. Every response carries
+// a unique Finch-Request-Id header. Each request is counted (see Calls),
+// then the first matching Fault applies (see InjectFault), then the route
+// answers. An unknown path answers 404 and a known path with the wrong
+// method answers 405, both with a Finch-shaped JSON error.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Finch-Request-Id", "req_"+randomHex(12))
+	s.countCall(r.Method, r.URL.Path)
+
+	if f, ok := s.takeFault(r.Method, r.URL.Path); ok {
+		if s.applyFault(w, r, f) {
+			return
+		}
+	}
+
+	method, h := s.route(r.URL.Path)
+	switch {
+	case h == nil:
+		writeError(w, errNotFound("No route for this path"))
+	case r.Method != method:
+		w.Header().Set("Allow", method)
+		writeError(w, newAPIError(http.StatusMethodNotAllowed, "method_not_allowed_error", "", "Method not allowed"))
+	default:
+		h(w, r)
+	}
+}
+
+// route returns the method a path accepts and its handler, or a nil
+// handler for an unknown path.
+func (s *Server) route(path string) (method string, h http.HandlerFunc) {
+	switch path {
+	case "/introspect":
+		return http.MethodGet, s.serveIntrospect
+	case "/employer/company":
+		return http.MethodGet, s.serveCompany
+	case "/employer/directory":
+		return http.MethodGet, s.serveDirectory
+	case "/sandbox/connections/accounts":
+		return http.MethodPut, s.serveSandboxAccount
+	case "/auth/token":
+		return http.MethodPost, s.serveToken
+	case "/connect/sessions/reauthenticate":
+		return http.MethodPost, s.serveReauthSession
+	case "/authorize":
+		return http.MethodGet, s.serveAuthorize
+	case "/authorize/decision":
+		return http.MethodPost, s.serveDecision
+	}
+	return "", nil
+}
+
+type callKey struct{ method, path string }
+
+func (s *Server) countCall(method, path string) {
+	s.callsMu.Lock()
+	if s.calls == nil {
+		s.calls = make(map[callKey]int)
+	}
+	s.calls[callKey{method, path}]++
+	s.callsMu.Unlock()
+}
+
+// Calls reports how many requests reached the server with that method and
+// URL path (no query), whatever their outcome: faulted, rejected and
+// unknown routes are counted too. An empty method matches any method and
+// an empty path any path, so Calls("", "") is the total. Approve, Cancel,
+// ApproveAs and IssueCode do not make requests and are not counted.
+func (s *Server) Calls(method, path string) int {
+	s.callsMu.Lock()
+	defer s.callsMu.Unlock()
+	n := 0
+	for k, c := range s.calls {
+		if (method == "" || strings.EqualFold(method, k.method)) && (path == "" || path == k.path) {
+			n += c
+		}
+	}
+	return n
+}
+
+// randomHex returns 2n random hex digits.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b) // never fails (crypto/rand crashes the program instead)
+	return hex.EncodeToString(b)
+}
+
+// handlerTransport serves requests in process: the zero Server's client.
+type handlerTransport struct{ h http.Handler }
+
+func (t handlerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	r := req.Clone(req.Context())
+	if r.Body == nil {
+		r.Body = http.NoBody
+	}
+	if r.Host == "" {
+		r.Host = req.URL.Host
+	}
+	r.RequestURI = req.URL.RequestURI()
+	rec := httptest.NewRecorder()
+	t.h.ServeHTTP(rec, r)
+	if req.Body != nil {
+		req.Body.Close()
+	}
+	res := rec.Result()
+	res.Request = req
+	return res, nil
+}
