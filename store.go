@@ -154,7 +154,7 @@ func (s *MemoryStore) MarkReauth(ctx context.Context, m Mark) (MarkResult, error
 	var res MarkResult
 	switch {
 	case !st.NeedsReauth:
-		st.Key, st.ConnectionID = m.Key, m.ConnectionID
+		st.Key = m.Key
 		st.NeedsReauth, st.Episode, st.Since, st.Notified = true, m.Episode, m.At, false
 		st.LeaseUntil = m.LeaseUntil
 		res.Transitioned, res.Notify = true, true

@@ -20,8 +20,10 @@ func Fingerprint(token string) string {
 // Token is an access token for one Finch connection, as a Store saves it.
 //
 // Token formats itself, under every fmt verb, as its connection and
-// fingerprint only: printing a Token, or a struct holding one, never prints
-// the access token.
+// fingerprint only: printing a Token, a *Token, or a struct that holds one in
+// an exported field never prints the access token. (fmt cannot reach the
+// Format method of a value in an unexported field: keep tokens out of those,
+// or give the enclosing type its own Format.)
 type Token struct {
 	ConnectionID string
 	AccessToken  string
