@@ -210,3 +210,119 @@ type Entity struct {
 	SourceID string `json:"source_id"`
 	Status   string `json:"status"`
 }
+
+// reauthSessionRequest is the body of POST /connect/sessions/reauthenticate.
+type reauthSessionRequest struct {
+	ConnectionID    string   `json:"connection_id"`
+	MinutesToExpire int      `json:"minutes_to_expire,omitempty"`
+	Products        []string `json:"products,omitempty"`
+	RedirectURI     string   `json:"redirect_uri,omitempty"`
+}
+
+// reauthSession mints a Connect session for an existing connection and
+// returns its connect_url. Minting twice only makes two sessions, so every
+// failure without a session is retried as for an idempotent call.
+func (f finchAPI) reauthSession(ctx context.Context, baseURL, clientID, clientSecret string, body reauthSessionRequest) (string, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return "", err
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/connect/sessions/reauthenticate", b)
+	if err != nil {
+		return "", fmt.Errorf("finchreauth: connect session: %w", err)
+	}
+	req.SetBasicAuth(clientID, clientSecret)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Finch-API-Version", apiVersion)
+	resp, err := f.do(req, retryIdempotent)
+	if err != nil {
+		return "", fmt.Errorf("finchreauth: connect session: %w", err)
+	}
+	var out struct {
+		SessionID  string `json:"session_id"`
+		ConnectURL string `json:"connect_url"`
+	}
+	if err := readJSON(resp, &out); err != nil {
+		return "", fmt.Errorf("finchreauth: connect session: %w", err)
+	}
+	if out.ConnectURL == "" {
+		return "", errors.New("finchreauth: connect session: Finch returned no connect_url")
+	}
+	return out.ConnectURL, nil
+}
+
+// tokenRequest is the body of POST /auth/token. RedirectURI is omitted for
+// the embedded flow, where sending it makes the exchange fail.
+type tokenRequest struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	Code         string `json:"code"`
+	RedirectURI  string `json:"redirect_uri,omitempty"`
+}
+
+// tokenResponse is Finch's answer to a code exchange.
+type tokenResponse struct {
+	AccessToken    string   `json:"access_token"`
+	TokenType      string   `json:"token_type"`
+	ConnectionID   string   `json:"connection_id"`
+	CustomerID     string   `json:"customer_id"`
+	CustomerName   string   `json:"customer_name"`
+	CompanyID      string   `json:"company_id"`
+	ProviderID     string   `json:"provider_id"`
+	Products       []string `json:"products"`
+	EntityIDs      []string `json:"entity_ids"`
+	ClientType     string   `json:"client_type"`
+	ConnectionType string   `json:"connection_type"`
+	AccountID      string   `json:"account_id"` // deprecated by Finch
+}
+
+// Format keeps the access token out of every fmt verb.
+func (t tokenResponse) Format(f fmt.State, verb rune) {
+	fmt.Fprintf(f, "tokenResponse{ConnectionID:%q Token:%s}", t.ConnectionID, Fingerprint(t.AccessToken))
+}
+
+// retryExchange is the retry policy of the code exchange. A code is
+// single-use, so a retry must never cost the application a token it could
+// have had. It cannot:
+//
+//   - it retries only after an attempt has ended without a token: Finch
+//     answered 429 (refused before doing anything) or 5xx, or the
+//     connection failed. It never retries a 4xx: invalid_grant is final.
+//   - no attempt is cut short by a timeout of its own: the only deadline is
+//     the caller's, for the whole exchange, so a retry never races an
+//     attempt that might still come back with the token.
+//
+// So when a retry is sent, the earlier attempt's token, if Finch issued one,
+// was already lost (its answer never arrived, or was an error), with or
+// without the retry; the retry either obtains the token (Finch had not
+// consumed the code) or gets invalid_grant (it had), which is the failure
+// the application would have had anyway.
+func retryExchange(ctx context.Context, resp *http.Response, err error) (bool, error) {
+	return retryIdempotent(ctx, resp, err)
+}
+
+// exchange trades a Connect code for a token.
+func (f finchAPI) exchange(ctx context.Context, baseURL string, body tokenRequest) (tokenResponse, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return tokenResponse{}, err
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, baseURL+"/auth/token", b)
+	if err != nil {
+		return tokenResponse{}, fmt.Errorf("finchreauth: code exchange: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Finch-API-Version", apiVersion)
+	resp, err := f.do(req, retryExchange)
+	if err != nil {
+		return tokenResponse{}, fmt.Errorf("finchreauth: code exchange: %w", err)
+	}
+	var out tokenResponse
+	if err := readJSON(resp, &out); err != nil {
+		return tokenResponse{}, fmt.Errorf("finchreauth: code exchange: %w", err)
+	}
+	if out.AccessToken == "" || out.ConnectionID == "" {
+		return tokenResponse{}, errors.New("finchreauth: code exchange: Finch's answer lacks access_token or connection_id")
+	}
+	return out, nil
+}

@@ -131,7 +131,10 @@ func (s *Server) beginAuthorize(q url.Values) (authorizeView, error) {
 			connID:      ss.connID,
 			sessionID:   sid,
 			redirectURI: ss.redirectURI,
-			products:    slices.Clone(ss.products),
+			// Finch documents state as echoed to the redirect URI; this
+			// fake echoes one given on a session's connect_url too.
+			state:    q.Get("state"),
+			products: slices.Clone(ss.products),
 		}
 	} else {
 		redirect := q.Get("redirect_uri")
