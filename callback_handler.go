@@ -204,6 +204,9 @@ func (c *Connect) reconnect(ctx context.Context, code, state, connectErr string,
 	if err := c.replay.claim(p, now); err != nil {
 		return Reconnection{}, fail(reasonInvalidState, http.StatusConflict, p.connectionID, errors.New("state already used"))
 	}
+	// Whatever the exchange does, Connect has spent the link's session:
+	// the next notification or start gets a freshly minted link.
+	c.forgetLink(p.connectionID)
 
 	req := tokenRequest{ClientID: c.ClientID, ClientSecret: c.ClientSecret, Code: code}
 	if !embedded {
@@ -254,7 +257,6 @@ func (c *Connect) reconnect(ctx context.Context, code, state, connectErr string,
 	if prev.NeedsReauth {
 		rec.BrokenSince = prev.Since
 	}
-	c.forgetLink(rec.ConnectionID)
 	if c.OnReconnected != nil {
 		c.runHook(ctx, "reconnected", rec, c.OnReconnected)
 	}
