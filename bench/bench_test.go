@@ -1,0 +1,209 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/oauth2"
+)
+
+const token = "healthy-token-0123456789abcdef"
+
+// cannedRT answers every request with a fresh response, allocated as a real
+// transport allocates it, around an empty body: an in-memory base for
+// measuring what each wrapper adds and nothing else.
+type cannedRT struct {
+	header http.Header
+}
+
+func (c *cannedRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	return &http.Response{StatusCode: 200, Header: c.header, Body: http.NoBody, Request: req}, nil
+}
+
+func newCanned() *cannedRT {
+	return &cannedRT{header: http.Header{"Content-Type": {"application/json"}}}
+}
+
+// roundTrip calls rt through the interface, as http.Client does, so that the
+// compiler cannot devirtualise the bare case and keep its response on the
+// stack: every case then pays for the same response allocation.
+//
+//go:noinline
+func roundTrip(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
+	return rt.RoundTrip(req)
+}
+
+// subject is one RoundTripper under measurement, built around a base.
+type subject struct {
+	name string
+	make func(base http.RoundTripper) (rt http.RoundTripper, done func())
+}
+
+// subjects are the bare base and what an application could put in front of
+// it, each set up as its users set it up.
+var subjects = []subject{
+	{"bare", func(base http.RoundTripper) (http.RoundTripper, func()) {
+		return base, func() {}
+	}},
+	{"finchreauth", func(base http.RoundTripper) (http.RoundTripper, func()) {
+		t := &finchreauth.Transport{Base: base}
+		return t, func() { t.Close() }
+	}},
+	{"oauth2", func(base http.RoundTripper) (http.RoundTripper, func()) {
+		// The request already carries its token; oauth2.Transport clones
+		// the request and sets the header again: that is its real cost.
+		src := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token})
+		return &oauth2.Transport{Source: src, Base: base}, func() {}
+	}},
+	{"retryablehttp", func(base http.RoundTripper) (http.RoundTripper, func()) {
+		c := retryablehttp.NewClient()
+		c.HTTPClient.Transport = base
+		c.Logger = nil // its default DEBUG logger would dominate the figures
+		return &retryablehttp.RoundTripper{Client: c}, func() {}
+	}},
+}
+
+func newRequest(b *testing.B, url string) *http.Request {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Finch-API-Version", "2020-09-17")
+	return req
+}
+
+// call sends req through rt and closes the response body. It reports a
+// failure with b.Error, which any goroutine may call, and returns false.
+func call(b *testing.B, rt http.RoundTripper, req *http.Request) bool {
+	resp, err := roundTrip(rt, req)
+	if err != nil || resp.StatusCode != 200 {
+		b.Error(resp, err)
+		return false
+	}
+	resp.Body.Close()
+	return true
+}
+
+// BenchmarkPassThrough is issue 4's benchmark 1: a 200 from an in-memory
+// base, one goroutine. What each wrapper adds to the bare base is its cost
+// on the path that succeeds.
+func BenchmarkPassThrough(b *testing.B) {
+	for _, s := range subjects {
+		b.Run(s.name, func(b *testing.B) {
+			rt, done := s.make(newCanned())
+			defer done()
+			req := newRequest(b, "https://api.tryfinch.com/employer/company")
+			b.ReportAllocs()
+			for b.Loop() {
+				if !call(b, rt, req) {
+					return
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkContention is issue 4's benchmark 6: the pass-through of
+// BenchmarkPassThrough from exactly g goroutines at once, sharing one
+// RoundTripper and one request, as an application's goroutines share its
+// client. ns/op is wall time per call over all goroutines: a wrapper
+// without a shared lock keeps its ratio to bare as g grows.
+func BenchmarkContention(b *testing.B) {
+	for _, g := range []int{1, 2, 8, 64} {
+		for _, s := range subjects {
+			b.Run(fmt.Sprintf("g=%d/%s", g, s.name), func(b *testing.B) {
+				rt, done := s.make(newCanned())
+				defer done()
+				req := newRequest(b, "https://api.tryfinch.com/employer/company")
+				b.ReportAllocs()
+				parallel(b, g, func() bool { return call(b, rt, req) })
+			})
+		}
+	}
+}
+
+// parallel runs fn b.N times in all, from exactly g goroutines (RunParallel
+// starts a multiple of GOMAXPROCS, which would make g=1 two goroutines on
+// two cores). A goroutine stops when fn returns false.
+func parallel(b *testing.B, g int, fn func() bool) {
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range g {
+		n := b.N / g
+		if i < b.N%g {
+			n++
+		}
+		wg.Go(func() {
+			<-start
+			for range n {
+				if !fn() {
+					return
+				}
+			}
+		})
+	}
+	b.ResetTimer()
+	close(start)
+	wg.Wait()
+}
+
+// BenchmarkLoopback is issue 4's benchmark 2: real HTTP/1.1 over loopback
+// to an httptest server that answers 200 with a small JSON body, the body
+// read in full, from 2×GOMAXPROCS goroutines. Throughput is 1/ns/op.
+func BenchmarkLoopback(b *testing.B) {
+	body := []byte(`{"company_id":"c2000000-0000-4000-8000-000000000001","legal_name":"Acme"}`)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(body)
+	}))
+	defer ts.Close()
+	for _, s := range subjects {
+		b.Run(s.name, func(b *testing.B) {
+			// Each subject gets its own connection pool, warmed by the
+			// benchmark's first calls, so none inherits another's.
+			base := &http.Transport{MaxIdleConnsPerHost: 64}
+			defer base.CloseIdleConnections()
+			rt, done := s.make(base)
+			defer done()
+			for range 4 {
+				if err := fetch(rt, newRequest(b, ts.URL+"/employer/company")); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.SetParallelism(2)
+			b.RunParallel(func(pb *testing.PB) {
+				req := newRequest(b, ts.URL+"/employer/company")
+				for pb.Next() {
+					if err := fetch(rt, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// fetch sends req through rt and reads the response body to its end, so
+// that the connection goes back to the pool.
+func fetch(rt http.RoundTripper, req *http.Request) error {
+	resp, err := roundTrip(rt, req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	return err
+}
