@@ -90,7 +90,7 @@ ON CONFLICT (key) DO UPDATE SET
 		WHEN NOT r.notified AND (r.lease_until IS NULL OR r.lease_until <= excluded.since) THEN CAST($8 AS TEXT)
 		ELSE r.lease_holder END,
 	needs_reauth = TRUE
-WHERE {strpos}(' ' || r.superseded || ' ', ' ' || CAST($3 AS TEXT) || ' ') = 0
+WHERE CAST($3 AS TEXT) = '' OR {strpos}(' ' || r.superseded || ' ', ' ' || CAST($3 AS TEXT) || ' ') = 0
 RETURNING episode, since, notified, lease_holder`)
 
 	q.notified = sub(`UPDATE {T} SET notified = TRUE, lease_until = NULL, lease_holder = ''
