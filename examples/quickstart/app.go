@@ -171,7 +171,10 @@ func (a *app) finchGet(ctx context.Context, token, path string, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return finchreauth.ParseAPIError(resp)
+		if apiErr := finchreauth.ParseAPIError(resp); apiErr != nil { // nil below 400
+			return apiErr
+		}
+		return fmt.Errorf("finch answered %s to GET %s", resp.Status, path)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
