@@ -1,0 +1,485 @@
+// Package replicatest checks, with real OS processes, that a shared
+// finchreauth.Store makes "one notification per broken connection" hold
+// across replicas: each replica is the test binary run again, with its own
+// Transport and its own singleflight, all calling one fake Finch and sharing
+// one store.
+//
+// A store module wires it in twice. Its TestMain turns the process into a
+// replica when the parent asked for one:
+//
+//	func TestMain(m *testing.M) {
+//		replicatest.Main(openFromEnv) // returns at once in a normal run
+//		os.Exit(m.Run())
+//	}
+//
+// and a test runs the scenario:
+//
+//	replicatest.Run(t, replicatest.Config{Store: s, Env: []string{"MYSTORE_DSN=..."}})
+//
+// The replicas find the store through Env; openFromEnv reads it.
+package replicatest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/finchtest"
+)
+
+// The environment a replica is started with.
+const (
+	envIndex       = "FINCHREAUTH_REPLICA"              // the replica's number; its presence makes a replica
+	envFinch       = "FINCHREAUTH_REPLICA_FINCH"        // the fake Finch's URL
+	envConn        = "FINCHREAUTH_REPLICA_CONNECTION"   // the connection id
+	envClient      = "FINCHREAUTH_REPLICA_CLIENT"       // client_id:client_secret for /auth/token
+	envNotifyFile  = "FINCHREAUTH_REPLICA_NOTIFY_FILE"  // where the Notifier appends a line per notification
+	envNotifyDelay = "FINCHREAUTH_REPLICA_NOTIFY_DELAY" // how long Notify takes
+	envCallers     = "FINCHREAUTH_REPLICA_CALLERS"      // goroutines calling Finch in each replica
+)
+
+// Config describes a run.
+type Config struct {
+	// Store is the parent's handle on the shared store: it saves the first
+	// token and checks the state at the end.
+	Store finchreauth.Store
+	// Env is added to each replica's environment: what its Main's open
+	// function needs to reach the same store.
+	Env []string
+	// Replicas is how many processes to start. If zero, 4.
+	Replicas int
+	// Callers is how many goroutines call Finch in each replica. If zero, 8.
+	Callers int
+	// NotifyDelay is how long each Notify takes, so that other replicas
+	// detect the break while the notification is under way. If zero,
+	// 200ms.
+	NotifyDelay time.Duration
+	// Timeout bounds the whole run. If zero, 2 minutes.
+	Timeout time.Duration
+}
+
+// Run starts the replicas and plays the scenario: every replica calls Finch
+// with the connection's token from the store, from Callers goroutines at
+// once; the parent breaks the connection while they call; then it checks
+// that exactly one notification went out in all, reconnects through replica
+// 0 (a code exchange and Transport.SaveToken), and checks that every replica
+// reads the new token from the store and calls Finch with it successfully.
+func Run(t *testing.T, cfg Config) {
+	t.Helper()
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 4
+	}
+	if cfg.Callers == 0 {
+		cfg.Callers = 8
+	}
+	if cfg.NotifyDelay == 0 {
+		cfg.NotifyDelay = 200 * time.Millisecond
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), cfg.Timeout)
+	defer cancel()
+
+	fake := finchtest.NewServer()
+	defer fake.Close()
+	first := fake.AddConnection(finchtest.Connection{CustomerName: "Replica Corp"})
+	conn, _ := fake.ConnectionForToken(first)
+	if _, err := cfg.Store.SaveToken(ctx, finchreauth.Token{ConnectionID: conn.ID, AccessToken: first, IssuedAt: time.Now().Add(-time.Hour)}); err != nil {
+		t.Fatalf("saving the first token %s: %v", finchreauth.Fingerprint(first), err)
+	}
+	notifyFile := t.TempDir() + "/notifications"
+
+	env := append(os.Environ(), cfg.Env...)
+	env = append(env,
+		envFinch+"="+fake.URL,
+		envConn+"="+conn.ID,
+		envClient+"="+fake.ClientID+":"+fake.ClientSecret,
+		envNotifyFile+"="+notifyFile,
+		envNotifyDelay+"="+cfg.NotifyDelay.String(),
+		envCallers+"="+strconv.Itoa(cfg.Callers),
+	)
+	reps := make([]*replica, cfg.Replicas)
+	for i := range reps {
+		reps[i] = start(ctx, t, i, env)
+	}
+	defer func() {
+		for _, r := range reps {
+			r.stop(t)
+		}
+	}()
+	all := func(cmd, want string) []string {
+		t.Helper()
+		out := make([]string, len(reps))
+		for _, r := range reps {
+			if cmd != "" {
+				r.send(t, cmd)
+			}
+		}
+		for i, r := range reps {
+			out[i] = r.expect(ctx, t, want)
+		}
+		return out
+	}
+
+	all("", "ready")
+	all("call", "calling") // every caller of every replica had a 200
+	fake.Break(conn.ID)
+	broken := all("", "broken") // every caller saw the re-authentication
+	for i, line := range broken {
+		t.Logf("replica %d: %s", i, line)
+	}
+	notes := readNotes(t, notifyFile)
+	if len(notes) != 1 {
+		t.Fatalf("%d notifications across %d replicas: %q; want exactly 1", len(notes), len(reps), notes)
+	}
+	t.Logf("the one notification: %s (introspect calls: %d)", notes[0], fake.Calls("GET", "/introspect"))
+	st, err := cfg.Store.State(ctx, conn.ID)
+	if err != nil || !st.NeedsReauth || !st.Notified {
+		t.Fatalf("store state after the break: NeedsReauth %t, Notified %t, %v; want both true", st.NeedsReauth, st.Notified, err)
+	}
+
+	code := fake.IssueCode(conn.ID)
+	reps[0].send(t, "reconnect "+code)
+	saved := strings.TrimPrefix(reps[0].expect(ctx, t, "saved"), "saved ")
+	if saved == finchreauth.Fingerprint(first) {
+		t.Fatal("the reconnect saved the broken token again")
+	}
+	for i, line := range all("recall", "recalled") {
+		if want := "recalled " + saved + " 200"; line != want {
+			t.Errorf("replica %d after the reconnect: %q; want %q (the new token, and Finch's 200)", i, line, want)
+		}
+	}
+	if notes := readNotes(t, notifyFile); len(notes) != 1 {
+		t.Errorf("%d notifications after the reconnect; want still 1", len(notes))
+	}
+	st, err = cfg.Store.State(ctx, conn.ID)
+	switch {
+	case err != nil:
+		t.Errorf("store state after the reconnect: %v", err)
+	case st.NeedsReauth || st.TokenFingerprint != saved || len(st.Superseded) == 0 || st.Superseded[0] != finchreauth.Fingerprint(first):
+		t.Errorf("store state after the reconnect: NeedsReauth %t, token %s, superseded %q; want false, %s, [%s ...]",
+			st.NeedsReauth, st.TokenFingerprint, st.Superseded, saved, finchreauth.Fingerprint(first))
+	}
+	all("exit", "bye")
+}
+
+func readNotes(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for l := range strings.Lines(string(b)) {
+		lines = append(lines, strings.TrimSuffix(l, "\n"))
+	}
+	return lines
+}
+
+// replica is the parent's view of one child process.
+type replica struct {
+	i      int
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	lines  chan string
+	stderr *syncBuffer
+	done   chan struct{}
+}
+
+func start(ctx context.Context, t *testing.T, i int, env []string) *replica {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(env, envIndex+"="+strconv.Itoa(i))
+	cmd.WaitDelay = 5 * time.Second
+	r := &replica{i: i, cmd: cmd, lines: make(chan string, 16), stderr: &syncBuffer{}, done: make(chan struct{})}
+	cmd.Stderr = r.stderr
+	var err error
+	if r.stdin, err = cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting replica %d: %v", i, err)
+	}
+	go func() {
+		defer close(r.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			r.lines <- sc.Text()
+		}
+	}()
+	go func() {
+		cmd.Wait()
+		close(r.done)
+	}()
+	return r
+}
+
+func (r *replica) send(t *testing.T, cmd string) {
+	t.Helper()
+	if _, err := io.WriteString(r.stdin, cmd+"\n"); err != nil {
+		t.Fatalf("replica %d: sending %q: %v\nits stderr:\n%s", r.i, strings.Fields(cmd)[0], err, r.stderr)
+	}
+}
+
+// expect returns the replica's next line, which must start with want.
+func (r *replica) expect(ctx context.Context, t *testing.T, want string) string {
+	t.Helper()
+	select {
+	case line, ok := <-r.lines:
+		if !ok {
+			<-r.done
+			t.Fatalf("replica %d exited (%v) waiting for %q; its stderr:\n%s", r.i, r.cmd.ProcessState, want, r.stderr)
+		}
+		if !strings.HasPrefix(line, want) {
+			t.Fatalf("replica %d said %q; want %q; its stderr:\n%s", r.i, line, want, r.stderr)
+		}
+		return line
+	case <-ctx.Done():
+		t.Fatalf("replica %d: no %q before the deadline; its stderr:\n%s", r.i, want, r.stderr)
+	}
+	return ""
+}
+
+// stop ends the replica: it closes its stdin, which makes it exit, and
+// kills it if it has not within 10 seconds.
+func (r *replica) stop(t *testing.T) {
+	r.stdin.Close()
+	select {
+	case <-r.done:
+	case <-time.After(10 * time.Second):
+		r.cmd.Process.Kill()
+		<-r.done
+	}
+	if r.cmd.ProcessState != nil && !r.cmd.ProcessState.Success() && !t.Failed() {
+		t.Errorf("replica %d ended with %v; its stderr:\n%s", r.i, r.cmd.ProcessState, r.stderr)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// Main runs this process as a replica if the parent started it as one, and
+// exits; otherwise it returns at once. open opens the shared store from the
+// environment the parent passed (Config.Env) and returns a function that
+// closes it.
+func Main(open func(ctx context.Context) (finchreauth.Store, func(), error)) {
+	idx, ok := os.LookupEnv(envIndex)
+	if !ok {
+		return
+	}
+	if err := runReplica(idx, open); err != nil {
+		fmt.Printf("error %v\n", err)
+		fmt.Fprintf(os.Stderr, "replica %s: %v\n", idx, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, func(), error)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	finchURL, connID := os.Getenv(envFinch), os.Getenv(envConn)
+	clientID, clientSecret, _ := strings.Cut(os.Getenv(envClient), ":")
+	callers, err := strconv.Atoi(os.Getenv(envCallers))
+	if err != nil {
+		return fmt.Errorf("%s: %v", envCallers, err)
+	}
+	delay, err := time.ParseDuration(os.Getenv(envNotifyDelay))
+	if err != nil {
+		return fmt.Errorf("%s: %v", envNotifyDelay, err)
+	}
+	store, closeStore, err := open(ctx)
+	if err != nil {
+		return fmt.Errorf("opening the store: %v", err)
+	}
+	defer closeStore()
+
+	notifyFile := os.Getenv(envNotifyFile)
+	base := &http.Transport{MaxConnsPerHost: callers, MaxIdleConnsPerHost: callers}
+	defer base.CloseIdleConnections()
+	tr := &finchreauth.Transport{
+		Base:  base,
+		Store: store,
+		Notifier: finchreauth.NotifierFunc(func(ctx context.Context, e finchreauth.Event) error {
+			select {
+			case <-time.After(delay):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			f, err := os.OpenFile(notifyFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			// One write with O_APPEND: lines from replicas never interleave.
+			_, err = fmt.Fprintf(f, "replica=%s key=%s episode=%s token=%s\n", idx, e.Key, e.Episode, e.TokenFingerprint)
+			return err
+		}),
+		ErrorHandler: func(ctx context.Context, err error) {
+			fmt.Fprintf(os.Stderr, "replica %s: handling failed: %v\n", idx, err)
+		},
+	}
+	defer tr.Close()
+	client := tr.WrapClient(&http.Client{Timeout: 30 * time.Second})
+
+	get := func(token string) (status int, mark string, err error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, finchURL+"/employer/company", nil)
+		if err != nil {
+			return 0, "", err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, "", err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, resp.Header.Get("Finchreauth"), nil
+	}
+
+	fmt.Println("ready")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		cmd, arg, _ := strings.Cut(in.Text(), " ")
+		switch cmd {
+		case "call":
+			tok, err := store.Token(ctx, connID)
+			if err != nil {
+				return fmt.Errorf("reading the token: %v", err)
+			}
+			var healthy sync.WaitGroup
+			healthy.Add(callers)
+			var wg sync.WaitGroup
+			var detected, latched, calls atomic.Int64
+			errs := make(chan error, callers)
+			for range callers {
+				wg.Go(func() {
+					first := true
+					for {
+						status, mark, err := get(tok.AccessToken)
+						calls.Add(1)
+						switch {
+						case err != nil:
+							errs <- err
+							if first {
+								healthy.Done()
+							}
+							return
+						case status == http.StatusOK:
+							if first {
+								first = false
+								healthy.Done()
+							}
+							continue
+						case status == http.StatusUnauthorized && mark == "detected":
+							detected.Add(1)
+						case status == http.StatusUnauthorized && mark == "latched":
+							latched.Add(1)
+						default:
+							errs <- fmt.Errorf("Finch answered %d (mark %q)", status, mark)
+						}
+						if first {
+							healthy.Done() // broken before its first 200: still calling
+						}
+						return
+					}
+				})
+			}
+			healthy.Wait()
+			fmt.Println("calling")
+			wg.Wait()
+			close(errs)
+			if err := <-errs; err != nil {
+				return err
+			}
+			if detected.Load() == 0 {
+				return errors.New("no caller saw a detection")
+			}
+			fmt.Printf("broken detected=%d latched=%d calls=%d\n", detected.Load(), latched.Load(), calls.Load())
+		case "reconnect":
+			tok, err := exchange(ctx, base, finchURL, clientID, clientSecret, arg)
+			if err != nil {
+				return fmt.Errorf("exchanging the code: %v", err)
+			}
+			if _, err := tr.SaveToken(ctx, finchreauth.Token{ConnectionID: connID, AccessToken: tok, IssuedAt: time.Now()}); err != nil {
+				return fmt.Errorf("saving token %s: %v", finchreauth.Fingerprint(tok), err)
+			}
+			fmt.Println("saved " + finchreauth.Fingerprint(tok))
+		case "recall":
+			tok, err := store.Token(ctx, connID)
+			if err != nil {
+				return fmt.Errorf("reading the token: %v", err)
+			}
+			status, _, err := get(tok.AccessToken)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("recalled %s %d\n", tok.Fingerprint(), status)
+		case "exit":
+			fmt.Println("bye")
+			return nil
+		default:
+			return fmt.Errorf("unknown command %q", cmd)
+		}
+	}
+	return in.Err()
+}
+
+// exchange redeems a Connect code at POST /auth/token, as an application's
+// callback does after a reconnect.
+func exchange(ctx context.Context, rt http.RoundTripper, finchURL, clientID, clientSecret, code string) (string, error) {
+	body, _ := json.Marshal(map[string]string{"client_id": clientID, "client_secret": clientSecret, "code": code})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, finchURL+"/auth/token", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := (&http.Client{Transport: rt}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.AccessToken == "" {
+		return "", fmt.Errorf("status %d, %v", resp.StatusCode, err)
+	}
+	return out.AccessToken, nil
+}

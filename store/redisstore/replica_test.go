@@ -1,0 +1,47 @@
+package redisstore_test
+
+import (
+	"context"
+	"os"
+	"testing"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/store/internal/replicatest"
+	"github.com/finchkit/finchreauth/store/redisstore"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+// How a replica finds the store the parent test made.
+const (
+	envReplicaAddr   = "FINCHREAUTH_TEST_REDIS_ADDR"
+	envReplicaPrefix = "FINCHREAUTH_TEST_REDIS_PREFIX"
+)
+
+func TestMain(m *testing.M) {
+	replicatest.Main(openReplicaStore) // a replica of TestReplicas runs and exits here
+	goleak.VerifyTestMain(m)
+}
+
+func openReplicaStore(ctx context.Context) (finchreauth.Store, func(), error) {
+	c := redis.NewClient(&redis.Options{Addr: os.Getenv(envReplicaAddr)})
+	if err := c.Ping(ctx).Err(); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	s := &redisstore.Store{Client: c, Prefix: os.Getenv(envReplicaPrefix), Sealer: testSealer(nil)}
+	return s, func() { c.Close() }, nil
+}
+
+// TestReplicas runs four processes, each with its own Transport, on one
+// Redis, breaks the token they all call with, and checks that one
+// notification went out in all and that after a reconnect through one of
+// them every one uses the new token (see package replicatest).
+func TestReplicas(t *testing.T) {
+	c := openRedis(t)
+	s := newStore(t, c, testSealer(t))
+	replicatest.Run(t, replicatest.Config{
+		Store: s,
+		Env:   []string{envReplicaAddr + "=" + os.Getenv(envRedis), envReplicaPrefix + "=" + s.Prefix},
+	})
+}
