@@ -139,7 +139,7 @@ var _ http.RoundTripper = (*Transport)(nil)
 
 func (t *Transport) init() {
 	t.initOnce.Do(func() {
-		t.latch = newLatch(max(t.latchTTL(), t.retryInterval()))
+		t.latch = newLatch(max(t.latchTTL(), t.retryInterval()), t.now)
 		t.store = t.Store
 		if t.store == nil {
 			t.store = NewMemoryStore()
@@ -195,7 +195,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (t *Transport) roundTrip(req *http.Request, base http.RoundTripper) (*http.Response, error) {
 	t.init()
 	if !t.latch.empty() {
-		if token := bearer(req.Header); token != "" && t.latch.get(token, t.now()) != nil {
+		if token := bearer(req.Header); token != "" && t.latch.get(token) != nil {
 			if req.Body != nil {
 				req.Body.Close()
 			}
@@ -303,7 +303,7 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	}
 	// A 401 that was in flight while a handling of its token ran, and
 	// arrives after it finished, has nothing left to do (see handle).
-	if e := t.latch.get(token, d.at); e != nil && e.handled {
+	if e := t.latch.get(token); e != nil && e.handled() {
 		return &out
 	}
 	// Latch at once, briefly, so that requests sent from now on do not reach
@@ -347,7 +347,7 @@ func (t *Transport) handle(d *detection) {
 	// covered it. (Forgotten and expired entries do not count: get hides
 	// them.) on401 checks the same, but a handling can finish between its
 	// check and DoChan.
-	if e := t.latch.get(d.token, t.now()); e != nil && e.handled {
+	if e := t.latch.get(d.token); e != nil && e.handled() {
 		return
 	}
 
