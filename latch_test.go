@@ -159,3 +159,32 @@ func TestStaleTokenAfterReconnect(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "new", tok.AccessToken)
 }
+
+// TestReconnectSupersedesUnsavedToken: the application never saved its
+// first token through the Store. After the reconnect saves a new one, calls
+// still carrying the old token must not start a second episode (and a second
+// e-mail) on the connection just repaired.
+func TestReconnectSupersedesUnsavedToken(t *testing.T) {
+	ff := newFakeFinch()
+	ff.add("old", "conn_1")
+	ff.add("new", "conn_1")
+	ff.setBroken("old", true)
+	notes := &recorder{}
+	clk := newClock()
+	tr := &finchreauth.Transport{Base: ff, Notifier: notes, Now: clk.Now}
+	defer tr.Close()
+	get := func(token string) int {
+		resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", token, nil))
+		require.NoError(t, err)
+		readAll(t, resp)
+		return resp.StatusCode
+	}
+	require.Equal(t, 401, get("old"))
+	require.EqualValues(t, 1, notes.n.Load())
+	clk.advance(time.Minute)
+	_, err := tr.SaveToken(context.Background(), finchreauth.Token{ConnectionID: "conn_1", AccessToken: "new", IssuedAt: clk.Now()})
+	require.NoError(t, err)
+	assert.Equal(t, 401, get("old"), "the old token reaches Finch again (the latch was cleared) and is refused")
+	assert.Equal(t, 200, get("new"))
+	assert.EqualValues(t, 1, notes.n.Load(), "no second notification")
+}

@@ -27,8 +27,12 @@ type Store interface {
 	//   - if m.TokenFingerprint names a token that SaveToken has since
 	//     replaced, the detection concerns a superseded token: it reports
 	//     Stale and records nothing;
-	//   - otherwise, if the key has no episode, it starts one (ID m.Episode,
-	//     Since m.At) and reports Transitioned;
+	//   - otherwise, if the key knows no token (State.TokenFingerprint is
+	//     empty: the application never saved one through the store), it
+	//     records m.TokenFingerprint as the key's token, so that the
+	//     SaveToken that ends the episode supersedes it;
+	//   - if the key has no episode, it starts one (ID m.Episode, Since
+	//     m.At) and reports Transitioned;
 	//   - it grants the notification lease (Notify, with the lease running
 	//     until m.LeaseUntil) when it starts the episode, or when the episode
 	//     is not yet notified and the previous lease ended at or before m.At.
@@ -97,7 +101,9 @@ type State struct {
 	Notified    bool      // the episode's notification succeeded
 	LeaseUntil  time.Time // the notification lease, while one is held
 
-	// The connection's saved token, if any, by fingerprint only.
+	// The connection's current token, by fingerprint only: the one
+	// SaveToken saved or, if none was, the one a MarkReauth named.
+	// TokenIssuedAt is zero in the second case.
 	TokenFingerprint string
 	TokenIssuedAt    time.Time
 	// Superseded lists the fingerprints of tokens SaveToken replaced,
@@ -150,6 +156,9 @@ func (s *MemoryStore) MarkReauth(ctx context.Context, m Mark) (MarkResult, error
 	st, _ := s.state(m.Key)
 	if slices.Contains(st.Superseded, m.TokenFingerprint) {
 		return MarkResult{Stale: true}, nil
+	}
+	if st.TokenFingerprint == "" {
+		st.TokenFingerprint = m.TokenFingerprint
 	}
 	var res MarkResult
 	switch {

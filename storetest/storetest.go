@@ -323,9 +323,11 @@ func (f *fixture) checkUnchanged(what, key string, before finchreauth.State) {
 	f.checkState(what+": State changed", f.state(key), before, true)
 }
 
-// episodeState is the state of a key with no token in episode ep.
-func episodeState(key, ep string, since, leaseUntil time.Time) finchreauth.State {
-	return finchreauth.State{Key: key, ConnectionID: connOf(key), NeedsReauth: true, Episode: ep, Since: since, LeaseUntil: leaseUntil}
+// episodeState is the state of a key with no saved token in episode ep,
+// which MarkReauth started with the token of fingerprint fp: that
+// fingerprint becomes the key's TokenFingerprint.
+func episodeState(key, fp, ep string, since, leaseUntil time.Time) finchreauth.State {
+	return finchreauth.State{Key: key, ConnectionID: connOf(key), NeedsReauth: true, Episode: ep, Since: since, LeaseUntil: leaseUntil, TokenFingerprint: fp}
 }
 
 // tokenState is the state of a connection whose saved token is tok, with no
@@ -352,10 +354,12 @@ func testStartsEpisode(t *testing.T, newStore func(*testing.T) finchreauth.Store
 		fpKey bool
 	}{
 		{name: "unknown key", setup: func(f *fixture, key string) (string, finchreauth.State) {
-			return randomFP(), finchreauth.State{Key: key, ConnectionID: key}
+			fp := randomFP()
+			return fp, finchreauth.State{Key: key, ConnectionID: key, TokenFingerprint: fp}
 		}},
 		{name: "fp key", fpKey: true, setup: func(f *fixture, key string) (string, finchreauth.State) {
-			return strings.TrimPrefix(key, "fp:"), finchreauth.State{Key: key}
+			fp := strings.TrimPrefix(key, "fp:")
+			return fp, finchreauth.State{Key: key, TokenFingerprint: fp}
 		}},
 		{name: "saved token", setup: func(f *fixture, key string) (string, finchreauth.State) {
 			tok := f.token(key, -time.Hour)
@@ -425,7 +429,7 @@ func testLease(t *testing.T, newStore func(*testing.T) finchreauth.Store) {
 			key := newKey()
 			fp := randomFP()
 			f.mark(key, fp, "ep1", 0, lease)
-			want := episodeState(key, "ep1", f.at(0), f.at(lease))
+			want := episodeState(key, fp, "ep1", f.at(0), f.at(lease))
 			for i, call := range c.calls {
 				what := fmt.Sprintf("call %d at %s", i+1, f.rel(f.at(call.at)))
 				res := f.mark(key, fp, fmt.Sprintf("ep%d", i+2), call.at, call.until)
@@ -581,10 +585,11 @@ func testMarkNotified(t *testing.T, newStore func(*testing.T) finchreauth.Store)
 	t.Run("twice", func(t *testing.T) {
 		f := start(t, newStore)
 		key := newKey()
-		f.mark(key, randomFP(), "ep1", 0, lease)
+		fp := randomFP()
+		f.mark(key, fp, "ep1", 0, lease)
 		f.notified(key, "ep1")
 		f.notified(key, "ep1")
-		want := episodeState(key, "ep1", f.at(0), time.Time{})
+		want := episodeState(key, fp, "ep1", f.at(0), time.Time{})
 		want.Notified = true
 		f.checkState("after MarkNotified twice", f.state(key), want, false)
 	})
@@ -636,14 +641,21 @@ func testSaveEndsEpisode(t *testing.T, newStore func(*testing.T) finchreauth.Sto
 		f.checkResult("mark after SaveToken, within the old lease", f.mark(key, b.Fingerprint(), "ep2", lease/2, lease/2+lease),
 			finchreauth.MarkResult{Transitioned: true, Notify: true, Episode: "ep2", Since: f.at(lease / 2)})
 	})
-	t.Run("episode without a token", func(t *testing.T) {
+	t.Run("episode without a saved token", func(t *testing.T) {
+		// The application never saved the broken token through the
+		// store: MarkReauth remembered its fingerprint, and the reconnect
+		// supersedes it, so requests still in flight with it come back
+		// Stale instead of starting a second episode (and a second
+		// notification) on a connection just repaired.
 		f := start(t, newStore)
 		key := newKey()
-		f.mark(key, randomFP(), "ep1", 0, lease)
+		fp := randomFP()
+		f.mark(key, fp, "ep1", 0, lease)
 		tok := f.token(key, lease/2)
 		prev := f.save(tok)
-		f.checkState("SaveToken's previous state", prev, episodeState(key, "ep1", f.at(0), f.at(lease)), false)
-		f.checkState("after SaveToken", f.state(key), tokenState(tok), false)
+		f.checkState("SaveToken's previous state", prev, episodeState(key, fp, "ep1", f.at(0), f.at(lease)), false)
+		f.checkState("after SaveToken", f.state(key), tokenState(tok, fp), false)
+		f.checkResult("late mark of the broken token", f.mark(key, fp, "ep2", lease, 2*lease), stale())
 	})
 	t.Run("previous state lists superseded", func(t *testing.T) {
 		f := start(t, newStore)
@@ -844,7 +856,7 @@ func testKeysIndependent(t *testing.T, newStore func(*testing.T) finchreauth.Sto
 	wantB := tokenState(tb)
 	wantB.NeedsReauth, wantB.Episode, wantB.Since, wantB.Notified = true, "epB", f.at(time.Second), true
 	f.checkState("b after a's SaveToken", f.state(b), wantB, false)
-	f.checkState("c after a's SaveToken", f.state(c), episodeState(c, "epC", f.at(2*time.Second), f.at(2*time.Second+lease)), false)
+	f.checkState("c after a's SaveToken", f.state(c), episodeState(c, cfp, "epC", f.at(2*time.Second), f.at(2*time.Second+lease)), false)
 	f.wantToken(ta3)
 	f.wantToken(tb)
 	f.wantNoToken(c)
@@ -965,7 +977,7 @@ func testConcurrentStart(t *testing.T, newStore func(*testing.T) finchreauth.Sto
 	for i, r := range results {
 		f.checkResult(fmt.Sprintf("MarkReauth #%d", i), r, finchreauth.MarkResult{Transitioned: i == winner, Notify: i == winner, Episode: ep, Since: f.at(0)})
 	}
-	f.checkState("after the race", f.state(key), episodeState(key, ep, f.at(0), f.at(lease)), false)
+	f.checkState("after the race", f.state(key), episodeState(key, fp, ep, f.at(0), f.at(lease)), false)
 }
 
 func testConcurrentLease(t *testing.T, newStore func(*testing.T) finchreauth.Store) {
@@ -991,13 +1003,14 @@ func testConcurrentLease(t *testing.T, newStore func(*testing.T) finchreauth.Sto
 	if notifies != 1 {
 		t.Errorf("%d concurrent MarkReauth after the lease ended: %d Notify; want exactly 1", goroutines, notifies)
 	}
-	f.checkState("after the race", f.state(key), episodeState(key, "ep1", f.at(0), f.at(3*lease)), false)
+	f.checkState("after the race", f.state(key), episodeState(key, fp, "ep1", f.at(0), f.at(3*lease)), false)
 }
 
 func testConcurrentSave(t *testing.T, newStore func(*testing.T) finchreauth.Store) {
 	f := start(t, newStore)
 	key := newKey()
-	f.mark(key, randomFP(), "ep1", 0, lease)
+	broken := randomFP()
+	f.mark(key, broken, "ep1", 0, lease)
 	toks := make([]finchreauth.Token, goroutines)
 	for i := range toks {
 		toks[i] = f.token(key, time.Duration(i)*time.Millisecond)
@@ -1025,9 +1038,10 @@ func testConcurrentSave(t *testing.T, newStore func(*testing.T) finchreauth.Stor
 	st := f.state(key)
 	f.checkState("after the race", st, tokenState(last, st.Superseded...), false)
 	// Saves succeed in IssuedAt order, so the accepted ones but the newest
-	// are the superseded ones, newest first.
+	// are the superseded ones, newest first, followed by the broken token
+	// that MarkReauth recorded.
 	if len(accepted) > 0 && accepted[0] == last.Fingerprint() {
-		checkSupersededList(t, "after the race", st.Superseded, accepted[1:])
+		checkSupersededList(t, "after the race", st.Superseded, append(accepted[1:], broken))
 	}
 }
 

@@ -76,6 +76,9 @@ func (s *refStore) MarkReauth(ctx context.Context, m finchreauth.Mark) (finchrea
 	if !known {
 		st = finchreauth.State{Key: m.Key, ConnectionID: m.ConnectionID}
 	}
+	if st.TokenFingerprint == "" && s.mutation != "forgets the broken token" {
+		st.TokenFingerprint = m.TokenFingerprint
+	}
 	grant := !st.Notified && !st.LeaseUntil.After(m.At)
 	switch s.mutation {
 	case "lease ends after its end":
@@ -276,6 +279,7 @@ func TestStoreSuiteCatchesMutants(t *testing.T) {
 		"same token supersedes itself",
 		"appends superseded",
 		"current stays superseded",
+		"forgets the broken token",
 	} {
 		t.Run(m, func(t *testing.T) {
 			t.Parallel()
