@@ -83,7 +83,9 @@ func (c *Connect) CallbackHandler() http.Handler {
 // StartHandler returns an optional handler that launches Finch Connect from
 // the application: for "log in to the dashboard and reconnect from there".
 // It asks Connect.Authorize which connection the request's user may
-// reconnect, mints a fresh link for it and answers 303 See Other to it. It
+// reconnect, mints a fresh link for it and answers 303 See Other to it. The
+// link asks for Connect.Products or, if empty, the products (and provider)
+// that GET /introspect reports for the connection's token in the Store. It
 // answers 403 when Authorize refuses (or is nil), and 303 to FailureURL with
 // reason=link_failed when no link could be minted. Mount it anywhere.
 func (c *Connect) StartHandler() http.Handler {
@@ -279,6 +281,30 @@ func (c *Connect) runHook(ctx context.Context, name string, rec Reconnection, fn
 	}
 }
 
+// describe finds the provider and products of a connection for a link the
+// start endpoint mints: Connect.Products if set; otherwise what /introspect
+// says of the token the Transport's Store holds for the connection (Finch
+// answers /introspect for a token that needs re-authentication). Both are
+// empty when nothing is known: a Connect session does without them.
+func (c *Connect) describe(ctx context.Context, connID string) (providerID string, products []string) {
+	if len(c.Products) > 0 || c.Transport == nil {
+		return "", c.Products
+	}
+	c.Transport.init()
+	tok, err := c.Transport.store.Token(ctx, connID)
+	if err != nil {
+		return "", nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
+	defer cancel()
+	in, err := c.api().introspect(ctx, c.apiBaseURL(), tok.AccessToken)
+	if err != nil || in.ConnectionID != connID {
+		c.report(ctx, fmt.Errorf("finchreauth: start for %s: cannot describe the connection: %v", connID, err))
+		return "", nil
+	}
+	return in.ProviderID, in.Products
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
@@ -363,7 +389,8 @@ func (c *Connect) serveStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.init()
-	l, err := c.mint(r.Context(), connID, "", c.Products)
+	providerID, products := c.describe(r.Context(), connID)
+	l, err := c.mint(r.Context(), connID, providerID, products)
 	if err != nil {
 		c.report(r.Context(), fmt.Errorf("finchreauth: start for %s: %w", connID, err))
 		c.redirectFailure(w, r, reasonLink, connID)

@@ -569,3 +569,26 @@ func TestCallbackMisconfigured(t *testing.T) {
 	buf.WriteString(rec.Header().Get("Location"))
 	assert.NotContains(t, buf.String(), "code=x")
 }
+
+// TestStartHandlerDescribesConnection: with authorize URLs and no configured
+// products, the start endpoint asks /introspect (with the stored token) for
+// the connection's products and provider; Connect finds Finch through its
+// Transport when its own Base and APIBaseURL are unset.
+func TestStartHandlerDescribesConnection(t *testing.T) {
+	r := newReconnectRig(t, func(c *finchreauth.Connect) {
+		c.AuthorizeURLs = true
+		c.Base, c.APIBaseURL = nil, ""
+	})
+	r.tr.APIBaseURL = r.finch.URL
+	r.connect.Authorize = func(*http.Request) (string, error) { return r.connID, nil }
+	r.finch.Break(r.connID)
+	rec := httptest.NewRecorder()
+	r.connect.StartHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/start", nil))
+	require.Equal(t, http.StatusSeeOther, rec.Code, "errors: %v", r.errs.all())
+	q := query(t, rec.Header().Get("Location"))
+	conn, _ := r.finch.Connection(r.connID)
+	assert.Equal(t, strings.Join(conn.Products, " "), q.Get("products"))
+	assert.Equal(t, "gusto", q.Get("payroll_provider"))
+	assert.Equal(t, r.connID, q.Get("connection_id"))
+	assert.Equal(t, 1, r.finch.Calls("GET", "/introspect"))
+}

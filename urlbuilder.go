@@ -110,13 +110,15 @@ type Connect struct {
 	// employer still gets an answer.
 	ErrorHandler func(ctx context.Context, err error)
 
-	// APIBaseURL and ConnectBaseURL are Finch's hosts; if empty,
-	// https://api.tryfinch.com and https://connect.tryfinch.com. Point
-	// both at a finchtest.Server in tests.
+	// APIBaseURL and ConnectBaseURL are Finch's hosts. If APIBaseURL is
+	// empty, Transport.APIBaseURL is used, or https://api.tryfinch.com; if
+	// ConnectBaseURL is empty, https://connect.tryfinch.com. Point both at
+	// a finchtest.Server in tests.
 	APIBaseURL     string
 	ConnectBaseURL string
 
-	// Base carries the calls to Finch's API. If nil, http.DefaultTransport.
+	// Base carries the calls to Finch's API. If nil, Transport's Base is
+	// used, or http.DefaultTransport.
 	Base http.RoundTripper
 
 	// Timeout bounds each call to Finch, retries included. If zero, 30
@@ -154,16 +156,21 @@ func (c *Connect) now() time.Time {
 }
 
 func (c *Connect) api() finchAPI {
-	base := c.Base
-	if base == nil {
-		base = http.DefaultTransport
+	switch {
+	case c.Base != nil:
+		return finchAPI{base: c.Base}
+	case c.Transport != nil:
+		return finchAPI{base: c.Transport.base()}
 	}
-	return finchAPI{base: base}
+	return finchAPI{base: http.DefaultTransport}
 }
 
 func (c *Connect) apiBaseURL() string {
-	if c.APIBaseURL != "" {
+	switch {
+	case c.APIBaseURL != "":
 		return strings.TrimSuffix(c.APIBaseURL, "/")
+	case c.Transport != nil && c.Transport.APIBaseURL != "":
+		return strings.TrimSuffix(c.Transport.APIBaseURL, "/")
 	}
 	return defaultAPIBaseURL
 }
