@@ -214,9 +214,18 @@ func (c *Connect) reconnect(ctx context.Context, code, state, connectErr string,
 	if !embedded {
 		req.RedirectURI = c.RedirectURI
 	}
-	xctx, cancel := context.WithTimeout(ctx, c.timeout())
-	tok, err := c.api().exchange(xctx, c.apiBaseURL(), req)
-	cancel()
+	// From here on the code is being spent: the exchange and the save run
+	// detached from the browser's request, so that an employer who closes
+	// the tab cannot make the application lose the token Finch issues. Each
+	// is bounded by the Timeout, and a panic in the Base or the Store is
+	// contained, as for the Transport's hooks.
+	detached := context.WithoutCancel(ctx)
+	tok, err := guard(detached, c.timeout(), func(ctx context.Context) (tokenResponse, error) {
+		return c.api().exchange(ctx, c.apiBaseURL(), req)
+	})
+	if p, ok := err.(panicked); ok {
+		err = fmt.Errorf("finchreauth: code exchange panicked: %v", p.value)
+	}
 	if err != nil {
 		c.replay.release(p) // the employer may go through Connect again with the same link
 		return Reconnection{}, fail(reasonExchange, http.StatusBadGateway, p.connectionID, err)
@@ -245,7 +254,12 @@ func (c *Connect) reconnect(ctx context.Context, code, state, connectErr string,
 			fmt.Errorf("Finch issued the token for connection %s", tok.ConnectionID))
 	}
 
-	prev, err := c.Transport.SaveToken(ctx, rec.Token)
+	prev, err := guard(detached, c.timeout(), func(ctx context.Context) (State, error) {
+		return c.Transport.SaveToken(ctx, rec.Token)
+	})
+	if p, ok := err.(panicked); ok {
+		err = fmt.Errorf("finchreauth: SaveToken panicked: %v", p.value)
+	}
 	switch {
 	case errors.Is(err, ErrStaleToken):
 		// Another replica saved a token issued later (by its clock) for
