@@ -395,7 +395,13 @@ func (t *Transport) handle(d *detection) {
 
 	ttl := t.latchTTL()
 	if res.Notify {
-		if !t.notify(ctx, &ev) {
+		notified := false
+		if t.notifiedByFingerprint(ctx, &ev) {
+			notified = t.markNotified(ctx, &ev)
+		} else {
+			notified = t.notify(ctx, &ev)
+		}
+		if !notified {
 			ttl = t.retryInterval()
 		}
 	} else if !res.Stale && !res.Notified {
@@ -424,13 +430,40 @@ func (t *Transport) notify(ctx context.Context, ev *Event) bool {
 			return false
 		}
 	}
-	// The notification is out: should this fail, a later detection may send
-	// it again, which beats losing it.
+	// The notification is out: should recording it fail, a later detection
+	// may send it again, which beats losing it.
+	t.markNotified(ctx, ev)
+	return true
+}
+
+// markNotified records that ev's episode was notified. It reports success.
+func (t *Transport) markNotified(ctx context.Context, ev *Event) bool {
 	key, episode := ev.Key, ev.Episode
-	step(t, ctx, "store", ev, func(ctx context.Context) (struct{}, error) {
+	_, err := step(t, ctx, "store", ev, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, t.store.MarkNotified(ctx, key, episode)
 	})
-	return true
+	return err == nil
+}
+
+// notifiedByFingerprint reports whether an earlier handling of ev's token,
+// which went on without /introspect's answer, already notified this breakage
+// under the token's fingerprint key: then the connection's episode is the
+// same breakage, and its customer was told. It is asked only when a
+// connection's episode is about to be notified, so it costs one Store read per
+// episode.
+func (t *Transport) notifiedByFingerprint(ctx context.Context, ev *Event) bool {
+	fpKey := "fp:" + ev.TokenFingerprint
+	if ev.Key == fpKey {
+		return false
+	}
+	st, err := step(t, ctx, "store", ev, func(ctx context.Context) (State, error) {
+		st, err := t.store.State(ctx, fpKey)
+		if errors.Is(err, ErrNotFound) {
+			return State{}, nil
+		}
+		return st, err
+	})
+	return err == nil && st.NeedsReauth && st.Notified
 }
 
 // step runs one hook under the Transport's Timeout (see guard), and reports
