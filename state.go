@@ -79,15 +79,21 @@ func signState(keys [][]byte, connectionID string, expires time.Time) (string, e
 	if connectionID == "" || len(connectionID) > stateMaxConnID {
 		return "", fmt.Errorf("finchreauth: cannot sign a state for a connection id of %d bytes", len(connectionID))
 	}
+	var nonce [stateNonceLen]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return "", fmt.Errorf("finchreauth: state nonce: %w", err)
+	}
+	return encodeState(keys[0], connectionID, expires, nonce), nil
+}
+
+func encodeState(key []byte, connectionID string, expires time.Time, nonce [stateNonceLen]byte) string {
 	payload := make([]byte, stateHeaderLen, stateHeaderLen+len(connectionID))
 	payload[0] = stateVersion
 	binary.BigEndian.PutUint64(payload[1:9], uint64(expires.Unix()))
-	if _, err := rand.Read(payload[9:stateHeaderLen]); err != nil {
-		return "", fmt.Errorf("finchreauth: state nonce: %w", err)
-	}
+	copy(payload[9:stateHeaderLen], nonce[:])
 	payload = append(payload, connectionID...)
 	enc := base64.RawURLEncoding
-	return enc.EncodeToString(payload) + "." + enc.EncodeToString(stateMAC(keys[0], payload)), nil
+	return enc.EncodeToString(payload) + "." + enc.EncodeToString(stateMAC(key, payload))
 }
 
 // verifyState checks a state's signature against every key, in constant time,
@@ -96,14 +102,16 @@ func verifyState(keys [][]byte, state string, now time.Time) (statePayload, erro
 	if err := checkStateKeys(keys); err != nil {
 		return statePayload{}, err
 	}
-	if state == "" || len(state) > stateMaxLen {
+	if state == "" || len(state) > stateMaxLen || !stateAlphabet(state) {
 		return statePayload{}, ErrInvalidState
 	}
 	p64, m64, ok := strings.Cut(state, ".")
 	if !ok {
 		return statePayload{}, ErrInvalidState
 	}
-	enc := base64.RawURLEncoding
+	// Strict: one encoding per state, so that no second spelling of a
+	// genuine state verifies.
+	enc := base64.RawURLEncoding.Strict()
 	payload, err1 := enc.DecodeString(p64)
 	mac, err2 := enc.DecodeString(m64)
 	if err1 != nil || err2 != nil || len(payload) <= stateHeaderLen || len(mac) != sha256.Size || payload[0] != stateVersion {
@@ -127,6 +135,20 @@ func verifyState(keys [][]byte, state string, now time.Time) (statePayload, erro
 		return p, ErrExpiredState
 	}
 	return p, nil
+}
+
+// stateAlphabet reports whether s holds only base64url characters and dots.
+// Go's base64 decoder skips \r and \n, which would give a genuine state
+// other spellings (found by FuzzVerifyState).
+func stateAlphabet(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // stateReplay remembers the states the callback handler accepted, by nonce,
