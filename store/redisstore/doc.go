@@ -26,7 +26,7 @@
 //	ntf    "1" once the episode's notification succeeded
 //	lease  end of the notification lease, microseconds (absent: none)
 //	tok    the access token, sealed if a Sealer is set
-//	fp     finchreauth.Fingerprint of the token
+//	fp     finchreauth.Fingerprint of the token (saved, or named by a MarkReauth)
 //	iat    the token's IssuedAt, microseconds
 //	sup    fingerprints of replaced tokens, newest first, space-separated
 //

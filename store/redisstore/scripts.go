@@ -14,7 +14,7 @@ import "github.com/redis/go-redis/v9"
 var markScript = redis.NewScript(`
 local h = KEYS[1]
 local conn, fp, episode, at, until_ = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local f = redis.call('HMGET', h, 'nr', 'ntf', 'lease', 'conn', 'sup')
+local f = redis.call('HMGET', h, 'nr', 'ntf', 'lease', 'conn', 'sup', 'fp')
 if fp ~= '' and f[5] and string.find(' ' .. f[5] .. ' ', ' ' .. fp .. ' ', 1, true) then
 	return {'stale'}
 end
@@ -34,6 +34,11 @@ if outcome ~= 'none' then
 end
 if (not f[4] or f[4] == '') and conn ~= '' then
 	redis.call('HSET', h, 'conn', conn)
+end
+-- A key that knows no token takes the marked one's fingerprint, so that
+-- the SaveToken ending the episode supersedes it.
+if (not f[6] or f[6] == '') and fp ~= '' then
+	redis.call('HSET', h, 'fp', fp)
 end
 local r = redis.call('HMGET', h, 'ep', 'since', 'ntf')
 return {outcome, r[1] or '', r[2] or '', r[3] or '0'}

@@ -74,10 +74,13 @@ func newQueries(d Dialect, table string) (*queries, error) {
 	// $2 connection id, $3 token fingerprint, $4 episode, $5 At,
 	// $6 LeaseUntil, $7 the call's nonce for a start, $8 its nonce for a
 	// lease granted again. The SET expressions all read the row as it was.
-	q.mark = sub(`INSERT INTO {T} AS r (key, connection_id, needs_reauth, episode, since, notified, lease_until, lease_holder)
-VALUES ($1, $2, TRUE, $4, $5, FALSE, $6, $7)
+	// A key that knows no token takes the marked one's fingerprint, so that
+	// the SaveToken ending the episode supersedes it.
+	q.mark = sub(`INSERT INTO {T} AS r (key, connection_id, needs_reauth, episode, since, notified, lease_until, lease_holder, token_fp)
+VALUES ($1, $2, TRUE, $4, $5, FALSE, $6, $7, $3)
 ON CONFLICT (key) DO UPDATE SET
 	connection_id = CASE WHEN r.connection_id = '' THEN excluded.connection_id ELSE r.connection_id END,
+	token_fp = CASE WHEN r.token_fp = '' THEN excluded.token_fp ELSE r.token_fp END,
 	episode = CASE WHEN r.needs_reauth THEN r.episode ELSE excluded.episode END,
 	since = CASE WHEN r.needs_reauth THEN r.since ELSE excluded.since END,
 	notified = CASE WHEN r.needs_reauth THEN r.notified ELSE FALSE END,

@@ -46,7 +46,7 @@
 //		lease_until     TIMESTAMPTZ,               -- notification lease
 //		lease_holder    TEXT NOT NULL DEFAULT '',  -- nonce of the call that holds it
 //		token           BYTEA,                     -- access token, sealed if a Sealer is set
-//		token_fp        TEXT NOT NULL DEFAULT '',  -- finchreauth.Fingerprint of the token
+//		token_fp        TEXT NOT NULL DEFAULT '',  -- Fingerprint of the token (saved, or named by a MarkReauth)
 //		token_issued_at TIMESTAMPTZ,
 //		superseded      TEXT NOT NULL DEFAULT ''   -- replaced fingerprints, newest first, space-separated
 //	)
