@@ -71,7 +71,7 @@ func BenchmarkManyTokens(b *testing.B) {
 			}
 
 			if n > 0 {
-				b.Run("hit", func(b *testing.B) {
+				b.Run("op=hit", func(b *testing.B) {
 					b.ReportAllocs()
 					var buf [tokenLen]byte
 					var k uint64
@@ -84,7 +84,7 @@ func BenchmarkManyTokens(b *testing.B) {
 					}
 					b.ReportMetric(perEntry, "B/entry")
 				})
-				b.Run("miss", func(b *testing.B) {
+				b.Run("op=miss", func(b *testing.B) {
 					b.ReportAllocs()
 					var buf [tokenLen]byte
 					var k uint64
@@ -97,7 +97,7 @@ func BenchmarkManyTokens(b *testing.B) {
 					}
 				})
 			}
-			b.Run("healthy-200", func(b *testing.B) {
+			b.Run("op=healthy-200", func(b *testing.B) {
 				// One request whose token changes on every call, among
 				// 4,096 healthy tokens made beforehand.
 				req := benchRequest(b, "x")

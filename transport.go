@@ -287,29 +287,42 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	if token == "" {
 		return &out // nothing names the connection: pass it on, marked
 	}
-	d := &detection{
-		token:       token,
-		fingerprint: Fingerprint(token),
-		at:          t.now(),
-		method:      req.Method,
-		path:        req.URL.Path,
-		requestID:   apiErr.RequestID,
-		apiBase:     t.APIBaseURL,
-		base:        base,
-		ctx:         context.WithoutCancel(req.Context()),
-	}
-	if d.apiBase == "" {
-		d.apiBase = req.URL.Scheme + "://" + req.URL.Host
-	}
+	at := t.now()
 	// A 401 that was in flight while a handling of its token ran, and
 	// arrives after it finished, has nothing left to do (see handle).
+	// One that arrives while a handling runs finds the token latched
+	// already: in a storm, thousands do, and skip the latching.
 	if e := t.latch.get(token); e != nil && e.handled() {
 		return &out
+	} else if e == nil {
+		// Latch at once, briefly, so that requests sent from now on do not
+		// reach Finch while the handling runs; the handling sets the real
+		// TTL.
+		t.latch.add(token, "", false, t.retryInterval(), at)
 	}
-	// Latch at once, briefly, so that requests sent from now on do not reach
-	// Finch while the handling runs; the handling sets the real TTL.
-	t.latch.add(token, "", false, t.retryInterval(), d.at)
-	ch := t.group.DoChan(d.fingerprint, func() (any, error) {
+	// Only the caller whose call starts the handling builds its detection;
+	// the others (thousands, in a storm) join it for the cost of a map
+	// lookup. The handling may outlive this call, so it gets copies of what
+	// it needs from req, never req itself. The flight is keyed by the
+	// token itself: unlike a fingerprint, it costs nothing to compute and
+	// cannot collide.
+	method, path, scheme, host, requestID := req.Method, req.URL.Path, req.URL.Scheme, req.URL.Host, apiErr.RequestID
+	ctx := req.Context()
+	ch := t.group.DoChan(token, func() (any, error) {
+		d := &detection{
+			token:       token,
+			fingerprint: Fingerprint(token),
+			at:          at,
+			method:      method,
+			path:        path,
+			requestID:   requestID,
+			apiBase:     t.APIBaseURL,
+			base:        base,
+			ctx:         context.WithoutCancel(ctx),
+		}
+		if d.apiBase == "" {
+			d.apiBase = scheme + "://" + host
+		}
 		t.handle(d)
 		return nil, nil
 	})

@@ -1,0 +1,80 @@
+package finchreauth
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+var errorBodySeeds = []string{
+	`{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"Please reauthenticate user","statusCode":401,"status":401}`,
+	` { "code" : 401 , "FINCH_CODE" : "reauthenticate_user" } `,
+	"{\n\t\"finch_code\":\"reauthenticate_user\",\r\n\"finch_code\":\"other\"}",
+	`{"finch_code":"reauthenticate_user","finch_code":null}`,
+	`{"finch_code":5}`,
+	`{"code":"401","finch_code":"reauthenticate_user"}`,
+	`{"code":4.01e2}`,
+	`{"code":-0.5E-3,"x":true,"y":false,"z":null}`,
+	`{"code":01}`,
+	`{"code":1.}`,
+	`{"code":1e}`,
+	`{"code":true}`,
+	`{"message":{"text":"nested"}}`,
+	`{"name":"a\"b"}`,
+	`{"name":"caf\u00e9"}`,
+	"{\"name\":\"café\"}",
+	`{"name":"\u0007"}`,
+	`{"a":1,}`,
+	`{"a":1}x`,
+	`{}`,
+	`{ }`,
+	`[]`,
+	`null`,
+	`"x"`,
+	``,
+	`{"a":[1,2]}`,
+	`{"code":401`,
+	`{"code" 401}`,
+	`{"finch_code":"reauthenticate_user"}{}`,
+	`{"Finch_Code":"reauthenticate_user","finch_code":"x"}`,
+	`{"finch_code":nul}`,
+	`{"finch_code":"reauthenticate_user","code":-}`,
+}
+
+// checkScan holds scanErrorBody to its promise: whenever it answers, it
+// answers what encoding/json answers.
+func checkScan(t *testing.T, body string) {
+	got, ok := scanErrorBody([]byte(body))
+	if !ok {
+		return
+	}
+	var want typedErrorBody
+	if err := json.Unmarshal([]byte(body), &want); err != nil {
+		t.Fatalf("scanErrorBody(%q) accepted what encoding/json rejects: %v", body, err)
+	}
+	if got != want {
+		t.Fatalf("scanErrorBody(%q) = %+v, encoding/json says %+v", body, got, want)
+	}
+}
+
+func TestScanErrorBody(t *testing.T) {
+	accepted := 0
+	for _, body := range errorBodySeeds {
+		checkScan(t, body)
+		if _, ok := scanErrorBody([]byte(body)); ok {
+			accepted++
+		}
+	}
+	if _, ok := scanErrorBody([]byte(errorBodySeeds[0])); !ok {
+		t.Fatal("Finch's own re-authentication error is not on the fast path")
+	}
+	if accepted < 8 {
+		t.Fatalf("only %d seeds on the fast path", accepted)
+	}
+}
+
+func FuzzScanErrorBody(f *testing.F) {
+	for _, body := range errorBodySeeds {
+		f.Add(body)
+	}
+	f.Fuzz(checkScan)
+}
