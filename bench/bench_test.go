@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -69,6 +70,39 @@ var subjects = []subject{
 	}},
 }
 
+// latchedSubject is finchreauth with another token latched, as in an
+// application where some connection is broken: healthy tokens then take
+// the latch lookup instead of the empty-latch fast path.
+var latchedSubject = subject{"finchreauth-latch1", func(base http.RoundTripper) (http.RoundTripper, func()) {
+	t := &finchreauth.Transport{Base: breakingFinch{}}
+	req, _ := http.NewRequest(http.MethodGet, "https://api.tryfinch.com/employer/company", nil)
+	req.Header.Set("Authorization", "Bearer broken-token")
+	if resp, err := t.RoundTrip(req); err != nil || !finchreauth.IsReauthResponse(resp) {
+		panic(fmt.Sprint("bench: latching a token: ", resp, err))
+	} else {
+		resp.Body.Close()
+	}
+	// Requests through the wrapped client share t's latch and reach base.
+	return t.WrapClient(&http.Client{Transport: base}).Transport, func() { t.Close() }
+}}
+
+// breakingFinch refuses every call with Finch's re-authentication error and
+// answers /introspect.
+type breakingFinch struct{}
+
+func (breakingFinch) RoundTrip(req *http.Request) (*http.Response, error) {
+	status, body := 401, `{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"Please reauthenticate user"}`
+	if req.URL.Path == "/introspect" {
+		status, body = 200, `{"connection_id":"conn_broken"}`
+	}
+	return &http.Response{
+		StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header:  http.Header{"Content-Type": {"application/json"}},
+		Body:    io.NopCloser(strings.NewReader(body)),
+		Request: req,
+	}, nil
+}
+
 func newRequest(b *testing.B, url string) *http.Request {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
@@ -95,8 +129,8 @@ func call(b *testing.B, rt http.RoundTripper, req *http.Request) bool {
 // base, one goroutine. What each wrapper adds to the bare base is its cost
 // on the path that succeeds.
 func BenchmarkPassThrough(b *testing.B) {
-	for _, s := range subjects {
-		b.Run(s.name, func(b *testing.B) {
+	for _, s := range append(subjects, latchedSubject) {
+		b.Run("rt="+s.name, func(b *testing.B) {
 			rt, done := s.make(newCanned())
 			defer done()
 			req := newRequest(b, "https://api.tryfinch.com/employer/company")
@@ -117,8 +151,8 @@ func BenchmarkPassThrough(b *testing.B) {
 // without a shared lock keeps its ratio to bare as g grows.
 func BenchmarkContention(b *testing.B) {
 	for _, g := range []int{1, 2, 8, 64} {
-		for _, s := range subjects {
-			b.Run(fmt.Sprintf("g=%d/%s", g, s.name), func(b *testing.B) {
+		for _, s := range append(subjects, latchedSubject) {
+			b.Run(fmt.Sprintf("g=%d/rt=%s", g, s.name), func(b *testing.B) {
 				rt, done := s.make(newCanned())
 				defer done()
 				req := newRequest(b, "https://api.tryfinch.com/employer/company")
@@ -165,7 +199,7 @@ func BenchmarkLoopback(b *testing.B) {
 	}))
 	defer ts.Close()
 	for _, s := range subjects {
-		b.Run(s.name, func(b *testing.B) {
+		b.Run("rt="+s.name, func(b *testing.B) {
 			// Each subject gets its own connection pool, warmed by the
 			// benchmark's first calls, so none inherits another's.
 			base := &http.Transport{MaxIdleConnsPerHost: 64}
