@@ -137,10 +137,10 @@ func (f faultRT) RoundTrip(req *http.Request) (*http.Response, error) {
 // faultStore puts an injector in front of a Store: "mark" and "save".
 type faultStore struct {
 	finchreauth.Store
-	in          *injector
+	in                 *injector
 	transitions, saves sync.Map // counts by key
-	mu          sync.Mutex
-	nTransition int
+	mu                 sync.Mutex
+	nTransition        int
 }
 
 func (s *faultStore) MarkReauth(ctx context.Context, m finchreauth.Mark) (finchreauth.MarkResult, error) {
