@@ -1,8 +1,13 @@
 package finchreauth
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
+	"strings"
 	"testing"
+	"testing/iotest"
 )
 
 var errorBodySeeds = []string{
@@ -77,4 +82,29 @@ func FuzzScanErrorBody(f *testing.F) {
 		f.Add(body)
 	}
 	f.Fuzz(checkScan)
+}
+
+// TestReadPrefix holds readPrefix to io.ReadAll(io.LimitReader(r, maxPeek))
+// whatever the size hint says, a wrong one included.
+func TestReadPrefix(t *testing.T) {
+	boom := errors.New("boom")
+	for _, n := range []int{0, 1, 150, 511, 512, 513, maxPeek - 1, maxPeek, maxPeek + 1, 3 * maxPeek} {
+		body := strings.Repeat("x", n)
+		for _, hint := range []int64{-1, 0, 1, int64(n) / 2, int64(n), int64(n) + 7, maxPeek + 1} {
+			for _, fail := range []bool{false, true} {
+				reader := func() io.Reader {
+					var r io.Reader = iotest.HalfReader(strings.NewReader(body))
+					if fail {
+						r = io.MultiReader(r, iotest.ErrReader(boom))
+					}
+					return r
+				}
+				want, wantErr := io.ReadAll(io.LimitReader(reader(), maxPeek))
+				got, err := readPrefix(reader(), hint)
+				if !bytes.Equal(got, want) || err != wantErr {
+					t.Fatalf("n=%d hint=%d fail=%v: got %d bytes, %v; want %d bytes, %v", n, hint, fail, len(got), err, len(want), wantErr)
+				}
+			}
+		}
+	}
 }

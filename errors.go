@@ -175,6 +175,32 @@ func ParseAPIError(resp *http.Response) *APIError {
 	return e
 }
 
+// readPrefix is io.ReadAll(io.LimitReader(r, maxPeek)), with its buffer sized
+// for a body of size bytes when that is known (size > 0; hand-made responses
+// often leave a zero ContentLength on a body): a 401 then costs one small
+// allocation instead of 512 bytes and a reader.
+func readPrefix(r io.Reader, size int64) ([]byte, error) {
+	c := int64(512)
+	if size > 0 && size < maxPeek {
+		c = size + 1 // room for the read that finds EOF
+	}
+	lr := io.LimitedReader{R: r, N: maxPeek}
+	b := make([]byte, 0, c)
+	for {
+		n, err := lr.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
 // peekAPIError parses the error resp carries and returns it with a body that
 // replays resp.Body. It modifies neither resp nor the headers.
 func peekAPIError(resp *http.Response) (*APIError, io.ReadCloser) {
@@ -182,7 +208,7 @@ func peekAPIError(resp *http.Response) (*APIError, io.ReadCloser) {
 	if resp.Body == nil || resp.Body == http.NoBody {
 		return e, resp.Body
 	}
-	prefix, readErr := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
+	prefix, readErr := readPrefix(resp.Body, resp.ContentLength)
 	body := prefix
 	if readErr == nil {
 		body = decodeContent(resp.Header.Get("Content-Encoding"), prefix)

@@ -2,6 +2,7 @@ package finchreauth_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -22,6 +23,7 @@ type stormFinch struct {
 	held     atomic.Int64 // data calls waiting at the gate
 	gate     chan struct{}
 	first401 atomic.Int64 // unix nanoseconds
+	last401  atomic.Int64
 
 	data, refusals, introspect atomic.Int64
 }
@@ -43,7 +45,9 @@ func (f *stormFinch) RoundTrip(req *http.Request) (*http.Response, error) {
 	case <-req.Context().Done():
 		return nil, req.Context().Err()
 	}
-	f.first401.CompareAndSwap(0, time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	f.first401.CompareAndSwap(0, now)
+	maxInt64(&f.last401, now)
 	f.refusals.Add(1)
 	return stormResponse(req, 401, reauthJSON), nil
 }
@@ -82,25 +86,38 @@ func maxInt64(v *atomic.Int64, x int64) {
 }
 
 // BenchmarkDetectionStorm is issue 4's benchmark 4, in its worst case. Each
-// iteration is one storm: 10,000 goroutines share one Transport and one
-// token; each makes a call that succeeds, then a second call, which Finch
-// holds; when all 10,000 are in flight the token breaks and Finch refuses
-// them all at once with the re-authentication 401. The Notifier takes 50 ms.
+// iteration is one storm: N goroutines (10,000, and 1,000 for scale) share
+// one Transport and one token; each makes a call that succeeds, then a
+// second call, which Finch holds; when all N are in flight the token breaks
+// and Finch refuses them all at once with the re-authentication 401. The
+// Notifier takes 50 ms.
 //
 // release-ms is the time from Finch's first 401 until the last goroutine
-// has its answer (a 401 it can recognise); to-notify-ms the part of it
-// before the Notifier is called (the /introspect call and the Store's
-// MarkReauth, under the storm's load), after-notify-ms the part after the
-// Notifier returned (waking the 10,000 waiting callers). introspect-calls,
-// transitions and notifications are exact counts per storm; a count other
-// than 1 fails the benchmark.
+// has its answer (a 401 it can recognise). Its parts: to-notify-ms, before
+// the Notifier is called (the /introspect call and the Store's MarkReauth,
+// under the storm's load); after-notify-ms, after the Notifier returned
+// (waking the N waiting callers), of which first-wake-ms until the first
+// caller has its answer. refusals-ms is how long the N refusals take to
+// come out of the fake Finch and into the Transport, one goroutine after
+// another on two cores. introspect-calls, transitions and notifications
+// are exact counts per storm; a count other than 1 fails the benchmark.
+//
+// rt=floor is the physical limit of any design in which every caller waits
+// for the hook: N goroutines parked on a channel each, released one by one
+// by a goroutine that slept 50 ms, each taking the time when it runs again.
 func BenchmarkDetectionStorm(b *testing.B) {
-	const (
-		callers  = 10_000
-		hookTime = 50 * time.Millisecond
-		token    = "storm-token-0123456789abcdef"
-	)
-	var release, toNotify, afterNotify, firstWake time.Duration
+	for _, callers := range []int{1_000, 10_000} {
+		b.Run(fmt.Sprintf("callers=%d/rt=floor", callers), func(b *testing.B) { stormFloor(b, callers) })
+		b.Run(fmt.Sprintf("callers=%d/rt=finchreauth", callers), func(b *testing.B) { storm(b, callers) })
+	}
+}
+
+const stormHook = 50 * time.Millisecond
+
+func storm(b *testing.B, callers int) {
+	const token = "storm-token-0123456789abcdef"
+	var release, toNotify, afterNotify, firstWake, spread time.Duration
+	var introspects, transitions, notifications int64
 	for b.Loop() {
 		finch := &stormFinch{gate: make(chan struct{})}
 		store := &countingStore{Store: finchreauth.NewMemoryStore()}
@@ -111,7 +128,7 @@ func BenchmarkDetectionStorm(b *testing.B) {
 			Notifier: finchreauth.NotifierFunc(func(ctx context.Context, e finchreauth.Event) error {
 				notified.Add(1)
 				notifyStart.Store(time.Now().UnixNano())
-				time.Sleep(hookTime)
+				time.Sleep(stormHook)
 				notifyEnd.Store(time.Now().UnixNano())
 				return nil
 			}),
@@ -119,8 +136,9 @@ func BenchmarkDetectionStorm(b *testing.B) {
 		var warm, done sync.WaitGroup
 		var lastAnswer, firstAfter atomic.Int64
 		start := make(chan struct{})
+		answers := make([]*http.Response, callers)
 		warm.Add(callers)
-		for range callers {
+		for c := range callers {
 			done.Go(func() {
 				req, _ := http.NewRequest(http.MethodGet, "https://api.tryfinch.com/employer/company", nil)
 				req.Header.Set("Authorization", "Bearer "+token)
@@ -131,19 +149,20 @@ func BenchmarkDetectionStorm(b *testing.B) {
 						b.Error(err)
 						return
 					}
+					if resp.StatusCode == http.StatusUnauthorized {
+						// The caller has its answer. What it does with it
+						// is its own work, left out of the release time:
+						// the answers are checked and read after the storm.
+						maxInt64(&lastAnswer, answered)
+						minInt64(&firstAfter, answered, notifyEnd.Load())
+						answers[c] = resp
+						return
+					}
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					if i == 0 {
 						warm.Done()
 						<-start
-					}
-					if resp.StatusCode == http.StatusUnauthorized {
-						maxInt64(&lastAnswer, answered)
-						minInt64(&firstAfter, answered, notifyEnd.Load())
-						if !finchreauth.IsReauthResponse(resp) {
-							b.Error("a 401 the caller cannot recognise")
-						}
-						return
 					}
 				}
 			})
@@ -151,32 +170,79 @@ func BenchmarkDetectionStorm(b *testing.B) {
 		warm.Wait()
 		finch.hold.Store(true)
 		close(start)
-		for finch.held.Load() < callers {
+		for finch.held.Load() < int64(callers) {
 			time.Sleep(100 * time.Microsecond)
 		}
 		close(finch.gate)
 		done.Wait()
 		tr.Close()
+		for _, resp := range answers {
+			if resp == nil {
+				continue // reported by b.Error
+			}
+			if !finchreauth.IsReauthResponse(resp) {
+				b.Fatal("a 401 the caller cannot recognise")
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
 
 		first := finch.first401.Load()
 		release += time.Duration(lastAnswer.Load() - first)
 		toNotify += time.Duration(notifyStart.Load() - first)
 		afterNotify += time.Duration(lastAnswer.Load() - notifyEnd.Load())
 		firstWake += time.Duration(firstAfter.Load() - notifyEnd.Load())
-		if i, tr, n := finch.introspect.Load(), store.transitions.Load(), notified.Load(); i != 1 || tr != 1 || n != 1 {
-			b.Fatalf("storm: %d introspect calls, %d transitions, %d notifications; want 1 each", i, tr, n)
+		spread += time.Duration(finch.last401.Load() - first)
+		i, t, n := finch.introspect.Load(), store.transitions.Load(), notified.Load()
+		if i != 1 || t != 1 || n != 1 {
+			b.Fatalf("storm: %d introspect calls, %d transitions, %d notifications; want 1 each", i, t, n)
 		}
-		if r := finch.refusals.Load(); r != callers {
+		if r := finch.refusals.Load(); r != int64(callers) {
 			b.Fatalf("storm: Finch refused %d calls, want %d", r, callers)
 		}
+		introspects += i
+		transitions += t
+		notifications += n
 	}
 	n := float64(b.N)
 	b.ReportMetric(float64(release)/n/1e6, "release-ms")
 	b.ReportMetric(float64(toNotify)/n/1e6, "to-notify-ms")
 	b.ReportMetric(float64(afterNotify)/n/1e6, "after-notify-ms")
 	b.ReportMetric(float64(firstWake)/n/1e6, "first-wake-ms")
-	// Checked above for every storm: exactly one each.
-	b.ReportMetric(1, "introspect-calls")
-	b.ReportMetric(1, "transitions")
-	b.ReportMetric(1, "notifications")
+	b.ReportMetric(float64(spread)/n/1e6, "refusals-ms")
+	b.ReportMetric(float64(introspects)/n, "introspect-calls")
+	b.ReportMetric(float64(transitions)/n, "transitions")
+	b.ReportMetric(float64(notifications)/n, "notifications")
+}
+
+func stormFloor(b *testing.B, callers int) {
+	var release, afterNotify time.Duration
+	for b.Loop() {
+		chans := make([]chan struct{}, callers)
+		var parked, done sync.WaitGroup
+		var lastAnswer atomic.Int64
+		parked.Add(callers)
+		for i := range chans {
+			ch := make(chan struct{}, 1)
+			chans[i] = ch
+			done.Go(func() {
+				parked.Done()
+				<-ch
+				maxInt64(&lastAnswer, time.Now().UnixNano())
+			})
+		}
+		parked.Wait()
+		first := time.Now().UnixNano()
+		time.Sleep(stormHook)
+		hookEnd := time.Now().UnixNano()
+		for _, ch := range chans {
+			ch <- struct{}{}
+		}
+		done.Wait()
+		release += time.Duration(lastAnswer.Load() - first)
+		afterNotify += time.Duration(lastAnswer.Load() - hookEnd)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(release)/n/1e6, "release-ms")
+	b.ReportMetric(float64(afterNotify)/n/1e6, "after-notify-ms")
 }

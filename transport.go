@@ -326,9 +326,13 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 		t.handle(d)
 		return nil, nil
 	})
-	select {
-	case <-ch:
-	case <-req.Context().Done():
+	if done := req.Context().Done(); done == nil {
+		<-ch // a context that is never done: a plain receive wakes faster than a select
+	} else {
+		select {
+		case <-ch:
+		case <-done:
+		}
 	}
 	return &out
 }

@@ -125,10 +125,11 @@ func BenchmarkDetectionFollower(b *testing.B) {
 	req := benchRequest(b, "storm-token-0123456789abcdef").WithContext(ctx)
 	refusal := func() *http.Response {
 		return &http.Response{
-			StatusCode: 401,
-			Header:     http.Header{"Content-Type": {"application/json"}, "Finch-Request-Id": {"req_1"}},
-			Body:       io.NopCloser(strings.NewReader(body)),
-			Request:    req,
+			StatusCode:    401,
+			Header:        http.Header{"Content-Type": {"application/json"}, "Finch-Request-Id": {"req_1"}},
+			Body:          io.NopCloser(strings.NewReader(body)),
+			ContentLength: int64(len(body)),
+			Request:       req,
 		}
 	}
 	t.init()
