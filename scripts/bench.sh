@@ -11,6 +11,13 @@ count=${COUNT:-10}
 benchstat_pkg=golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
 mkdir -p "$out"
 
+# The figures are medians, but a machine busy with other work still skews
+# them: wait (up to 5 minutes) for the 1-minute load average to fall below 1.
+for _ in $(seq 60); do
+  awk '{ exit !($1 < 1.0) }' /proc/loadavg 2>/dev/null && break
+  sleep 5
+done
+
 {
   echo "date:   $(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
@@ -25,7 +32,7 @@ run() {
   local name=$1 dir=$2
   shift 2
   echo
-  echo "=== $name: (cd $dir && go test -run '^\$' $* -count=$count .)"
+  echo "=== $name: (cd $dir && go test -run '^\$' $* -count=$count .)   load: $(cut -d' ' -f1 /proc/loadavg)"
   (cd "$dir" && go test -run '^$' "$@" -count="$count" -timeout=30m .) | tee "$out/$name.txt"
 }
 
@@ -52,10 +59,10 @@ benchstat() { go run "$benchstat_pkg" "$@"; }
   echo "# 3. Latched token; one caller of a storm"
   benchstat "$out/latched.txt"
   echo
-  echo "# 4. Detection storm"
-  benchstat "$out/storm.txt"
+  echo "# 4. Detection storm (columns: vs the floor)"
+  benchstat -col /rt -row /callers "$out/storm.txt"
   echo
-  echo "# 5. Many tokens (columns: vs 1,000 entries; entries=0 is the empty latch)"
+  echo "# 5. Many tokens (columns: vs 1,000 entries; floor-*: a plain Go map; entries=0: the empty latch)"
   benchstat -col '/entries@(1000 10000 100000 1000000)' -row /op "$out/manytokens.txt"
   benchstat -filter '/op:healthy-200' -col '/entries@(0 1000 1000000)' -row /op "$out/manytokens.txt"
   echo
