@@ -58,6 +58,12 @@ type APIError struct {
 }
 
 func (e *APIError) Error() string {
+	if e == nil {
+		// A nil *APIError in an error interface (ParseAPIError of a
+		// success, returned as an error) is a bug of the caller's, but
+		// printing it must not panic.
+		return "finchreauth: <nil *APIError>"
+	}
 	var b strings.Builder
 	b.WriteString("finchreauth: finch API error ")
 	b.WriteString(strconv.Itoa(e.StatusCode))
@@ -158,7 +164,9 @@ func jsonString(raw json.RawMessage) string {
 }
 
 // ParseAPIError reads the error a Finch response carries. It returns nil for a
-// response whose status is below 400.
+// response whose status is below 400: check for nil before using the result
+// as an error, since a nil *APIError in an error interface is not a nil
+// error.
 //
 // It reads at most 64 KiB of the body and then replaces resp.Body with a body
 // that reads the very same bytes Finch sent (the part already read, then the
@@ -256,8 +264,8 @@ func IsReauthResponse(resp *http.Response) bool {
 	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		return false
 	}
-	switch resp.Header.Get(headerMark) {
-	case markDetected, markLatched:
+	switch resp.Header.Get(HeaderMark) {
+	case MarkDetected, MarkLatched:
 		return true
 	}
 	return ParseAPIError(resp).IsReauth()

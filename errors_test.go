@@ -109,3 +109,17 @@ func TestIsReauthResponse(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	assert.Equal(t, reauthJSON, string(b), "the body is replayed")
 }
+
+func TestNilAPIErrorPrints(t *testing.T) {
+	var err error = finchreauth.ParseAPIError(jsonResponse(nil, 202, `{}`))
+	assert.NotNil(t, err, "the typed-nil trap the doc warns about")
+	assert.Equal(t, "finchreauth: <nil *APIError>", err.Error())
+}
+
+func TestMarkHeader(t *testing.T) {
+	resp := jsonResponse(nil, 401, `{}`)
+	resp.Header.Set(finchreauth.HeaderMark, finchreauth.MarkLatched)
+	assert.True(t, finchreauth.IsReauthResponse(resp))
+	resp.Header.Set(finchreauth.HeaderMark, "something else")
+	assert.False(t, finchreauth.IsReauthResponse(resp))
+}

@@ -20,13 +20,14 @@ const (
 	defaultTimeout       = 10 * time.Second
 )
 
-// The header a Transport sets on the 401 responses it recognises, with the
-// value markDetected on Finch's own answer and markLatched on an answer the
-// Transport gave without calling Finch. IsReauthResponse reads it.
+// HeaderMark is the header a Transport sets on the 401 responses it
+// recognises as re-authentication errors: MarkDetected on Finch's own answer,
+// MarkLatched on an answer the Transport gave without calling Finch.
+// IsReauthResponse reads it; so can logs and metrics.
 const (
-	headerMark   = "Finchreauth"
-	markDetected = "detected"
-	markLatched  = "latched"
+	HeaderMark   = "Finchreauth"
+	MarkDetected = "detected"
+	MarkLatched  = "latched"
 )
 
 // latchedBody is the body of the answer to a latched token: Finch's own
@@ -247,7 +248,7 @@ type nopCloser struct{ *strings.Reader }
 func (nopCloser) Close() error { return nil }
 
 func latchedResponse(req *http.Request) *http.Response {
-	a := &latchedAnswer{vals: [3]string{"application/json", markLatched, latchedBodyLen}}
+	a := &latchedAnswer{vals: [3]string{"application/json", MarkLatched, latchedBodyLen}}
 	a.body.Reset(latchedBody)
 	a.resp = http.Response{
 		Status:     "401 Unauthorized",
@@ -257,7 +258,7 @@ func latchedResponse(req *http.Request) *http.Response {
 		ProtoMinor: 1,
 		Header: http.Header{
 			"Content-Type":   a.vals[0:1:1],
-			headerMark:       a.vals[1:2:2],
+			HeaderMark:       a.vals[1:2:2],
 			"Content-Length": a.vals[2:3:3],
 		},
 		Body:          nopCloser{&a.body},
@@ -281,7 +282,7 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	if out.Header == nil {
 		out.Header = make(http.Header)
 	}
-	out.Header.Set(headerMark, markDetected)
+	out.Header.Set(HeaderMark, MarkDetected)
 
 	token := bearer(req.Header)
 	if token == "" {
