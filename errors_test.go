@@ -112,7 +112,7 @@ func TestIsReauthResponse(t *testing.T) {
 
 func TestNilAPIErrorPrints(t *testing.T) {
 	var err error = finchreauth.ParseAPIError(jsonResponse(nil, 202, `{}`))
-	assert.NotNil(t, err, "the typed-nil trap the doc warns about")
+	assert.True(t, err != nil, "the typed-nil trap the doc warns about")
 	assert.Equal(t, "finchreauth: <nil *APIError>", err.Error())
 }
 
