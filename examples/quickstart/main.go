@@ -189,10 +189,10 @@ func (d *demo) burst(ctx context.Context) error {
 			if finchreauth.IsReauthResponse(resp) {
 				unauthorized.Add(1)
 			}
-			switch resp.Header.Get("Finchreauth") {
-			case "detected":
+			switch resp.Header.Get(finchreauth.HeaderMark) {
+			case finchreauth.MarkDetected:
 				detected.Add(1)
-			case "latched":
+			case finchreauth.MarkLatched:
 				latched.Add(1)
 			}
 		})
@@ -230,8 +230,8 @@ func (d *demo) burst(ctx context.Context) error {
 			return err
 		}
 		resp.Body.Close()
-		if !finchreauth.IsReauthResponse(resp) || resp.Header.Get("Finchreauth") != "latched" {
-			return fmt.Errorf("expected a latched 401 after the burst, got %d %q", resp.StatusCode, resp.Header.Get("Finchreauth"))
+		if !finchreauth.IsReauthResponse(resp) || resp.Header.Get(finchreauth.HeaderMark) != finchreauth.MarkLatched {
+			return fmt.Errorf("expected a latched 401 after the burst, got %d %q", resp.StatusCode, resp.Header.Get(finchreauth.HeaderMark))
 		}
 	}
 	reached = d.finch.Calls("GET", "/employer/directory") - before
