@@ -40,7 +40,7 @@ run() {
 run passthrough bench -bench '^BenchmarkPassThrough$' -benchtime=200ms
 run contention bench -bench '^BenchmarkContention$' -benchtime=200ms
 # 2.: real HTTP over loopback.
-run loopback bench -bench '^BenchmarkLoopback$' -benchtime=1s
+run loopback bench -bench '^BenchmarkLoopback(Paired)?$' -benchtime=1s
 # 3.: a latched token; one caller of a storm.
 run latched . -bench '^Benchmark(Latched|DetectionFollower)$' -benchtime=200ms
 # 4.: 10,000 callers, one broken token, a 50 ms Notifier: 3 storms a run.
@@ -53,8 +53,9 @@ benchstat() { go run "$benchstat_pkg" "$@"; }
   echo "# 1. Pass-through, 200, in-memory base (columns: vs bare)"
   benchstat -col /rt "$out/passthrough.txt"
   echo
-  echo "# 2. Loopback end to end (columns: vs bare)"
-  benchstat -col /rt "$out/loopback.txt"
+  echo "# 2. Loopback end to end (columns: vs bare; then each wrapper alternating with bare)"
+  benchstat -filter '.name:Loopback' -col /rt "$out/loopback.txt"
+  benchstat -filter '.name:LoopbackPaired' -col /rt "$out/loopback.txt"
   echo
   echo "# 3. Latched token; one caller of a storm"
   benchstat "$out/latched.txt"
