@@ -118,6 +118,7 @@ func storm(b *testing.B, callers int) {
 	const token = "storm-token-0123456789abcdef"
 	var release, toNotify, afterNotify, firstWake, spread time.Duration
 	var introspects, transitions, notifications int64
+	b.ReportAllocs()
 	for b.Loop() {
 		finch := &stormFinch{gate: make(chan struct{})}
 		store := &countingStore{Store: finchreauth.NewMemoryStore()}
@@ -217,6 +218,7 @@ func storm(b *testing.B, callers int) {
 
 func stormFloor(b *testing.B, callers int) {
 	var release, afterNotify time.Duration
+	b.ReportAllocs()
 	for b.Loop() {
 		chans := make([]chan struct{}, callers)
 		var parked, done sync.WaitGroup
