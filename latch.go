@@ -198,6 +198,16 @@ func keyOf(h uint64) latchKey {
 	return k
 }
 
+// flightKey names token for the Transport's singleflight: the same 128 bits
+// of keyed hash that name its entry, so that the group's map, like the
+// latch, never holds a token.
+func (l *latch) flightKey(token string) string {
+	var k [16]byte
+	binary.LittleEndian.PutUint64(k[:8], maphash.String(l.seedA, token))
+	binary.LittleEndian.PutUint64(k[8:], maphash.String(l.seedB, token))
+	return string(k[:])
+}
+
 // connHash names a connection in an entry; 0 means unknown.
 func (l *latch) connHash(connectionID string) uint64 {
 	if connectionID == "" {

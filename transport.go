@@ -305,11 +305,11 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	// the others (thousands, in a storm) join it for the cost of a map
 	// lookup. The handling may outlive this call, so it gets copies of what
 	// it needs from req, never req itself. The flight is keyed by the
-	// token itself: unlike a fingerprint, it costs nothing to compute and
-	// cannot collide.
+	// latch's 128-bit keyed hash of the token: as cheap as the token, and
+	// the group's map never holds a secret.
 	method, path, scheme, host, requestID := req.Method, req.URL.Path, req.URL.Scheme, req.URL.Host, apiErr.RequestID
 	ctx := req.Context()
-	ch := t.group.DoChan(token, func() (any, error) {
+	ch := t.group.DoChan(t.latch.flightKey(token), func() (any, error) {
 		d := &detection{
 			token:       token,
 			fingerprint: Fingerprint(token),
