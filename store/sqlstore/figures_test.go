@@ -10,7 +10,7 @@ import (
 	"github.com/finchkit/finchreauth/store/sqlstore"
 )
 
-// TestFigures measures the store for BENCHMARKS-stores.md, when
+// TestFigures measures the store for BENCHMARKS.md (its "Shared stores" section), when
 // FINCHREAUTH_FIGURES is set: latency with 100,000 connections, and the
 // storm of 10,000 callers. Tokens are sealed, as in production.
 //
