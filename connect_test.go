@@ -592,3 +592,37 @@ func TestStartHandlerDescribesConnection(t *testing.T) {
 	assert.Equal(t, r.connID, q.Get("connection_id"))
 	assert.Equal(t, 1, r.finch.Calls("GET", "/introspect"))
 }
+
+// TestReconnectHookPanicIsContained: the token is saved and the employer
+// sent to SuccessURL even when OnReconnected panics; the panic is reported.
+func TestReconnectHookPanicIsContained(t *testing.T) {
+	r := newReconnectRig(t, func(c *finchreauth.Connect) {
+		c.AuthorizeURLs = true
+		c.OnReconnected = func(context.Context, finchreauth.Reconnection) { panic("crm down") }
+	})
+	link := r.breakAndNotify(t)
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	assert.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
+	var he *finchreauth.HookError
+	require.Len(t, r.errs.all(), 1)
+	require.ErrorAs(t, r.errs.all()[0], &he)
+	assert.Equal(t, "reconnected", he.Hook)
+	assert.Equal(t, "crm down", he.Panic)
+	tok, err := r.store.Token(context.Background(), r.connID)
+	require.NoError(t, err)
+	assert.NotEqual(t, finchreauth.Fingerprint(r.token), tok.Fingerprint())
+}
+
+// TestCallbackErrorsUnwrap: what the ErrorHandler gets for a failed callback
+// names the reason and unwraps to the cause.
+func TestCallbackErrorsUnwrap(t *testing.T) {
+	r := newReconnectRig(t, func(c *finchreauth.Connect) { c.AuthorizeURLs = true })
+	rec := httptest.NewRecorder()
+	r.connect.CallbackHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/cb?code=x&state=not-a-state", nil))
+	require.Len(t, r.errs.all(), 1)
+	err := r.errs.all()[0]
+	assert.ErrorIs(t, err, finchreauth.ErrInvalidState)
+	assert.Contains(t, err.Error(), "invalid_state")
+	assert.NotContains(t, err.Error(), "not-a-state")
+}
