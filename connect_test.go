@@ -626,3 +626,25 @@ func TestCallbackErrorsUnwrap(t *testing.T) {
 	assert.Contains(t, err.Error(), "invalid_state")
 	assert.NotContains(t, err.Error(), "not-a-state")
 }
+
+// TestCallbackSameCodeTwice: a code that was exchanged once, brought back
+// with a fresh, valid state, is refused by Finch (single use): exchange_failed,
+// and the token saved by the first use stays.
+func TestCallbackSameCodeTwice(t *testing.T) {
+	r := newReconnectRig(t, func(c *finchreauth.Connect) { c.AuthorizeURLs = true })
+	link := r.breakAndNotify(t)
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	require.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
+	saved, err := r.store.Token(context.Background(), r.connID)
+	require.NoError(t, err)
+
+	fresh, err := r.connect.ReconnectURL(context.Background(), finchreauth.Event{Connection: finchreauth.Introspection{ConnectionID: r.connID, Products: []string{"company"}}})
+	require.NoError(t, err)
+	reused := url.Values{"code": {query(t, callback).Get("code")}, "state": {query(t, fresh).Get("state")}}
+	resp := browse(t, r.app.URL+"/finch/callback?"+reused.Encode())
+	assert.Equal(t, "exchange_failed", query(t, resp.Header.Get("Location")).Get("reason"))
+	now, err := r.store.Token(context.Background(), r.connID)
+	require.NoError(t, err)
+	assert.Equal(t, saved.Fingerprint(), now.Fingerprint())
+}
