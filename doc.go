@@ -34,6 +34,19 @@
 // (LatchTTL), calls with that token are answered with the same kind of 401
 // without reaching Finch.
 //
+// # Reconnecting
+//
+// Connect is the other half: set it as the Transport's Links and every
+// Event carries a link that reopens Finch Connect on the connection (a
+// Connect session, or the authorize URL of the seed flow), bound to it by a
+// signed, expiring, single-use state. Mount Connect.CallbackHandler at the
+// link's redirect URI, under any router: it verifies the state, exchanges
+// the code Connect sends back, checks that the token is for the connection
+// the link named, saves it through the Transport (which ends the episode
+// and clears the latch) and sends the employer to the application's success
+// or failure page. Connect.StartHandler launches Connect from the
+// application's own dashboard.
+//
 // # Recognising the error yourself
 //
 // IsReauth recognises a re-authentication in an error (an *APIError, or the
