@@ -3,19 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"html"
-	"net"
 	"net/http"
-	"sync"
-	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/examples/internal/demoapp"
 	"github.com/go-chi/chi/v5"
 )
-
-const sessionCookie = "session"
 
 // tenant is one organisation using the app: its members and its Finch
 // connection.
@@ -34,25 +29,24 @@ type app struct {
 	store   *finchreauth.MemoryStore
 	tr      *finchreauth.Transport
 	tenants map[string]*tenant // by slug; fixed at start
-	srv     *http.Server
+	srv     *demoapp.Server
 
-	mu       sync.Mutex
-	sessions map[string]string // session cookie value -> user
-	errs     []error
+	sessions demoapp.Sessions // the app's (fake) sign-in
+	errs     demoapp.Errors   // what every tenant's Connect.ErrorHandler reported
 }
 
 // startApp serves the app on a loopback port. tenants maps each tenant's
 // slug to its members and connection.
 func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, tenants map[string]*tenant) (*app, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := demoapp.Listen()
 	if err != nil {
 		return nil, err
 	}
 	a := &app{
-		URL:      "http://" + ln.Addr().String(),
-		store:    finchreauth.NewMemoryStore(),
-		tenants:  tenants,
-		sessions: map[string]string{},
+		URL:     srv.URL,
+		store:   finchreauth.NewMemoryStore(),
+		tenants: tenants,
+		srv:     srv,
 	}
 	stateKey := make([]byte, 32) // in production: from your secret store, shared by all tenants
 	rand.Read(stateKey)
@@ -70,7 +64,7 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, t
 			APIBaseURL:     finchURL,
 			ConnectBaseURL: finchURL,
 			Base:           base,
-			ErrorHandler:   a.recordError,
+			ErrorHandler:   a.errs.Record,
 		}
 	}
 
@@ -85,8 +79,7 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, t
 			r.Get("/reconnect", a.withConnect((*finchreauth.Connect).StartHandler))
 		})
 	})
-	a.srv = &http.Server{Handler: r, ReadHeaderTimeout: 5 * time.Second}
-	go a.srv.Serve(ln)
+	srv.Serve(r)
 	return a, nil
 }
 
@@ -112,7 +105,7 @@ func (a *app) withConnect(handler func(*finchreauth.Connect) http.Handler) http.
 // the URL may reconnect that tenant's connection.
 func (a *app) authorize(r *http.Request) (string, error) {
 	slug := chi.URLParam(r, "tenant")
-	user, err := a.user(r)
+	user, err := a.sessions.User(r)
 	if err != nil {
 		return "", err
 	}
@@ -123,27 +116,9 @@ func (a *app) authorize(r *http.Request) (string, error) {
 	return t.connectionID, nil
 }
 
-func (a *app) user(r *http.Request) (string, error) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return "", errors.New("not signed in")
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	user, ok := a.sessions[c.Value]
-	if !ok {
-		return "", errors.New("unknown session")
-	}
-	return user, nil
-}
-
 // login is a stand-in for a real sign-in: GET /login?user=alice.
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
-	id := rand.Text()
-	a.mu.Lock()
-	a.sessions[id] = r.URL.Query().Get("user")
-	a.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	a.sessions.SignIn(w, r.URL.Query().Get("user"))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -151,7 +126,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 // store says it needs one, to members only.
 func (a *app) settings(w http.ResponseWriter, r *http.Request) {
 	slug := chi.URLParam(r, "tenant")
-	user, err := a.user(r)
+	user, err := a.sessions.User(r)
 	t, ok := a.tenants[slug]
 	if err != nil || !ok || !t.members[user] {
 		http.Error(w, "forbidden", http.StatusForbidden)
@@ -167,19 +142,4 @@ func (a *app) settings(w http.ResponseWriter, r *http.Request) {
 	if reason := r.URL.Query().Get("reason"); reason != "" {
 		fmt.Fprintf(w, "<p id=\"error\">Reconnecting failed: %s</p>\n", html.EscapeString(reason))
 	}
-}
-
-func (a *app) recordError(ctx context.Context, err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.errs = append(a.errs, err)
-}
-
-// takeErrors returns and forgets what the ErrorHandlers reported.
-func (a *app) takeErrors() []error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	errs := a.errs
-	a.errs = nil
-	return errs
 }

@@ -4,15 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html"
-	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/examples/internal/demoapp"
 )
 
 // app is the application being demonstrated: a service that calls Finch for
@@ -25,12 +24,12 @@ type app struct {
 	tr       *finchreauth.Transport   // notices reauthenticate_user
 	connect  *finchreauth.Connect     // reconnect links and the callback
 	client   *http.Client             // the app's client for Finch calls, through tr
-	srv      *http.Server
+	srv      *demoapp.Server
+	errs     demoapp.Errors // what the library's ErrorHandlers reported
 
 	mu          sync.Mutex
 	outbox      []finchreauth.Event                 // the notifications the app "sent"
 	reconnected map[string]finchreauth.Reconnection // by connection id
-	errs        []error                             // what the library's ErrorHandlers reported
 }
 
 // startApp configures the library and starts serving on a loopback port.
@@ -38,14 +37,15 @@ type app struct {
 // credentials there; base carries the app's calls to Finch.
 func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper) (*app, error) {
 	// Listen first: the redirect URI must name the app's real address.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := demoapp.Listen()
 	if err != nil {
 		return nil, err
 	}
 	a := &app{
-		URL:         "http://" + ln.Addr().String(),
+		URL:         srv.URL,
 		finchURL:    finchURL,
 		store:       finchreauth.NewMemoryStore(),
+		srv:         srv,
 		reconnected: map[string]finchreauth.Reconnection{},
 	}
 
@@ -59,8 +59,8 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper) (
 		Base:         base,
 		Store:        a.store,
 		Notifier:     finchreauth.NotifierFunc(a.notify),
-		APIBaseURL:   finchURL, // where /introspect goes; in production "https://api.tryfinch.com"
-		ErrorHandler: a.recordError,
+		APIBaseURL:   finchURL,      // where /introspect goes; in production "https://api.tryfinch.com"
+		ErrorHandler: a.errs.Record, // the library's errors name tokens by fingerprint only: safe to log
 	}
 	a.connect = &finchreauth.Connect{
 		ClientID:       clientID,
@@ -74,7 +74,7 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper) (
 		Base:           base,
 		Transport:      a.tr, // the callback saves the new token through it
 		OnReconnected:  a.onReconnected,
-		ErrorHandler:   a.recordError,
+		ErrorHandler:   a.errs.Record,
 	}
 	// The Transport asks Connect for the link each notification carries.
 	a.tr.Links = a.connect
@@ -84,8 +84,7 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper) (
 	mux.Handle("/finch/callback", a.connect.CallbackHandler())
 	mux.HandleFunc("GET /dashboard", a.dashboard)
 	mux.HandleFunc("GET /dashboard/reconnect-failed", a.reconnectFailed)
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go a.srv.Serve(ln)
+	srv.Serve(mux)
 	return a, nil
 }
 
@@ -115,20 +114,6 @@ func (a *app) onReconnected(ctx context.Context, r finchreauth.Reconnection) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.reconnected[r.ConnectionID] = r
-}
-
-// recordError receives the library's errors. They name tokens by
-// fingerprint only, so they are safe to log.
-func (a *app) recordError(ctx context.Context, err error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.errs = append(a.errs, err)
-}
-
-func (a *app) errors() error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return errors.Join(a.errs...)
 }
 
 // dashboard is where the callback sends the employer after a reconnect

@@ -14,9 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -25,23 +23,19 @@ import (
 
 	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/examples/internal/browser"
+	"github.com/finchkit/finchreauth/examples/internal/scenario"
 	"github.com/finchkit/finchreauth/finchtest"
 )
 
-func main() {
-	if err := run(os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "quickstart: FAILED:", err)
-		os.Exit(1)
-	}
-}
+func main() { scenario.Main("quickstart", run) }
 
 // burst is how many calls run at once when the connection is broken.
 const burst = 200
 
 // demo holds what the steps share.
 type demo struct {
-	w       io.Writer
-	finch   *finchtest.Server
+	*scenario.Demo // the narration (W), the fake Finch, the browsers
+
 	app     *app
 	browser *browser.Browser
 
@@ -51,15 +45,10 @@ type demo struct {
 	people  directory // ditto
 }
 
-// run runs the demo, writing its narration to w. It returns the first
-// expectation that failed.
-func run(w io.Writer) (err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	d := &demo{w: w}
-	defer func() { err = errors.Join(err, d.shutdown()) }()
-
+// run runs the demo against the fake Finch in sd, writing its narration to
+// sd.W. It returns the first expectation that failed.
+func run(ctx context.Context, sd *scenario.Demo) error {
+	d := &demo{Demo: sd}
 	for i, step := range []struct {
 		title string
 		run   func(context.Context) error
@@ -71,20 +60,20 @@ func run(w io.Writer) (err error) {
 		{"The customer follows the link", d.reconnect},
 		{"Calls succeed again, on the new token", d.callsSucceedAgain},
 	} {
-		fmt.Fprintf(w, "\n%d. %s\n", i+1, step.title)
+		fmt.Fprintf(d.W, "\n%d. %s\n", i+1, step.title)
 		if err := step.run(ctx); err != nil {
 			return fmt.Errorf("step %d (%s): %w", i+1, step.title, err)
 		}
 	}
-	if err := d.app.errors(); err != nil {
+	if err := d.app.errs.Err(); err != nil {
 		return fmt.Errorf("the library reported errors: %w", err)
 	}
-	fmt.Fprintln(w, "\nOK: every step went as expected.")
+	fmt.Fprintln(d.W, "\nOK: every step went as expected.")
 	return nil
 }
 
 func (d *demo) say(format string, args ...any) {
-	fmt.Fprintf(d.w, "   "+format+"\n", args...)
+	fmt.Fprintf(d.W, "   "+format+"\n", args...)
 }
 
 // check returns an error saying what was expected when ok is false.
@@ -95,35 +84,32 @@ func check(ok bool, format string, args ...any) error {
 	return fmt.Errorf("expected "+format, args...)
 }
 
-// setup starts the fake Finch and the app, and connects one employer.
+// setup connects one employer to the fake Finch and starts the app.
 func (d *demo) setup(ctx context.Context) error {
-	d.finch = finchtest.NewServer()
-	d.token = d.finch.AddConnection(finchtest.Connection{
+	acme := d.Connect(finchtest.Connection{
 		CustomerName:  "Acme Corp",
 		CustomerEmail: "payroll@acme.example",
 		ProviderID:    "gusto",
 	})
-	conn, _ := d.finch.ConnectionForToken(d.token)
-	d.connID = conn.ID
+	d.connID, d.token = acme.ID, acme.Token
 
 	// The fake's client transport keeps at most 256 connections to it, so
 	// the burst below does not open one per goroutine. In production,
 	// http.DefaultTransport (or yours) is the base.
 	var err error
-	d.app, err = startApp(d.finch.URL, d.finch.ClientID, d.finch.ClientSecret, d.finch.Client().Transport)
+	d.app, err = startApp(d.Finch.URL, d.Finch.ClientID, d.Finch.ClientSecret, d.Finch.Client().Transport)
 	if err != nil {
 		return err
 	}
-	d.browser = browser.New(d.w)
-	d.browser.Name(d.finch.URL, "Finch")
-	d.browser.Name(d.app.URL, "app")
+	d.OnClose(d.app.close)
+	d.browser = d.Browser(d.app.URL)
 
 	// When Acme first connected, the app exchanged Connect's code for a
 	// token and saved it. Here it saves the token the fake issued.
 	if _, err := d.app.tr.SaveToken(ctx, finchreauth.Token{ConnectionID: d.connID, AccessToken: d.token, IssuedAt: time.Now()}); err != nil {
 		return err
 	}
-	d.say("fake Finch (API and Connect)  %s", d.finch.URL)
+	d.say("fake Finch (API and Connect)  %s", d.Finch.URL)
 	d.say("application                    %s  (callback /finch/callback, dashboard /dashboard)", d.app.URL)
 	d.say("Acme Corp connected gusto: connection %s, token %s", d.connID, finchreauth.Fingerprint(d.token))
 	d.say("(tokens are shown by fingerprint only)")
@@ -149,7 +135,7 @@ func (d *demo) callsSucceed(ctx context.Context) error {
 // breakConnection does what Finch's sandbox offers for trying this flow:
 // PUT /sandbox/connections/accounts {"connection_status": "reauth"}.
 func (d *demo) breakConnection(ctx context.Context) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, d.finch.URL+"/sandbox/connections/accounts",
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, d.Finch.URL+"/sandbox/connections/accounts",
 		strings.NewReader(`{"connection_status": "reauth"}`))
 	if err != nil {
 		return err
@@ -171,7 +157,7 @@ func (d *demo) breakConnection(ctx context.Context) error {
 // Finch's 401, the Transport handles the token once, and the app's
 // Notifier is called once.
 func (d *demo) burst(ctx context.Context) error {
-	before := d.finch.Calls("GET", "/employer/directory")
+	before := d.Finch.Calls("GET", "/employer/directory")
 	var unauthorized, detected, latched atomic.Int64
 	var failures sync.Map
 	var wg sync.WaitGroup
@@ -204,17 +190,17 @@ func (d *demo) burst(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 
-	reached := d.finch.Calls("GET", "/employer/directory") - before
+	reached := d.Finch.Calls("GET", "/employer/directory") - before
 	notes := d.app.notifications()
 	d.say("%d calls: %d got 401 reauthenticate_user", burst, unauthorized.Load())
 	d.say("  %d reached Finch, %d were answered from the Transport's latch (the split depends on timing)",
 		reached, latched.Load())
-	d.say("  GET /introspect: %d call; notifications: %d", d.finch.Calls("GET", "/introspect"), len(notes))
+	d.say("  GET /introspect: %d call; notifications: %d", d.Finch.Calls("GET", "/introspect"), len(notes))
 	if err := errors.Join(
 		check(unauthorized.Load() == burst, "%d 401s, got %d", burst, unauthorized.Load()),
 		check(detected.Load()+latched.Load() == burst, "every 401 marked detected or latched"),
 		check(int64(reached) == detected.Load(), "%d calls to reach Finch (one per detected 401), got %d", detected.Load(), reached),
-		check(d.finch.Calls("GET", "/introspect") == 1, "1 call to /introspect, got %d", d.finch.Calls("GET", "/introspect")),
+		check(d.Finch.Calls("GET", "/introspect") == 1, "1 call to /introspect, got %d", d.Finch.Calls("GET", "/introspect")),
 		check(len(notes) == 1, "exactly 1 notification, got %d", len(notes)),
 	); err != nil {
 		return err
@@ -222,7 +208,7 @@ func (d *demo) burst(ctx context.Context) error {
 
 	// Calls made after that (the next run of a job, within LatchTTL) do
 	// not reach Finch at all.
-	before = d.finch.Calls("GET", "/employer/directory")
+	before = d.Finch.Calls("GET", "/employer/directory")
 	const later = 50
 	for range later {
 		resp, err := d.app.do(ctx, d.token, "/employer/directory")
@@ -234,14 +220,14 @@ func (d *demo) burst(ctx context.Context) error {
 			return fmt.Errorf("expected a latched 401 after the burst, got %d %q", resp.StatusCode, resp.Header.Get(finchreauth.HeaderMark))
 		}
 	}
-	reached = d.finch.Calls("GET", "/employer/directory") - before
+	reached = d.Finch.Calls("GET", "/employer/directory") - before
 	d.say("%d more calls afterwards: all answered from the latch, %d reached Finch", later, reached)
 	if err := check(reached == 0, "no call to reach Finch while latched, got %d", reached); err != nil {
 		return err
 	}
 
 	e := notes[0]
-	fmt.Fprintln(d.w)
+	fmt.Fprintln(d.W)
 	d.say("The notification (the app's Notifier got this Event):")
 	d.say("  To:      %s <%s>", e.Connection.CustomerName, e.Connection.CustomerEmail)
 	d.say("  Subject: Reconnect your %s account", e.Connection.ProviderID)
@@ -250,7 +236,7 @@ func (d *demo) burst(ctx context.Context) error {
 	return errors.Join(
 		check(e.Connection.ConnectionID == d.connID, "the event to name connection %s, got %q", d.connID, e.Connection.ConnectionID),
 		check(e.Connection.CustomerName == "Acme Corp", "the event to name Acme Corp, got %q", e.Connection.CustomerName),
-		check(strings.HasPrefix(e.ReconnectURL, d.finch.URL+"/authorize?"), "a Finch Connect link, got %q", e.ReconnectURL),
+		check(strings.HasPrefix(e.ReconnectURL, d.Finch.URL+"/authorize?"), "a Finch Connect link, got %q", e.ReconnectURL),
 	)
 }
 
@@ -342,21 +328,4 @@ func (d *demo) callsSucceedAgain(ctx context.Context) error {
 		check(finchreauth.IsReauth(oldErr), "the old token to be refused with reauthenticate_user, got %v", oldErr),
 		check(notes == 1, "still 1 notification, got %d", notes),
 	)
-}
-
-// shutdown stops everything that was started, in reverse order.
-func (d *demo) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var err error
-	if d.browser != nil {
-		d.browser.Close()
-	}
-	if d.app != nil {
-		err = d.app.close(ctx)
-	}
-	if d.finch != nil {
-		d.finch.Close()
-	}
-	return err
 }

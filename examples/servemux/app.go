@@ -3,20 +3,14 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"html"
-	"net"
 	"net/http"
 	"net/url"
-	"sync"
-	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/examples/internal/demoapp"
 )
-
-// sessionCookie names the cookie of the app's (fake) sign-in.
-const sessionCookie = "session"
 
 // app is a web application with signed-in users, each owning Finch
 // connections. It mounts finchreauth's handlers on a plain net/http
@@ -26,25 +20,24 @@ type app struct {
 	store   *finchreauth.MemoryStore
 	tr      *finchreauth.Transport
 	connect *finchreauth.Connect
-	srv     *http.Server
+	srv     *demoapp.Server
 
 	owners map[string]string // connection id -> user; fixed at start
 
-	mu       sync.Mutex
-	sessions map[string]string // session cookie value -> user
-	errs     []error           // what Connect's ErrorHandler reported
+	sessions demoapp.Sessions // the app's (fake) sign-in
+	errs     demoapp.Errors   // what Connect's ErrorHandler reported
 }
 
 func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, owners map[string]string) (*app, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	srv, err := demoapp.Listen()
 	if err != nil {
 		return nil, err
 	}
 	a := &app{
-		URL:      "http://" + ln.Addr().String(),
-		store:    finchreauth.NewMemoryStore(),
-		owners:   owners,
-		sessions: map[string]string{},
+		URL:    srv.URL,
+		store:  finchreauth.NewMemoryStore(),
+		srv:    srv,
+		owners: owners,
 	}
 	stateKey := make([]byte, 32) // in production: from your secret store
 	rand.Read(stateKey)
@@ -65,11 +58,7 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, o
 		APIBaseURL:     finchURL,
 		ConnectBaseURL: finchURL,
 		Base:           base,
-		ErrorHandler: func(ctx context.Context, err error) {
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			a.errs = append(a.errs, err)
-		},
+		ErrorHandler:   a.errs.Record,
 	}
 
 	// finchreauth's handlers read only their query, never their path, so
@@ -83,8 +72,7 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, o
 	mux.HandleFunc("GET /login", a.login)
 	mux.HandleFunc("GET /settings/integrations", a.settings)
 
-	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go a.srv.Serve(ln)
+	srv.Serve(mux)
 	return a, nil
 }
 
@@ -93,25 +81,10 @@ func (a *app) close(ctx context.Context) error {
 	return a.srv.Shutdown(ctx)
 }
 
-// user returns the signed-in user of a request.
-func (a *app) user(r *http.Request) (string, error) {
-	c, err := r.Cookie(sessionCookie)
-	if err != nil {
-		return "", errors.New("not signed in")
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	user, ok := a.sessions[c.Value]
-	if !ok {
-		return "", errors.New("unknown session")
-	}
-	return user, nil
-}
-
 // authorize is Connect.Authorize: StartHandler asks it which connection the
 // request's user may reconnect. Only the connection's owner may.
 func (a *app) authorize(r *http.Request) (string, error) {
-	user, err := a.user(r)
+	user, err := a.sessions.User(r)
 	if err != nil {
 		return "", err
 	}
@@ -124,19 +97,14 @@ func (a *app) authorize(r *http.Request) (string, error) {
 
 // login is a stand-in for a real sign-in: GET /login?user=alice.
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
-	user := r.URL.Query().Get("user")
-	id := rand.Text()
-	a.mu.Lock()
-	a.sessions[id] = user
-	a.mu.Unlock()
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode})
+	a.sessions.SignIn(w, r.URL.Query().Get("user"))
 	http.Redirect(w, r, "/settings/integrations", http.StatusSeeOther)
 }
 
 // settings lists the user's connections, with a Reconnect link for each
 // one the store says needs it.
 func (a *app) settings(w http.ResponseWriter, r *http.Request) {
-	user, err := a.user(r)
+	user, err := a.sessions.User(r)
 	if err != nil {
 		http.Error(w, "sign in first", http.StatusUnauthorized)
 		return

@@ -15,58 +15,39 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"time"
 
-	"github.com/finchkit/finchreauth"
-	"github.com/finchkit/finchreauth/examples/internal/browser"
+	"github.com/finchkit/finchreauth/examples/internal/scenario"
 	"github.com/finchkit/finchreauth/finchtest"
 )
 
-func main() {
-	if err := run(os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "servemux: FAILED:", err)
-		os.Exit(1)
-	}
-}
+func main() { scenario.Main("servemux", run) }
 
-func run(w io.Writer) (err error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	say := func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
+// run plays the scenario against the fake Finch in d, narrating to d.W. It
+// returns the first expectation that failed.
+func run(ctx context.Context, d *scenario.Demo) error {
+	say := func(format string, args ...any) { fmt.Fprintf(d.W, format+"\n", args...) }
 
 	// A fake Finch with two employers: alice's Acme and bob's Globex.
-	finch := finchtest.NewServer()
-	defer finch.Close()
-	acmeToken := finch.AddConnection(finchtest.Connection{CustomerName: "Acme Corp"})
-	globexToken := finch.AddConnection(finchtest.Connection{CustomerName: "Globex"})
-	acme, _ := finch.ConnectionForToken(acmeToken)
-	globex, _ := finch.ConnectionForToken(globexToken)
+	acme := d.Connect(finchtest.Connection{CustomerName: "Acme Corp"})
+	globex := d.Connect(finchtest.Connection{CustomerName: "Globex"})
 
-	a, err := startApp(finch.URL, finch.ClientID, finch.ClientSecret, finch.Client().Transport,
+	a, err := startApp(d.Finch.URL, d.Finch.ClientID, d.Finch.ClientSecret, d.Finch.Client().Transport,
 		map[string]string{acme.ID: "alice", globex.ID: "bob"})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		err = errors.Join(err, a.close(ctx))
-	}()
-	for _, tok := range []string{acmeToken, globexToken} {
-		c, _ := finch.ConnectionForToken(tok)
-		if _, err := a.tr.SaveToken(ctx, finchreauth.Token{ConnectionID: c.ID, AccessToken: tok, IssuedAt: time.Now()}); err != nil {
-			return err
-		}
+	d.OnClose(a.close)
+	if err := scenario.SaveTokens(ctx, a.tr, acme, globex); err != nil {
+		return err
 	}
 	say("app at %s; Finch Connect handlers at /integrations/finch/callback and /integrations/finch/reconnect", a.URL)
 
 	// Acme's connection breaks; the app's next sync gets Finch's 401, and
 	// the Transport records it in the store, which the settings page reads.
-	finch.Break(acme.ID)
-	status, err := get(ctx, &http.Client{Transport: a.tr}, finch.URL+"/employer/directory", acmeToken)
+	d.Finch.Break(acme.ID)
+	client := &http.Client{Transport: a.tr}
+	status, err := d.Directory(ctx, client, acme.Token)
 	if err != nil {
 		return err
 	}
@@ -79,40 +60,27 @@ func run(w io.Writer) (err error) {
 		return errors.New("expected the store to record that Acme needs reauth")
 	}
 
-	// Two browsers that must not start a reconnect of Acme's connection.
+	// Two browsers that must not start a reconnect of Acme's connection:
+	// Connect.Authorize (the app's authorize) refuses them.
 	start := a.URL + "/integrations/finch/reconnect?connection_id=" + acme.ID
 	say("\nA visitor with no session, then bob, try to reconnect Acme's connection:")
 	for _, user := range []string{"", "bob"} {
-		b := newBrowser(w, finch.URL, a.URL)
-		defer b.Close()
-		if user != "" {
-			if _, err := b.Get(ctx, a.URL+"/login?user="+user); err != nil {
-				return err
-			}
-		}
-		p, err := b.Get(ctx, start)
-		if err != nil {
+		if err := d.Refused(ctx, a.URL, user, start); err != nil {
 			return err
 		}
-		if p.Status != http.StatusForbidden {
-			return fmt.Errorf("expected 403 for %q, got %d", user, p.Status)
-		}
 	}
-	a.mu.Lock()
-	for _, e := range a.errs {
+	refusals := a.errs.Take()
+	for _, e := range refusals {
 		say("   Connect.ErrorHandler: %v", e)
 	}
-	refusals := len(a.errs)
-	a.errs = nil
-	a.mu.Unlock()
-	if refusals != 2 {
-		return fmt.Errorf("expected 2 refusals reported, got %d", refusals)
+	if len(refusals) != 2 {
+		return fmt.Errorf("expected 2 refusals reported, got %d", len(refusals))
 	}
 
-	// alice signs in, sees the problem and follows the Reconnect link.
+	// alice signs in, lands on the settings page, sees the problem and
+	// follows the Reconnect link.
 	say("\nalice signs in and reconnects:")
-	b := newBrowser(w, finch.URL, a.URL)
-	defer b.Close()
+	b := d.Browser(a.URL)
 	p, err := b.Get(ctx, a.URL+"/login?user=alice")
 	if err != nil {
 		return err
@@ -120,71 +88,13 @@ func run(w io.Writer) (err error) {
 	if p, err = b.Follow(ctx, p); err != nil {
 		return err
 	}
-	say("            the page says %q", p.Text("status"))
-	link := p.Href("reconnect")
-	if link == nil {
-		return errors.New("expected a Reconnect link on alice's settings page")
-	}
-	if p, err = b.Get(ctx, link.String()); err != nil { // StartHandler: 303 to Finch Connect
+	if err := d.Reconnect(ctx, b, p, "alice's settings page"); err != nil {
 		return err
-	}
-	if p, err = b.Follow(ctx, p); err != nil { // Finch Connect's page
-		return err
-	}
-	if p, err = b.Submit(ctx, p, "Reconnect"); err != nil { // 303 to the callback
-		return err
-	}
-	if p, err = b.Follow(ctx, p); err != nil { // CallbackHandler: 303 to SuccessURL
-		return err
-	}
-	if p, err = b.Follow(ctx, p); err != nil { // the settings page
-		return err
-	}
-	say("            the page says %q", p.Text("status"))
-	if got := p.Text("status"); got != "Payroll: connected" {
-		return fmt.Errorf("expected the settings page to say connected, got %q (error: %q)", got, p.Text("error"))
 	}
 
 	// The callback saved the new token; Acme's data is back.
-	tok, err := a.store.Token(ctx, acme.ID)
-	if err != nil {
+	if err := d.NewTokenWorks(ctx, client, a.store, acme, "the new token"); err != nil {
 		return err
 	}
-	if status, err = get(ctx, &http.Client{Transport: a.tr}, finch.URL+"/employer/directory", tok.AccessToken); err != nil {
-		return err
-	}
-	say("\nthe new token %s (was %s): GET /employer/directory %d", tok.Fingerprint(), finchreauth.Fingerprint(acmeToken), status)
-	if status != http.StatusOK {
-		return fmt.Errorf("expected 200 with the new token, got %d", status)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err := errors.Join(a.errs...); err != nil {
-		return fmt.Errorf("unexpected errors: %w", err)
-	}
-	say("OK")
-	return nil
-}
-
-func newBrowser(w io.Writer, finchURL, appURL string) *browser.Browser {
-	b := browser.New(w)
-	b.Name(finchURL, "Finch")
-	b.Name(appURL, "app")
-	return b
-}
-
-// get calls Finch with a token and returns the status.
-func get(ctx context.Context, c *http.Client, url, token string) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := c.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode, nil
+	return d.Done(a.errs.Take())
 }
