@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/finchkit/finchreauth/internal/fingerprints"
 	"github.com/patrickmn/go-cache"
 )
 
@@ -111,11 +112,6 @@ type State struct {
 	Superseded []string
 }
 
-// maxSuperseded is how many replaced token fingerprints MemoryStore keeps per
-// connection. Finch re-authentication is rare; a connection that went through
-// more than a few in the latch's lifetime is not a case worth memory.
-const maxSuperseded = 16
-
 var errEmptyToken = errors.New("finchreauth: token needs a connection id and an access token")
 
 // MemoryStore is a Store held in the memory of one process, on go-cache with
@@ -214,29 +210,11 @@ func (s *MemoryStore) SaveToken(ctx context.Context, tok Token) (State, error) {
 		ConnectionID:     tok.ConnectionID,
 		TokenFingerprint: tok.Fingerprint(),
 		TokenIssuedAt:    tok.IssuedAt,
-		Superseded:       supersede(prev.Superseded, prev.TokenFingerprint, tok.Fingerprint()),
+		Superseded:       fingerprints.Supersede(prev.Superseded, prev.TokenFingerprint, tok.Fingerprint()),
 	}
 	s.tokens.Set(tok.ConnectionID, tok, cache.NoExpiration)
 	s.states.Set(tok.ConnectionID, next, cache.NoExpiration)
 	return prev, nil
-}
-
-// supersede returns the superseded list after old was replaced by cur: old
-// first, cur never in it, at most maxSuperseded long. It never modifies list.
-func supersede(list []string, old, cur string) []string {
-	out := make([]string, 0, min(len(list)+1, maxSuperseded))
-	if old != "" && old != cur {
-		out = append(out, old)
-	}
-	for _, fp := range list {
-		if len(out) == maxSuperseded {
-			break
-		}
-		if fp != cur && fp != old {
-			out = append(out, fp)
-		}
-	}
-	return out
 }
 
 // Token implements Store.

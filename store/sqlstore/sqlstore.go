@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/internal/fingerprints"
 	"github.com/finchkit/finchreauth/store/tokenseal"
 )
 
@@ -158,10 +159,6 @@ func (s *Store) MarkNotified(ctx context.Context, key, episode string) error {
 // an access token.
 var errEmptyToken = errors.New("sqlstore: token needs a connection id and an access token")
 
-// maxSuperseded is how many replaced fingerprints a row keeps, newest
-// first: 16 fingerprints of 16 characters.
-const maxSuperseded = 16
-
 // SaveToken implements finchreauth.Store: a compare-and-set on IssuedAt,
 // in one transaction (see the package documentation).
 func (s *Store) SaveToken(ctx context.Context, tok finchreauth.Token) (finchreauth.State, error) {
@@ -211,7 +208,7 @@ func (s *Store) SaveToken(ctx context.Context, tok finchreauth.Token) (finchreau
 	if prev.TokenFingerprint != "" && prev.TokenIssuedAt.After(tok.IssuedAt) {
 		return finchreauth.State{}, finchreauth.ErrStaleToken
 	}
-	next := supersede(prev.Superseded, prev.TokenFingerprint, fp)
+	next := fingerprints.Supersede(prev.Superseded, prev.TokenFingerprint, fp)
 	r, err := tx.ExecContext(ctx, q.replace, key, key, sealed, fp, q.timeArg(tok.IssuedAt), strings.Join(next, " "))
 	if err != nil {
 		return fail("update", err)
@@ -225,24 +222,6 @@ func (s *Store) SaveToken(ctx context.Context, tok finchreauth.Token) (finchreau
 		return fail("commit", err)
 	}
 	return prev, nil
-}
-
-// supersede returns the superseded list after old was replaced by cur: old
-// first, cur never in it, at most maxSuperseded long.
-func supersede(list []string, old, cur string) []string {
-	out := make([]string, 0, min(len(list)+1, maxSuperseded))
-	if old != "" && old != cur {
-		out = append(out, old)
-	}
-	for _, fp := range list {
-		if len(out) == maxSuperseded {
-			break
-		}
-		if fp != cur && fp != old {
-			out = append(out, fp)
-		}
-	}
-	return out
 }
 
 func splitFPs(s string) []string {
