@@ -5,62 +5,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/internal/stormfinch"
 )
-
-// stormFinch is a lean in-memory Finch for the storm. Until hold is set it
-// answers data calls 200 at once; after, it holds each data call until gate
-// closes and then answers the re-authentication 401. /introspect answers at
-// once. It counts calls and remembers when it sent its first 401.
-type stormFinch struct {
-	hold     atomic.Bool
-	held     atomic.Int64 // data calls waiting at the gate
-	gate     chan struct{}
-	first401 atomic.Int64 // unix nanoseconds
-	last401  atomic.Int64
-
-	data, refusals, introspect atomic.Int64
-}
-
-const stormIntrospection = `{"connection_id":"conn_storm","customer_id":"cust_1","customer_name":"Acme","provider_id":"gusto","products":["company"],"connection_status":{"status":"reauth"}}`
-
-func (f *stormFinch) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Path == "/introspect" {
-		f.introspect.Add(1)
-		return stormResponse(req, 200, stormIntrospection), nil
-	}
-	f.data.Add(1)
-	if !f.hold.Load() {
-		return stormResponse(req, 200, `{"id":"c1"}`), nil
-	}
-	f.held.Add(1)
-	select {
-	case <-f.gate:
-	case <-req.Context().Done():
-		return nil, req.Context().Err()
-	}
-	now := time.Now().UnixNano()
-	f.first401.CompareAndSwap(0, now)
-	maxInt64(&f.last401, now)
-	f.refusals.Add(1)
-	return stormResponse(req, 401, reauthJSON), nil
-}
-
-func stormResponse(req *http.Request, status int, body string) *http.Response {
-	return &http.Response{
-		StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(strings.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       req,
-	}
-}
 
 // minInt64 lowers v to x if x is after floor (a non-zero floor).
 func minInt64(v *atomic.Int64, x, floor int64) {
@@ -70,16 +22,6 @@ func minInt64(v *atomic.Int64, x, floor int64) {
 	for {
 		old := v.Load()
 		if (old != 0 && x >= old) || v.CompareAndSwap(old, x) {
-			return
-		}
-	}
-}
-
-// maxInt64 raises v to at least x.
-func maxInt64(v *atomic.Int64, x int64) {
-	for {
-		old := v.Load()
-		if x <= old || v.CompareAndSwap(old, x) {
 			return
 		}
 	}
@@ -120,7 +62,7 @@ func storm(b *testing.B, callers int) {
 	var introspects, transitions, notifications int64
 	b.ReportAllocs()
 	for b.Loop() {
-		finch := &stormFinch{gate: make(chan struct{})}
+		finch := stormfinch.New()
 		store := &countingStore{Store: finchreauth.NewMemoryStore()}
 		var notified, notifyStart, notifyEnd atomic.Int64
 		tr := &finchreauth.Transport{
@@ -154,7 +96,7 @@ func storm(b *testing.B, callers int) {
 						// The caller has its answer. What it does with it
 						// is its own work, left out of the release time:
 						// the answers are checked and read after the storm.
-						maxInt64(&lastAnswer, answered)
+						stormfinch.MaxInt64(&lastAnswer, answered)
 						minInt64(&firstAfter, answered, notifyEnd.Load())
 						answers[c] = resp
 						return
@@ -169,12 +111,12 @@ func storm(b *testing.B, callers int) {
 			})
 		}
 		warm.Wait()
-		finch.hold.Store(true)
+		finch.Hold()
 		close(start)
-		for finch.held.Load() < int64(callers) {
+		for finch.Held() < int64(callers) {
 			time.Sleep(100 * time.Microsecond)
 		}
-		close(finch.gate)
+		finch.Release()
 		done.Wait()
 		tr.Close()
 		for _, resp := range answers {
@@ -188,17 +130,17 @@ func storm(b *testing.B, callers int) {
 			resp.Body.Close()
 		}
 
-		first := finch.first401.Load()
+		first := finch.First401()
 		release += time.Duration(lastAnswer.Load() - first)
 		toNotify += time.Duration(notifyStart.Load() - first)
 		afterNotify += time.Duration(lastAnswer.Load() - notifyEnd.Load())
 		firstWake += time.Duration(firstAfter.Load() - notifyEnd.Load())
-		spread += time.Duration(finch.last401.Load() - first)
-		i, t, n := finch.introspect.Load(), store.transitions.Load(), notified.Load()
+		spread += time.Duration(finch.Last401() - first)
+		i, t, n := finch.Introspects(), store.transitions.Load(), notified.Load()
 		if i != 1 || t != 1 || n != 1 {
 			b.Fatalf("storm: %d introspect calls, %d transitions, %d notifications; want 1 each", i, t, n)
 		}
-		if r := finch.refusals.Load(); r != int64(callers) {
+		if r := finch.Refusals(); r != int64(callers) {
 			b.Fatalf("storm: Finch refused %d calls, want %d", r, callers)
 		}
 		introspects += i
@@ -230,7 +172,7 @@ func stormFloor(b *testing.B, callers int) {
 			done.Go(func() {
 				parked.Done()
 				<-ch
-				maxInt64(&lastAnswer, time.Now().UnixNano())
+				stormfinch.MaxInt64(&lastAnswer, time.Now().UnixNano())
 			})
 		}
 		parked.Wait()

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/internal/stormfinch"
 )
 
 // Env is the variable that turns the figures on.
@@ -197,61 +198,6 @@ func (r StormResult) String() string {
 		r.Callers, r.Transports, r.NotifyDelay, r.Storms, round(r.Release), round(r.MaxRelease), round(r.ToNotify), round(r.AfterNotify), r.Introspects, r.Marks)
 }
 
-// stormFinch is the in-memory Finch of the root package's
-// BenchmarkDetectionStorm (issue 4's storm): until hold is set it answers
-// data calls 200 at once; after, it holds each data call until gate closes
-// and then answers the re-authentication 401. /introspect answers at once,
-// naming a connection of its own, so that storms on one store do not meet.
-type stormFinch struct {
-	introspection string
-	hold          atomic.Bool
-	held          atomic.Int64
-	gate          chan struct{}
-	first401      atomic.Int64 // unix nanoseconds
-
-	refusals, introspect atomic.Int64
-}
-
-const reauthBody = `{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"Please reauthenticate user"}`
-
-func (f *stormFinch) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Path == "/introspect" {
-		f.introspect.Add(1)
-		return stormResponse(req, 200, f.introspection), nil
-	}
-	if !f.hold.Load() {
-		return stormResponse(req, 200, `{"id":"c1"}`), nil
-	}
-	f.held.Add(1)
-	select {
-	case <-f.gate:
-	case <-req.Context().Done():
-		return nil, req.Context().Err()
-	}
-	f.first401.CompareAndSwap(0, time.Now().UnixNano())
-	f.refusals.Add(1)
-	return stormResponse(req, 401, reauthBody), nil
-}
-
-func stormResponse(req *http.Request, status int, body string) *http.Response {
-	return &http.Response{
-		StatusCode: status, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header:        http.Header{"Content-Type": {"application/json"}},
-		Body:          io.NopCloser(strings.NewReader(body)),
-		ContentLength: int64(len(body)),
-		Request:       req,
-	}
-}
-
-func maxInt64(v *atomic.Int64, x int64) {
-	for {
-		old := v.Load()
-		if x <= old || v.CompareAndSwap(old, x) {
-			return
-		}
-	}
-}
-
 // countingStore counts MarkReauth calls and transitions.
 type countingStore struct {
 	finchreauth.Store
@@ -279,10 +225,10 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports, storms
 	for range storms {
 		conn := "conn_storm_" + randHex(8)
 		token := "storm-token-" + randHex(16)
-		finch := &stormFinch{
-			gate:          make(chan struct{}),
-			introspection: `{"connection_id":"` + conn + `","customer_id":"cust_1","customer_name":"Acme","provider_id":"gusto","products":["company"],"connection_status":{"status":"reauth"}}`,
-		}
+		// Each storm names a connection of its own, so that storms on one
+		// store do not meet.
+		finch := stormfinch.New()
+		finch.Introspection = `{"connection_id":"` + conn + `","customer_id":"cust_1","customer_name":"Acme","provider_id":"gusto","products":["company"],"connection_status":{"status":"reauth"}}`
 		if _, err := s.SaveToken(ctx, finchreauth.Token{ConnectionID: conn, AccessToken: token, IssuedAt: time.Now()}); err != nil {
 			return res, err
 		}
@@ -327,7 +273,7 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports, storms
 						<-start
 					}
 					if resp.StatusCode == http.StatusUnauthorized {
-						maxInt64(&lastAnswer, time.Now().UnixNano())
+						stormfinch.MaxInt64(&lastAnswer, time.Now().UnixNano())
 						if !finchreauth.IsReauthResponse(resp) {
 							errs <- errors.New("a 401 the caller cannot recognise")
 						}
@@ -337,12 +283,12 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports, storms
 			})
 		}
 		warm.Wait()
-		finch.hold.Store(true)
+		finch.Hold()
 		close(start)
-		for finch.held.Load() < int64(callers) && len(errs) == 0 {
+		for finch.Held() < int64(callers) && len(errs) == 0 {
 			time.Sleep(100 * time.Microsecond)
 		}
-		close(finch.gate)
+		finch.Release()
 		done.Wait()
 		for _, tr := range trs {
 			tr.Close()
@@ -351,17 +297,17 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports, storms
 		if err := <-errs; err != nil {
 			return res, err
 		}
-		first := finch.first401.Load()
+		first := finch.First401()
 		release := time.Duration(lastAnswer.Load() - first)
 		res.Release += release
 		res.MaxRelease = max(res.MaxRelease, release)
 		res.ToNotify += time.Duration(notifyStart.Load() - first)
 		res.AfterNotify += time.Duration(lastAnswer.Load() - notifyEnd.Load())
-		res.Introspects, res.Marks = finch.introspect.Load(), marks.Load()
+		res.Introspects, res.Marks = finch.Introspects(), marks.Load()
 		if tr, n := transitions.Load(), notified.Load(); tr != 1 || n != 1 {
 			return res, fmt.Errorf("storm: %d transitions, %d notifications; want 1 each", tr, n)
 		}
-		if r := finch.refusals.Load(); r != int64(callers) {
+		if r := finch.Refusals(); r != int64(callers) {
 			return res, fmt.Errorf("storm: Finch refused %d calls, want %d", r, callers)
 		}
 	}
