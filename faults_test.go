@@ -2,7 +2,6 @@ package finchreauth_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -137,10 +136,9 @@ func (f faultRT) RoundTrip(req *http.Request) (*http.Response, error) {
 // faultStore puts an injector in front of a Store: "mark" and "save".
 type faultStore struct {
 	finchreauth.Store
-	in                 *injector
-	transitions, saves sync.Map // counts by key
-	mu                 sync.Mutex
-	nTransition        int
+	in          *injector
+	mu          sync.Mutex
+	nTransition int
 }
 
 func (s *faultStore) MarkReauth(ctx context.Context, m finchreauth.Mark) (finchreauth.MarkResult, error) {
@@ -460,5 +458,4 @@ func runReconnectFault(t *testing.T, step string, kind faultKind) {
 	require.NoError(t, err)
 	readAll(t, resp)
 	assert.Equal(t, 200, resp.StatusCode)
-	_ = errors.New
 }
