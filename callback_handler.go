@@ -5,354 +5,406 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"mime"
 	"net/http"
 	"net/url"
+	"strings"
+	"sync"
 	"time"
+	"unicode"
+
+	"github.com/finchkit/finchreauth/internal/finchapi"
 )
 
-// Reconnection describes the outcome of an employer's trip through Finch
-// Connect, as the callback handler gives it to Connect.OnReconnected and
-// Connect.OnMismatch.
-type Reconnection struct {
-	// ConnectionID is the connection Finch issued the token for; Expected
-	// is the one the link named. They differ only for OnMismatch.
-	ConnectionID string
-	Expected     string
+// Reason says why a reconnect through the callback did not complete: it is
+// the reason parameter of Connect.FailureURL, the error of the embedded
+// flow's JSON answer, and Reconnection.Reason for Connect.OnUnsaved.
+type Reason string
 
-	CustomerID   string
-	CustomerName string
-	CompanyID    string
-	ProviderID   string
-	Products     []string // the products the new token grants
+// Error makes a Reason an error, so that errors.Is(err, ReasonSaveFailed)
+// tells what the ErrorHandler received about a failed callback.
+func (r Reason) Error() string { return "finchreauth: " + string(r) }
 
-	// Token is the new token; it formats without its secret.
-	Token Token
-
-	// BrokenSince is when the connection's re-authentication episode began,
-	// zero if the Store knew of none.
-	BrokenSince time.Time
-
-	// Embedded is true when the code came from the embedded flow (a POST
-	// from the application's page) rather than Connect's redirect.
-	Embedded bool
-}
-
-// The reasons the callback gives the FailureURL, and the embedded flow's
-// JSON answer.
+// The reasons.
 const (
-	reasonCancelled    = "cancelled"
-	reasonInvalidState = "invalid_state"
-	reasonExpired      = "expired"
-	reasonInvalid      = "invalid_request"
-	reasonExchange     = "exchange_failed"
-	reasonMismatch     = "connection_mismatch"
-	reasonSave         = "save_failed"
-	reasonLink         = "link_failed"
-	reasonConfig       = "misconfigured"
+	ReasonCancelled          Reason = "cancelled"           // the employer cancelled, or Connect sent no code
+	ReasonInvalidState       Reason = "invalid_state"       // a state forged, foreign, spent or tried too often; or none, and no link of ours open
+	ReasonExpired            Reason = "expired"             // the link's state expired
+	ReasonInvalidRequest     Reason = "invalid_request"     // a malformed callback
+	ReasonUnavailable        Reason = "unavailable"         // the Store could not record the attempt; nothing was spent: try again
+	ReasonExchangeFailed     Reason = "exchange_failed"     // Finch did not exchange the code
+	ReasonConnectionMismatch Reason = "connection_mismatch" // the employer connected another account
+	ReasonSuperseded         Reason = "superseded"          // Finch refuses the new token; the saved one works
+	ReasonSaveFailed         Reason = "save_failed"         // the Store did not take the token, after retries
+	ReasonLinkFailed         Reason = "link_failed"         // no link could be made (the start endpoint)
+	ReasonMisconfigured      Reason = "misconfigured"       // Transport.Connect is missing or invalid
 )
 
-// Limits on what the callback reads from the employer's browser.
+// Limits on what the callback accepts and how hard it tries.
 const (
-	maxCallbackBody = 16 << 10
-	maxCodeLen      = 512
+	maxCallbackBody   = 16 << 10
+	maxCodeLen        = 512
+	maxAttempts       = 3 // codes exchanged with one link state
+	saveAttempts      = 4 // tries to save a token Finch issued
+	statelessPerMin   = 10
+	maxConnectErrorLn = 64
 )
 
 // CallbackHandler returns the handler that takes the employer back from
 // Finch Connect. Mount it at the path of Connect.RedirectURI, under any
-// router; it reads only its query and body, never its path, and registers
-// nothing anywhere.
+// router: it reads only its query and body.
 //
-// Redirect flow: GET ?code=...&state=... (or ?error=...&state=... when the
-// employer cancelled). The handler verifies the state (signature, expiry,
-// single use), exchanges the code at POST /auth/token with RedirectURI,
-// checks that Finch issued the token for the connection the state names,
-// saves it through Connect.Transport (which ends the episode and clears the
-// latch), calls OnReconnected, and answers 303 See Other to SuccessURL. Any
-// failure answers 303 to FailureURL with a reason; a token or code never
-// appears in a URL.
+// Redirect flow: GET ?code=...&state=... (?error=... when the employer
+// cancelled). It verifies the state (signature, expiry), claims it in the
+// Store (a state is tried at most 3 times and completes at most one
+// reconnect, across every process), exchanges the code at POST /auth/token,
+// checks that Finch issued the token for the link's connection, and saves
+// it (see SaveToken), retrying the save with backoff, detached from the
+// browser. It answers 303 to Connect.SuccessURL, or to Connect.FailureURL
+// with a Reason; a token or code never appears in a URL. A token Finch
+// issued that is not saved goes to Connect.OnUnsaved.
 //
 // Embedded flow: POST with a JSON body {"code": ..., "state": ...} from the
-// application's own page, where Finch Connect ran in place. The exchange
-// then leaves redirect_uri out, as Finch requires, and the answer is JSON:
-// 200 {"connection_id": ...}, or 4xx/5xx {"error": reason}.
-func (c *Connect) CallbackHandler() http.Handler {
-	return http.HandlerFunc(c.serveCallback)
-}
-
-// StartHandler returns an optional handler that launches Finch Connect from
-// the application: for "log in to the dashboard and reconnect from there".
-// It asks Connect.Authorize which connection the request's user may
-// reconnect, mints a fresh link for it and answers 303 See Other to it. The
-// link asks for Connect.Products or, if empty, the products (and provider)
-// that GET /introspect reports for the connection's token in the Store. It
-// answers 403 when Authorize refuses (or is nil), and 303 to FailureURL with
-// reason=link_failed when no link could be minted. Mount it anywhere.
-func (c *Connect) StartHandler() http.Handler {
-	return http.HandlerFunc(c.serveStart)
-}
-
-func (c *Connect) report(ctx context.Context, err error) {
-	if c.ErrorHandler == nil || err == nil {
-		return
-	}
-	guard(context.WithoutCancel(ctx), c.timeout(), func(ctx context.Context) (struct{}, error) {
-		c.ErrorHandler(ctx, err)
-		return struct{}{}, nil
+// application's page. The exchange leaves redirect_uri out, as Finch
+// requires, and the answer is JSON: 200 {"connection_id": ...}, or 4xx/5xx
+// {"error": reason}.
+//
+// A code that comes back without a state (a Connect session may not echo
+// one) is exchanged only while some connection has an open episode, at most
+// 10 failed exchanges a minute, and its token is saved only if its
+// connection has an open episode with a link this Transport made.
+func (t *Transport) CallbackHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.init()
+		noStore(w)
+		switch r.Method {
+		case http.MethodGet:
+			q := r.URL.Query()
+			rec, cerr := t.reconnect(r.Context(), q.Get("code"), q.Get("state"), q.Get("error"), false)
+			t.redirectOutcome(w, r, rec, cerr)
+		case http.MethodPost:
+			code, state, cerr := readEmbedded(w, r)
+			var rec Reconnection
+			if cerr == nil {
+				rec, cerr = t.reconnect(r.Context(), code, state, "", true)
+			}
+			t.jsonOutcome(w, r, rec, cerr)
+		default:
+			// Not even HEAD: a callback spends a code.
+			w.Header().Set("Allow", "GET, POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		}
 	})
 }
 
 // callbackError is a failed callback: the reason the employer is told, and
 // the cause the ErrorHandler is told.
 type callbackError struct {
-	reason       string
-	connectionID string
-	status       int // for the embedded flow's JSON answer
-	err          error
+	reason Reason
+	conn   string
+	status int // for the embedded flow's JSON answer
+	err    error
 }
 
 func (e *callbackError) Error() string {
-	if e.connectionID != "" {
-		return fmt.Sprintf("finchreauth: callback for %s: %s: %v", e.connectionID, e.reason, e.err)
+	who := ""
+	if e.conn != "" {
+		who = " for " + e.conn
 	}
-	return fmt.Sprintf("finchreauth: callback: %s: %v", e.reason, e.err)
+	return fmt.Sprintf("finchreauth: callback%s: %s: %v", who, e.reason, e.err)
 }
 
 func (e *callbackError) Unwrap() error { return e.err }
 
-func fail(reason string, status int, connID string, err error) *callbackError {
-	return &callbackError{reason: reason, status: status, connectionID: connID, err: err}
-}
+// Is matches the callback's Reason.
+func (e *callbackError) Is(target error) bool { r, ok := target.(Reason); return ok && r == e.reason }
 
-func (c *Connect) serveCallback(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	switch r.Method {
-	case http.MethodGet:
-		q := r.URL.Query()
-		rec, cerr := c.reconnect(r.Context(), q.Get("code"), q.Get("state"), q.Get("error"), false)
-		c.redirectOutcome(w, r, rec, cerr)
-	case http.MethodPost:
-		code, state, cerr := readEmbedded(w, r)
-		var rec Reconnection
-		if cerr == nil {
-			rec, cerr = c.reconnect(r.Context(), code, state, "", true)
-		}
-		c.jsonOutcome(w, r, rec, cerr)
-	default:
-		// Not even HEAD: a callback spends a code, and nothing but the
-		// employer's browser (GET) or page (POST) should make it do that.
-		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-	}
+func fail(reason Reason, status int, conn string, err error) *callbackError {
+	return &callbackError{reason: reason, status: status, conn: conn, err: err}
 }
 
 // readEmbedded reads the embedded flow's {"code", "state"} body.
 func readEmbedded(w http.ResponseWriter, r *http.Request) (code, state string, _ *callbackError) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return "", "", fail(reasonInvalid, http.StatusUnsupportedMediaType, "", errors.New("Content-Type is not application/json"))
+		return "", "", fail(ReasonInvalidRequest, http.StatusUnsupportedMediaType, "", errors.New("Content-Type is not application/json"))
 	}
-	var body struct {
-		Code  string `json:"code"`
-		State string `json:"state"`
-	}
+	var body struct{ Code, State string }
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxCallbackBody))
 	if err := dec.Decode(&body); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return "", "", fail(reasonInvalid, http.StatusRequestEntityTooLarge, "", errors.New("body too large"))
+			return "", "", fail(ReasonInvalidRequest, http.StatusRequestEntityTooLarge, "", errors.New("body too large"))
 		}
-		return "", "", fail(reasonInvalid, http.StatusBadRequest, "", errors.New("malformed JSON body"))
+		return "", "", fail(ReasonInvalidRequest, http.StatusBadRequest, "", errors.New("malformed JSON body"))
 	}
 	if dec.More() {
-		return "", "", fail(reasonInvalid, http.StatusBadRequest, "", errors.New("trailing data after the JSON body"))
+		return "", "", fail(ReasonInvalidRequest, http.StatusBadRequest, "", errors.New("trailing data after the JSON body"))
 	}
 	return body.Code, body.State, nil
 }
 
 // reconnect is the whole callback, whichever flow brought it.
-func (c *Connect) reconnect(ctx context.Context, code, state, connectErr string, embedded bool) (Reconnection, *callbackError) {
-	c.init()
-	if err := c.checkCredentials(); err != nil {
-		return Reconnection{}, fail(reasonConfig, http.StatusInternalServerError, "", err)
+func (t *Transport) reconnect(ctx context.Context, code, state, connectErr string, embedded bool) (Reconnection, *callbackError) {
+	c := t.Connect
+	if c == nil {
+		return Reconnection{}, fail(ReasonMisconfigured, http.StatusInternalServerError, "", errors.New("Transport.Connect is nil"))
 	}
-	if c.Transport == nil {
-		return Reconnection{}, fail(reasonConfig, http.StatusInternalServerError, "", errors.New("finchreauth: Connect.Transport is nil"))
+	if err := c.Validate(); err != nil {
+		return Reconnection{}, fail(ReasonMisconfigured, http.StatusInternalServerError, "", err)
 	}
-	now := c.now()
-	p, stateErr := verifyState(c.StateKeys, state, now)
-
-	// The employer cancelled, or Connect failed: nothing to do. The state
-	// stays unused, so the same link still works.
-	if connectErr != "" || code == "" {
-		connID := ""
-		if stateErr == nil {
-			connID = p.connectionID
-		}
+	p, stateErr := verifyState(c.StateKeys, state, t.now())
+	switch {
+	case connectErr != "" || code == "":
+		// The employer cancelled, or Connect failed: the state stays
+		// unspent, so the same link still works.
 		why := "no code"
 		if connectErr != "" {
-			why = "Connect answered error=" + truncate(connectErr, 64)
+			why = "Connect answered error=" + sanitize(connectErr)
 		}
-		return Reconnection{}, fail(reasonCancelled, http.StatusBadRequest, connID, errors.New(why))
-	}
-	switch {
-	case errors.Is(stateErr, ErrExpiredState):
-		return Reconnection{}, fail(reasonExpired, http.StatusBadRequest, p.connectionID, stateErr)
-	case stateErr != nil:
-		return Reconnection{}, fail(reasonInvalidState, http.StatusBadRequest, "", stateErr)
+		if stateErr != nil {
+			p.connectionID = ""
+		}
+		return Reconnection{}, fail(ReasonCancelled, http.StatusBadRequest, p.connectionID, errors.New(why))
 	case len(code) > maxCodeLen:
-		return Reconnection{}, fail(reasonInvalid, http.StatusBadRequest, p.connectionID, errors.New("code too long"))
+		return Reconnection{}, fail(ReasonInvalidRequest, http.StatusBadRequest, "", errors.New("code too long"))
+	case state == "":
+		return t.reconnectStateless(ctx, code, embedded)
+	case errors.Is(stateErr, errExpiredState):
+		return Reconnection{}, fail(ReasonExpired, http.StatusBadRequest, p.connectionID, stateErr)
+	case stateErr != nil:
+		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", stateErr)
 	}
-	if err := c.replay.claim(p, now); err != nil {
-		return Reconnection{}, fail(reasonInvalidState, http.StatusConflict, p.connectionID, errors.New("state already used"))
+	if err := t.claim(ctx, p); errors.Is(err, errSpent) {
+		return Reconnection{}, fail(ReasonInvalidState, http.StatusConflict, p.connectionID, err)
+	} else if err != nil {
+		return Reconnection{}, fail(ReasonUnavailable, http.StatusServiceUnavailable, p.connectionID, err)
 	}
-	// Whatever the exchange does, Connect has spent the link's session:
-	// the next notification or start gets a freshly minted link.
-	c.forgetLink(p.connectionID)
+	// From here on the code is being spent: the work runs detached from
+	// the browser's request, so that closing the tab cannot lose a token.
+	ctx, cancel := t.detach(ctx)
+	defer cancel()
+	tok, err := t.exchange(ctx, code, embedded)
+	if err != nil {
+		return Reconnection{}, fail(ReasonExchangeFailed, http.StatusBadGateway, p.connectionID, err)
+	}
+	return t.keep(ctx, tok, saving{conn: p.connectionID, nonce: p.nonce}, embedded)
+}
 
-	req := tokenRequest{ClientID: c.ClientID, ClientSecret: c.ClientSecret, Code: code}
+// claim records one attempt to spend a code with p's state.
+func (t *Transport) claim(ctx context.Context, p statePayload) error {
+	_, _, err := t.update(ctx, p.connectionID, func(r *Record, d *recordData) (bool, error) {
+		c := d.claim(p.nonce)
+		if c != nil && (c.Done || c.Attempts >= maxAttempts) {
+			return false, errSpent
+		}
+		if c == nil {
+			d.Claims = append(d.Claims, claim{Nonce: p.nonce, Expires: p.expires})
+			c = &d.Claims[len(d.Claims)-1]
+		}
+		c.Attempts++
+		c.Started = t.now()
+		if d.Link != nil && d.Link.Nonce == p.nonce {
+			d.Link = nil // Connect spent the link's session: the next one is new
+		}
+		return true, nil
+	})
+	return err
+}
+
+// reconnectStateless is the callback for a code that came back without a
+// state.
+func (t *Transport) reconnectStateless(ctx context.Context, code string, embedded bool) (Reconnection, *callbackError) {
+	if t.Connect.AuthorizeURLs {
+		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", errors.New("no state, and this application's links all carry one"))
+	}
+	open, err := storeStep(t, ctx, subject{}, func(ctx context.Context, s Store) ([]Record, error) {
+		return s.List(ctx, Query{Limit: 1})
+	})
+	switch {
+	case err != nil:
+		return Reconnection{}, fail(ReasonUnavailable, http.StatusServiceUnavailable, "", err)
+	case len(open) == 0:
+		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", errors.New("no state, and no connection awaits a reconnect"))
+	case !t.stateless.allow(t.now()):
+		return Reconnection{}, fail(ReasonUnavailable, http.StatusTooManyRequests, "", errors.New("too many failed exchanges without a state this minute"))
+	}
+	ctx, cancel := t.detach(ctx)
+	defer cancel()
+	tok, err := t.exchange(ctx, code, embedded)
+	if err != nil {
+		t.stateless.failed(t.now())
+		return Reconnection{}, fail(ReasonExchangeFailed, http.StatusBadGateway, "", err)
+	}
+	return t.keep(ctx, tok, saving{conn: tok.ConnectionID, stateless: true}, embedded)
+}
+
+// exchange trades the code for a token.
+func (t *Transport) exchange(ctx context.Context, code string, embedded bool) (finchapi.TokenResponse, error) {
+	c := t.Connect
+	req := finchapi.TokenRequest{ClientID: c.ClientID, ClientSecret: c.ClientSecret, Code: code}
 	if !embedded {
 		req.RedirectURI = c.RedirectURI
 	}
-	// From here on the code is being spent: the exchange and the save run
-	// detached from the browser's request, so that an employer who closes
-	// the tab cannot make the application lose the token Finch issues. Each
-	// is bounded by the Timeout, and a panic in the Base or the Store is
-	// contained, as for the Transport's hooks.
-	detached := context.WithoutCancel(ctx)
-	tok, err := guard(detached, c.timeout(), func(ctx context.Context) (tokenResponse, error) {
-		return c.api().exchange(ctx, c.apiBaseURL(), req)
+	return step(t, ctx, "exchange", subject{}, func(ctx context.Context) (finchapi.TokenResponse, error) {
+		if t.apiErr != nil {
+			return finchapi.TokenResponse{}, t.apiErr
+		}
+		tok, err := t.finch(ctx, t.base()).Exchange(ctx, req)
+		return tok, apiErrorOf(err)
 	})
-	if p, ok := err.(panicked); ok {
-		err = fmt.Errorf("finchreauth: code exchange panicked: %v", p.value)
-	}
-	if err != nil {
-		c.replay.release(p) // the employer may go through Connect again with the same link
-		return Reconnection{}, fail(reasonExchange, http.StatusBadGateway, p.connectionID, err)
-	}
+}
 
-	issued := c.now()
+// keep saves the token Finch issued, or hands it to OnUnsaved.
+func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, s saving, embedded bool) (Reconnection, *callbackError) {
 	rec := Reconnection{
 		ConnectionID: tok.ConnectionID,
-		Expected:     p.connectionID,
+		Expected:     s.conn,
 		CustomerID:   tok.CustomerID,
 		CustomerName: tok.CustomerName,
 		CompanyID:    tok.CompanyID,
 		ProviderID:   tok.ProviderID,
 		Products:     tok.Products,
-		Token:        Token{ConnectionID: tok.ConnectionID, AccessToken: tok.AccessToken, IssuedAt: issued},
+		Token:        Token(tok.AccessToken),
+		Via:          "callback",
+		At:           t.now(),
 		Embedded:     embedded,
 	}
-	if tok.ConnectionID != p.connectionID {
-		// The employer connected another account. Its token is not this
-		// connection's: saving it would point the old connection's jobs at
-		// someone else's data. The application decides what to do with it.
-		if c.OnMismatch != nil {
-			c.runHook(ctx, "mismatch", rec, c.OnMismatch)
-		}
-		return rec, fail(reasonMismatch, http.StatusConflict, p.connectionID,
-			fmt.Errorf("Finch issued the token for connection %s", tok.ConnectionID))
+	if tok.ConnectionID != s.conn {
+		// The employer connected another account: its token is not this
+		// connection's.
+		return t.unsaved(ctx, rec, fail(ReasonConnectionMismatch, http.StatusConflict, s.conn,
+			fmt.Errorf("Finch issued the token for connection %s", tok.ConnectionID)))
 	}
-
-	prev, err := guard(detached, c.timeout(), func(ctx context.Context) (State, error) {
-		return c.Transport.SaveToken(ctx, rec.Token)
-	})
-	if p, ok := err.(panicked); ok {
-		err = fmt.Errorf("finchreauth: SaveToken panicked: %v", p.value)
+	s.token, s.via, s.details = rec.Token, "callback", rec
+	var end *ended
+	var err error
+	for attempt := range saveAttempts {
+		if end, err = t.save(ctx, s); err == nil || errors.Is(err, ErrStaleToken) || errors.Is(err, errSpent) || errors.Is(err, errNoLink) {
+			break
+		}
+		if attempt < saveAttempts-1 && !sleep(ctx, backoff(attempt)) {
+			break
+		}
 	}
 	switch {
 	case errors.Is(err, ErrStaleToken):
-		// Another replica saved a token issued later (by its clock) for
-		// this connection: the connection is reconnected either way.
-		c.report(ctx, fmt.Errorf("finchreauth: callback for %s: a newer token was already saved: %w", rec.ConnectionID, err))
+		return t.unsaved(ctx, rec, fail(ReasonSuperseded, http.StatusConflict, s.conn, err))
+	case errors.Is(err, errSpent), errors.Is(err, errNoLink):
+		return t.unsaved(ctx, rec, fail(ReasonInvalidState, http.StatusConflict, s.conn, err))
 	case err != nil:
-		c.replay.release(p)
-		return rec, fail(reasonSave, http.StatusInternalServerError, p.connectionID,
-			fmt.Errorf("saving token %s: %w", rec.Token.Fingerprint(), err))
+		return t.unsaved(ctx, rec, fail(ReasonSaveFailed, http.StatusInternalServerError, s.conn,
+			fmt.Errorf("saving token %s: %w", rec.Token.Fingerprint(), err)))
 	}
-	if prev.NeedsReauth {
-		rec.BrokenSince = prev.Since
-	}
-	if c.OnReconnected != nil {
-		c.runHook(ctx, "reconnected", rec, c.OnReconnected)
+	if end != nil {
+		rec.BrokenSince, rec.Notifications = end.Since, end.Sent
 	}
 	return rec, nil
 }
 
-// runHook calls an application hook under the Timeout, containing a panic,
-// and reports a failure.
-func (c *Connect) runHook(ctx context.Context, name string, rec Reconnection, fn func(context.Context, Reconnection)) {
-	_, err := guard(context.WithoutCancel(ctx), c.timeout(), func(ctx context.Context) (struct{}, error) {
-		fn(ctx, rec)
-		return struct{}{}, nil
-	})
-	if err != nil {
-		he := &HookError{Hook: name, ConnectionID: rec.ConnectionID, TokenFingerprint: rec.Token.Fingerprint(), Err: err}
-		if p, ok := err.(panicked); ok {
-			he.Panic, he.Err = p.value, errHookPanicked
+// unsaved hands a token that was not saved to OnUnsaved.
+func (t *Transport) unsaved(ctx context.Context, rec Reconnection, cerr *callbackError) (Reconnection, *callbackError) {
+	rec.Reason = cerr.reason
+	if f := t.Connect.OnUnsaved; f != nil {
+		step(t, ctx, "unsaved", subject{conn: rec.ConnectionID, fp: rec.Token.Fingerprint()}, func(ctx context.Context) (struct{}, error) {
+			f(ctx, rec)
+			return struct{}{}, nil
+		})
+	}
+	return rec, cerr
+}
+
+// backoff is the wait before the save attempt after attempt: 250ms, 500ms,
+// 1s, with up to a quarter more at random.
+func backoff(attempt int) time.Duration {
+	d := 250 * time.Millisecond << attempt
+	return d + rand.N(d/4)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// statelessBudget bounds the failed exchanges of codes that came back
+// without a state: anybody can send one, and each costs a call to Finch.
+type statelessBudget struct {
+	mu     sync.Mutex
+	minute time.Time
+	fails  int
+}
+
+func (b *statelessBudget) allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if now.Sub(b.minute) >= time.Minute {
+		b.minute, b.fails = now, 0
+	}
+	return b.fails < statelessPerMin
+}
+
+func (b *statelessBudget) failed(now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.fails++
+}
+
+// sanitize makes text from outside (Connect's error parameter, an error's
+// message) safe for a log line: at most 64 runes of valid UTF-8, control
+// characters (CR and LF included) replaced by spaces.
+func sanitize(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	var b strings.Builder
+	n := 0
+	for _, r := range s {
+		if n == maxConnectErrorLn {
+			b.WriteString("...")
+			break
 		}
-		c.report(ctx, he)
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			r = ' '
+		}
+		b.WriteRune(r)
+		n++
 	}
-}
-
-// describe finds the provider and products of a connection for a link the
-// start endpoint mints: Connect.Products if set; otherwise what /introspect
-// says of the token the Transport's Store holds for the connection (Finch
-// answers /introspect for a token that needs re-authentication). Both are
-// empty when nothing is known: a Connect session does without them.
-func (c *Connect) describe(ctx context.Context, connID string) (providerID string, products []string) {
-	if len(c.Products) > 0 || c.Transport == nil {
-		return "", c.Products
-	}
-	c.Transport.init()
-	tok, err := c.Transport.store.Token(ctx, connID)
-	if err != nil {
-		return "", nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout())
-	defer cancel()
-	in, err := c.api().introspect(ctx, c.apiBaseURL(), tok.AccessToken)
-	if err != nil || in.ConnectionID != connID {
-		c.report(ctx, fmt.Errorf("finchreauth: start for %s: cannot describe the connection: %v", connID, err))
-		return "", nil
-	}
-	return in.ProviderID, in.Products
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "..."
-	}
-	return s
+	return b.String()
 }
 
 // redirectOutcome answers the redirect flow: 303 to SuccessURL or FailureURL.
-func (c *Connect) redirectOutcome(w http.ResponseWriter, r *http.Request, rec Reconnection, cerr *callbackError) {
+func (t *Transport) redirectOutcome(w http.ResponseWriter, r *http.Request, rec Reconnection, cerr *callbackError) {
 	if cerr != nil {
-		c.report(r.Context(), cerr)
-		c.redirectFailure(w, r, cerr.reason, cerr.connectionID)
+		t.report(r.Context(), cerr)
+		t.redirectFailure(w, r, cerr.reason, cerr.conn)
 		return
 	}
-	if c.SuccessURL == "" {
-		c.report(r.Context(), errors.New("finchreauth: Connect.SuccessURL is empty"))
+	if t.Connect.SuccessURL == "" {
 		http.Error(w, "reconnected", http.StatusOK)
 		return
 	}
-	http.Redirect(w, r, withQuery(c.SuccessURL, "connection_id", rec.ConnectionID), http.StatusSeeOther)
+	http.Redirect(w, r, withQuery(t.Connect.SuccessURL, "connection_id", rec.ConnectionID), http.StatusSeeOther)
 }
 
-func (c *Connect) redirectFailure(w http.ResponseWriter, r *http.Request, reason, connID string) {
-	target := c.FailureURL
-	if target == "" {
-		target = c.SuccessURL
+func (t *Transport) redirectFailure(w http.ResponseWriter, r *http.Request, reason Reason, conn string) {
+	target := ""
+	if c := t.Connect; c != nil {
+		target = c.FailureURL
+		if target == "" {
+			target = c.SuccessURL
+		}
 	}
 	if target == "" {
-		http.Error(w, "reconnect failed: "+reason, http.StatusBadRequest)
+		http.Error(w, "reconnect failed: "+string(reason), http.StatusBadRequest)
 		return
 	}
-	u := withQuery(target, "reason", reason)
-	if connID != "" {
-		u = withQuery(u, "connection_id", connID)
+	u := withQuery(target, "reason", string(reason))
+	if conn != "" {
+		u = withQuery(u, "connection_id", conn)
 	}
 	http.Redirect(w, r, u, http.StatusSeeOther)
 }
@@ -370,45 +422,13 @@ func withQuery(target, key, value string) string {
 }
 
 // jsonOutcome answers the embedded flow.
-func (c *Connect) jsonOutcome(w http.ResponseWriter, r *http.Request, rec Reconnection, cerr *callbackError) {
+func (t *Transport) jsonOutcome(w http.ResponseWriter, r *http.Request, rec Reconnection, cerr *callbackError) {
 	w.Header().Set("Content-Type", "application/json")
 	if cerr != nil {
-		c.report(r.Context(), cerr)
+		t.report(r.Context(), cerr)
 		w.WriteHeader(cerr.status)
-		json.NewEncoder(w).Encode(map[string]string{"error": cerr.reason})
+		json.NewEncoder(w).Encode(map[string]string{"error": string(cerr.reason)})
 		return
 	}
 	json.NewEncoder(w).Encode(map[string]string{"connection_id": rec.ConnectionID})
-}
-
-func (c *Connect) serveStart(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Referrer-Policy", "no-referrer")
-	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		w.Header().Set("Allow", "GET, POST")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if c.Authorize == nil {
-		http.Error(w, "forbidden", http.StatusForbidden)
-		return
-	}
-	connID, err := c.Authorize(r)
-	if err != nil || connID == "" {
-		if err == nil {
-			err = errors.New("Authorize returned no connection id")
-		}
-		c.report(r.Context(), fmt.Errorf("finchreauth: start refused: %w", err))
-		http.Error(w, "forbidden", http.StatusForbidden)
-		return
-	}
-	c.init()
-	providerID, products := c.describe(r.Context(), connID)
-	l, err := c.mint(r.Context(), connID, providerID, products)
-	if err != nil {
-		c.report(r.Context(), fmt.Errorf("finchreauth: start for %s: %w", connID, err))
-		c.redirectFailure(w, r, reasonLink, connID)
-		return
-	}
-	http.Redirect(w, r, l.url, http.StatusSeeOther)
 }

@@ -4,15 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/finchtest"
+	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
@@ -23,13 +29,32 @@ func TestMain(m *testing.M) {
 // reauthJSON is Finch's re-authentication error as Finch sends it.
 const reauthJSON = `{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"Please reauthenticate user","statusCode":401,"status":401}`
 
+// api is the Finch API the tests' Transports watch (the default).
+const api = "https://api.tryfinch.com"
+
+// introspection is /introspect's answer as Finch sends it.
+type introspection struct {
+	ConnectionID  string   `json:"connection_id"`
+	CustomerID    string   `json:"customer_id"`
+	CustomerName  string   `json:"customer_name"`
+	CustomerEmail string   `json:"customer_email"`
+	CompanyID     string   `json:"company_id"`
+	ProviderID    string   `json:"provider_id"`
+	Products      []string `json:"products"`
+	Status        status   `json:"connection_status"`
+}
+
+type status struct {
+	Status string `json:"status"`
+}
+
 // fakeFinch is an in-memory Finch API as an http.RoundTripper: tokens map to
 // connections; a broken token answers every call but /introspect with the
 // re-authentication error. It counts calls per path and closes request
 // bodies, as a RoundTripper must.
 type fakeFinch struct {
 	mu     sync.Mutex
-	conns  map[string]finchreauth.Introspection // token -> connection
+	conns  map[string]introspection // token -> connection
 	broken map[string]bool
 	calls  map[string]*atomic.Int64
 	// introspectStatus, when non-zero, is what /introspect answers.
@@ -41,7 +66,7 @@ type fakeFinch struct {
 
 func newFakeFinch() *fakeFinch {
 	return &fakeFinch{
-		conns:  map[string]finchreauth.Introspection{},
+		conns:  map[string]introspection{},
 		broken: map[string]bool{},
 		calls:  map[string]*atomic.Int64{},
 	}
@@ -51,7 +76,7 @@ func newFakeFinch() *fakeFinch {
 func (f *fakeFinch) add(token, connID string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.conns[token] = finchreauth.Introspection{
+	f.conns[token] = introspection{
 		ConnectionID:  connID,
 		CustomerID:    "cust_" + connID,
 		CustomerName:  "Acme " + connID,
@@ -59,7 +84,7 @@ func (f *fakeFinch) add(token, connID string) {
 		CompanyID:     "comp_" + connID,
 		ProviderID:    "gusto",
 		Products:      []string{"company", "directory"},
-		Status:        finchreauth.ConnectionStatus{Status: "connected"},
+		Status:        status{Status: "connected"},
 	}
 }
 
@@ -223,4 +248,161 @@ func snapshot(req *http.Request) string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "%s %s %v %d %p", req.Method, req.URL.String(), req.Header, req.ContentLength, req.Body)
 	return b.String()
+}
+
+var stateKey = []byte("0123456789abcdef0123456789abcdef")
+
+// reconnectRig is the whole flow: a fake Finch, an application server that
+// mounts the callback and start handlers, a Transport and its Connect.
+type reconnectRig struct {
+	finch   *finchtest.Server
+	app     *httptest.Server
+	store   *finchreauth.MemoryStore
+	tr      *finchreauth.Transport
+	connect *finchreauth.Connect
+	notes   *recorder
+	errs    *errorLog
+	clk     *clock
+
+	mu          sync.Mutex
+	reconnected []finchreauth.Reconnection
+	unsaved     []finchreauth.Reconnection
+	authorize   func(*http.Request) (string, error)
+
+	token  string // the connection's first token
+	connID string
+}
+
+func newReconnectRig(t *testing.T, configure func(r *reconnectRig)) *reconnectRig {
+	r := &reconnectRig{finch: finchtest.NewServer(), store: finchreauth.NewMemoryStore(), notes: &recorder{}, errs: &errorLog{}, clk: newClock()}
+	t.Cleanup(r.finch.Close)
+	r.finch.SetClock(r.clk.Now)
+	r.token = r.finch.AddConnection(finchtest.Connection{CustomerName: "Acme Corp", ProviderID: "gusto"})
+	conn, _ := r.finch.ConnectionForToken(r.token)
+	r.connID = conn.ID
+
+	mux := http.NewServeMux()
+	r.app = httptest.NewServer(mux)
+	t.Cleanup(r.app.Close)
+
+	r.connect = &finchreauth.Connect{
+		ClientID:       r.finch.ClientID,
+		ClientSecret:   r.finch.ClientSecret,
+		RedirectURI:    r.app.URL + "/finch/callback",
+		StateKeys:      [][]byte{stateKey},
+		SuccessURL:     r.app.URL + "/dashboard?tab=integrations",
+		FailureURL:     r.app.URL + "/dashboard/reconnect-failed",
+		ConnectBaseURL: r.finch.URL,
+		OnUnsaved: func(_ context.Context, rec finchreauth.Reconnection) {
+			r.mu.Lock()
+			r.unsaved = append(r.unsaved, rec)
+			r.mu.Unlock()
+		},
+	}
+	r.tr = &finchreauth.Transport{
+		Base: r.finch.Client().Transport, APIBaseURL: r.finch.URL, Store: r.store, Notifier: r.notes,
+		Connect: r.connect, Now: r.clk.Now, ErrorHandler: r.errs.handle,
+		OnReconnected: func(_ context.Context, rec finchreauth.Reconnection) {
+			r.mu.Lock()
+			r.reconnected = append(r.reconnected, rec)
+			r.mu.Unlock()
+		},
+	}
+	t.Cleanup(func() { r.tr.Close() })
+	if configure != nil {
+		configure(r)
+	}
+	require.NoError(t, r.connect.Validate())
+	mux.Handle("/finch/callback", r.tr.CallbackHandler())
+	mux.Handle("/finch/start", r.tr.StartHandler(func(req *http.Request) (string, error) {
+		if r.authorize != nil {
+			return r.authorize(req)
+		}
+		return "", errors.New("no authorize")
+	}))
+	require.NoError(t, r.tr.SaveToken(context.Background(), r.connID, finchreauth.Token(r.token)))
+	return r
+}
+
+// call makes an API call with token and returns the status.
+func (r *reconnectRig) call(t *testing.T, token string) int {
+	t.Helper()
+	req := newRequest(t, "GET", r.finch.URL+"/employer/company", token, nil)
+	resp, err := r.tr.RoundTrip(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	return resp.StatusCode
+}
+
+// breakAndNotify breaks the connection and returns the link the notification carried.
+func (r *reconnectRig) breakAndNotify(t *testing.T) string {
+	t.Helper()
+	r.finch.Break(r.connID)
+	require.Equal(t, 401, r.call(t, r.token))
+	events := r.notes.delivered()
+	require.NotEmpty(t, events, "errors: %v", r.errs.all())
+	link := events[len(events)-1].ReconnectURL
+	require.NotEmpty(t, link, "the notification carries a reconnect link; errors: %v", r.errs.all())
+	return link
+}
+
+// savedToken is the connection's token in the Store.
+func (r *reconnectRig) savedToken(t *testing.T) finchreauth.Token {
+	t.Helper()
+	tok, err := r.tr.Token(context.Background(), r.connID)
+	require.NoError(t, err)
+	return tok
+}
+
+// needsReauth is the connection's status in the Store.
+func (r *reconnectRig) needsReauth(t *testing.T) bool {
+	t.Helper()
+	st, err := r.tr.Status(context.Background(), r.connID)
+	require.NoError(t, err)
+	return st.NeedsReauth
+}
+
+// hooks waits for the detached hooks and returns what they received.
+func (r *reconnectRig) hooks() (reconnected, unsaved []finchreauth.Reconnection) {
+	r.tr.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]finchreauth.Reconnection(nil), r.reconnected...), append([]finchreauth.Reconnection(nil), r.unsaved...)
+}
+
+// browse GETs a URL without following redirects.
+func browse(t *testing.T, u string) *http.Response {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(u)
+	require.NoError(t, err)
+	readAll(t, resp)
+	return resp
+}
+
+func query(t *testing.T, raw string) url.Values {
+	t.Helper()
+	u, err := url.Parse(raw)
+	require.NoError(t, err)
+	return u.Query()
+}
+
+// clock is a settable clock for a Transport's Now.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
 }

@@ -2,58 +2,75 @@ package finchreauth
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
-// Event describes one connection that Finch says needs re-authentication: all
-// a notification needs. The Transport builds it once per collapsed detection
-// and passes it to the LinkBuilder, then (with ReconnectURL filled) to the
+// Event describes one notification owed to a customer whose connection needs
+// re-authentication: the first one of an episode, or a reminder. The
+// Transport builds it when the Store grants it the episode's notification,
+// passes it to the LinkBuilder, then, with ReconnectURL filled, to the
 // Notifier.
 type Event struct {
-	// Connection is what /introspect said about the token: connection and
-	// customer identity, the provider, the products that stop working until
-	// the employer reconnects, and the entities. When /introspect failed it
-	// is zero, and Key falls back to the token fingerprint.
-	Connection Introspection
+	// Connection is what Finch said of the connection: its id (always
+	// set), the customer, the provider, the products that stop working,
+	// and the entities with their status. Fields other than ConnectionID
+	// are empty when Finch has not said (an episode opened by a webhook
+	// for a connection whose token the Store does not hold).
+	Connection Connection
 
-	// Key names the connection in the Store: Connection.ConnectionID, or
-	// "fp:" followed by TokenFingerprint when that is unknown.
-	Key string
-
-	// TokenFingerprint names the token that failed (see Fingerprint).
-	TokenFingerprint string
-
-	// Episode identifies this broken spell of the connection in the Store;
-	// a notifier that sends e-mail can use it as an idempotency key.
+	// Episode identifies this broken spell of the connection: use it, with
+	// Reminder, as an idempotency key when sending e-mail.
 	Episode string
-	// Since is when the episode began: the first detection. DetectedAt is
-	// this detection; they differ when an earlier notification failed and
-	// this is the retry.
-	Since      time.Time
-	DetectedAt time.Time
+	// Since is when the episode began. At is when this event was made.
+	Since, At time.Time
+	// Reminder is 0 for the episode's first notification and n for its
+	// n-th reminder.
+	Reminder int
 
-	// The request Finch refused: its method, its URL path (never the
-	// query), and the Finch-Request-Id of the answer.
-	Method    string
-	Path      string
-	RequestID string
+	// Source is what made the event: "detection" (Finch refused a call),
+	// "webhook" (Finch's account.updated) or "reminder".
+	Source string
+	// For a detection: the refused token, by fingerprint, and the request
+	// Finch refused: its method, its URL path (never the query) and the
+	// Finch-Request-Id of the answer.
+	TokenFingerprint string
+	Method, Path     string
+	RequestID        string
 
-	// ReconnectURL opens Finch Connect for this connection. Empty when no
-	// LinkBuilder is configured or it failed.
+	// ReconnectURL opens Finch Connect for this connection. Empty only when
+	// the Transport has neither Connect nor Links.
 	ReconnectURL string
+}
+
+// Age is how long the connection has been broken at the time of the event.
+func (e Event) Age() time.Duration { return e.At.Sub(e.Since) }
+
+// BrokenEntities returns the entities of a multi-entity connection that need
+// re-authentication. Empty means the whole connection does (or Finch did not
+// list entities).
+func (e Event) BrokenEntities() []Entity {
+	var out []Entity
+	for _, en := range e.Connection.Entities {
+		if en.Status == "reauth" || en.Status == "disconnected" {
+			out = append(out, en)
+		}
+	}
+	return out
 }
 
 // Notifier tells the application's customer that a connection needs
 // re-authentication: an e-mail, an in-app banner, a ticket.
 //
-// The Transport calls Notify at most once per collapsed detection, only when
-// its Store grants the notification lease: once per broken episode, and again
-// only if an earlier call failed. Notify is called from a goroutine of the
-// Transport, never concurrently for one Key, but concurrently for different
-// keys: implementations must be safe for concurrent use. ctx carries the
-// Transport's Timeout; a Notify that outlives it is abandoned and reported
-// as context.DeadlineExceeded. A returned error or a panic is reported to the
-// Transport's ErrorHandler and makes a later detection try again.
+// The Transport calls Notify only while it holds the episode's notification
+// lease in the Store: once for the first notification and once per reminder,
+// across every process sharing the Store, and again only after a call
+// failed (an error, a panic, or no answer within Timeout), after
+// RetryInterval. Calls for different connections are concurrent:
+// implementations must be safe for concurrent use. ctx carries the
+// Transport's Timeout. A Notify that fails after its message went out, or
+// returns after its timeout, gets it sent again: see Event.Episode.
 type Notifier interface {
 	Notify(ctx context.Context, e Event) error
 }
@@ -65,11 +82,10 @@ type NotifierFunc func(ctx context.Context, e Event) error
 func (f NotifierFunc) Notify(ctx context.Context, e Event) error { return f(ctx, e) }
 
 // LinkBuilder returns the URL that reopens Finch Connect for the connection of
-// an Event, so that the notification can carry it. The Transport calls it just
-// before Notify, under the same rules. An error or panic is reported to the
-// ErrorHandler and the notification goes out without a link.
-//
-// This package's Connect type implements it.
+// an Event. The Transport calls it, under the notification lease, when the
+// episode has no link yet, and keeps the link with the episode for the
+// reminders and the dashboard. An error or a panic holds the notification
+// back (it is retried after RetryInterval) and reaches ErrorHandler.
 type LinkBuilder interface {
 	ReconnectURL(ctx context.Context, e Event) (string, error)
 }
@@ -79,3 +95,96 @@ type LinkBuilderFunc func(ctx context.Context, e Event) (string, error)
 
 // ReconnectURL calls f(ctx, e).
 func (f LinkBuilderFunc) ReconnectURL(ctx context.Context, e Event) (string, error) { return f(ctx, e) }
+
+// Metrics receives what a Transport counts: counters, each with an outcome
+// ("" for counters that have none), and one histogram. It is called from
+// requests in flight (latched answers) and from handlings, concurrently: it
+// must be safe for concurrent use, fast, and never block. The names:
+//
+//	finchreauth.detections            a 401 reauthenticate_user from Finch
+//	finchreauth.detections.collapsed  one that joined a handling in flight
+//	finchreauth.latched               a request answered from the latch
+//	finchreauth.notifications         outcome "sent" or "failed"
+//	finchreauth.reminders             outcome "sent" or "failed"
+//	finchreauth.reconnects            outcome "callback", "save" or "webhook"
+//	finchreauth.finch_calls           outcome "ok", "client_error", "rate_limited",
+//	                                  "server_error", "network" or "cancelled"
+//	finchreauth.time_to_reconnect     histogram, seconds from an episode's start to its end
+type Metrics interface {
+	Count(ctx context.Context, name, outcome string, n int64)
+	Observe(ctx context.Context, name string, seconds float64)
+}
+
+// Reconnection describes a connection that works again, or a token Finch
+// issued that the library could not keep. Transport.OnReconnected receives
+// it once per episode, whatever ended it; Connect.OnUnsaved receives the
+// tokens the callback did not save.
+type Reconnection struct {
+	ConnectionID string
+	// Token is the new token: empty when a webhook said the connection
+	// works again. It prints as its fingerprint.
+	Token Token
+	// Via is what ended the episode: "callback", "save"
+	// (Transport.SaveToken) or "webhook".
+	Via string
+	// BrokenSince is when the episode began (zero when there was none) and
+	// At when it ended. Notifications counts what the customer was sent:
+	// the first notification and the reminders.
+	BrokenSince, At time.Time
+	Notifications   int
+
+	// From the code exchange (Via "callback"): the connection the link was
+	// for (Expected, which differs from ConnectionID when the employer
+	// connected another account), the customer and the products the token
+	// grants; Embedded for Connect's embedded flow.
+	Expected     string
+	CustomerID   string
+	CustomerName string
+	CompanyID    string
+	ProviderID   string
+	Products     []string
+	Embedded     bool
+
+	// Reason, for Connect.OnUnsaved, says why the token was not saved.
+	Reason Reason
+}
+
+// Downtime is how long the connection was broken: At - BrokenSince, or 0
+// when no episode was open.
+func (r Reconnection) Downtime() time.Duration {
+	if r.BrokenSince.IsZero() {
+		return 0
+	}
+	return r.At.Sub(r.BrokenSince)
+}
+
+// HookError reports a failure of one step of the library's work that the
+// application supplied or that calls out: "introspect", "store", "link",
+// "notify", "exchange", "save", "webhook", "reconnected", "unsaved" or
+// "authorize". It reaches the application through the ErrorHandler and never
+// the caller of RoundTrip. It names tokens by fingerprint only.
+type HookError struct {
+	Hook             string
+	ConnectionID     string // empty when not known
+	TokenFingerprint string // empty when no token is concerned
+	Panic            any    // the value the hook panicked with, if it panicked
+	Err              error  // the hook's error; context.DeadlineExceeded when it ran past its timeout
+}
+
+func (e *HookError) Error() string {
+	who := e.ConnectionID
+	if who == "" && e.TokenFingerprint != "" {
+		who = "token " + e.TokenFingerprint
+	}
+	if who != "" {
+		who = " for " + who
+	}
+	if e.Panic != nil {
+		return fmt.Sprintf("finchreauth: %s%s panicked: %v", e.Hook, who, e.Panic)
+	}
+	return fmt.Sprintf("finchreauth: %s%s: %v", e.Hook, who, e.Err)
+}
+
+func (e *HookError) Unwrap() error { return e.Err }
+
+var errPanicked = errors.New("finchreauth: hook panicked")

@@ -12,26 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// clock is a settable clock for a Transport's Now.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newClock() *clock { return &clock{now: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func TestLatch(t *testing.T) {
 	ff := newFakeFinch()
 	ff.add("old", "conn_1")
@@ -92,8 +72,8 @@ func TestLatch(t *testing.T) {
 		call("old")
 		n := ff.count("/employer/company")
 		ff.setBroken("old", false) // say the old token works again, as a sandbox flip does
-		_, err := tr.SaveToken(context.Background(), finchreauth.Token{ConnectionID: "conn_1", AccessToken: "new", IssuedAt: clk.Now()})
-		require.NoError(t, err)
+		ff.add("new", "conn_1")
+		require.NoError(t, tr.SaveToken(context.Background(), "conn_1", "new"))
 		assert.Equal(t, 200, call("old"), "the latch no longer answers for conn_1")
 		assert.Equal(t, n+1, ff.count("/employer/company"))
 	})
@@ -124,11 +104,16 @@ func TestStaleTokenAfterReconnect(t *testing.T) {
 	store := finchreauth.NewMemoryStore()
 	notes := &recorder{}
 	clk := newClock()
-	tr := &finchreauth.Transport{Base: ff, Store: store, Notifier: notes, Now: clk.Now}
-	defer tr.Close()
+	var reconnections []finchreauth.Reconnection
+	var mu sync.Mutex
+	tr := &finchreauth.Transport{Base: ff, Store: store, Notifier: notes, Now: clk.Now,
+		OnReconnected: func(_ context.Context, r finchreauth.Reconnection) {
+			mu.Lock()
+			reconnections = append(reconnections, r)
+			mu.Unlock()
+		}}
 	ctx := context.Background()
-	_, err := tr.SaveToken(ctx, finchreauth.Token{ConnectionID: "conn_1", AccessToken: "old", IssuedAt: clk.Now()})
-	require.NoError(t, err)
+	require.NoError(t, tr.SaveToken(ctx, "conn_1", "old"))
 
 	get := func(token string) {
 		resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", token, nil))
@@ -137,27 +122,35 @@ func TestStaleTokenAfterReconnect(t *testing.T) {
 	}
 	get("old")
 	require.EqualValues(t, 1, notes.n.Load())
+	broke := clk.Now()
 	clk.advance(time.Minute)
-	prev, err := tr.SaveToken(ctx, finchreauth.Token{ConnectionID: "conn_1", AccessToken: "new", IssuedAt: clk.Now()})
-	require.NoError(t, err)
-	assert.True(t, prev.NeedsReauth)
-	assert.True(t, prev.Since.Equal(clk.Now().Add(-time.Minute)), "SaveToken reports when the connection broke")
+	require.NoError(t, tr.SaveToken(ctx, "conn_1", "new"))
 
 	// A job still holding the old token calls Finch: the old token stays
 	// dead, but the connection is healthy and nobody is told again.
 	get("old")
 	assert.EqualValues(t, 1, notes.n.Load())
-	st, err := store.State(ctx, "conn_1")
+	st, err := tr.Status(ctx, "conn_1")
 	require.NoError(t, err)
 	assert.False(t, st.NeedsReauth)
-	assert.Equal(t, finchreauth.Fingerprint("new"), st.TokenFingerprint)
-
-	// Older tokens never overwrite newer ones.
-	_, err = tr.SaveToken(ctx, finchreauth.Token{ConnectionID: "conn_1", AccessToken: "old", IssuedAt: clk.Now().Add(-time.Hour)})
-	assert.ErrorIs(t, err, finchreauth.ErrStaleToken)
-	tok, err := store.Token(ctx, "conn_1")
+	tok, err := tr.Token(ctx, "conn_1")
 	require.NoError(t, err)
-	assert.Equal(t, "new", tok.AccessToken)
+	assert.Equal(t, finchreauth.Token("new"), tok)
+
+	// A dead token never replaces a live one.
+	assert.ErrorIs(t, tr.SaveToken(ctx, "conn_1", "old"), finchreauth.ErrStaleToken)
+	tok, err = tr.Token(ctx, "conn_1")
+	require.NoError(t, err)
+	assert.Equal(t, finchreauth.Token("new"), tok)
+
+	tr.Close() // OnReconnected runs detached: wait for it
+	require.Len(t, reconnections, 1, "OnReconnected once for the one episode")
+	r := reconnections[0]
+	assert.Equal(t, "conn_1", r.ConnectionID)
+	assert.Equal(t, "save", r.Via)
+	assert.True(t, r.BrokenSince.Equal(broke), "when the connection broke")
+	assert.Equal(t, time.Minute, r.Downtime())
+	assert.Equal(t, 1, r.Notifications)
 }
 
 // TestReconnectSupersedesUnsavedToken: the application never saved its
@@ -182,8 +175,7 @@ func TestReconnectSupersedesUnsavedToken(t *testing.T) {
 	require.Equal(t, 401, get("old"))
 	require.EqualValues(t, 1, notes.n.Load())
 	clk.advance(time.Minute)
-	_, err := tr.SaveToken(context.Background(), finchreauth.Token{ConnectionID: "conn_1", AccessToken: "new", IssuedAt: clk.Now()})
-	require.NoError(t, err)
+	require.NoError(t, tr.SaveToken(context.Background(), "conn_1", "new"))
 	assert.Equal(t, 401, get("old"), "the old token reaches Finch again (the latch was cleared) and is refused")
 	assert.Equal(t, 200, get("new"))
 	assert.EqualValues(t, 1, notes.n.Load(), "no second notification")

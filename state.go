@@ -10,10 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
-
-	"github.com/patrickmn/go-cache"
 )
 
 // The state that a reconnect link carries through Finch Connect and back to
@@ -23,8 +20,9 @@ import (
 //	payload = version (1 byte) || expiry (8 bytes, unix seconds) || nonce (12 bytes) || connection id
 //
 // It is signed with the first of Connect.StateKeys and verified with any of
-// them, in constant time; it expires; and the callback handler accepts it
-// once (see stateReplay).
+// them, in constant time; it expires; and the callback spends it at most
+// maxAttempts times and completes at most one reconnect with it, across every
+// process sharing the Store (see claim in record.go).
 const (
 	stateVersion    = 1
 	stateNonceLen   = 12
@@ -35,21 +33,17 @@ const (
 	minStateKeyLen  = 16
 )
 
-// State errors, for errors.Is. They never quote the state or a key.
+// State errors. They never quote the state or a key.
 var (
-	// ErrInvalidState is returned for a state that is malformed, forged,
-	// signed with an unknown key, or already used.
-	ErrInvalidState = errors.New("finchreauth: invalid state")
-	// ErrExpiredState is returned for a genuine state past its expiry.
-	ErrExpiredState = errors.New("finchreauth: expired state")
+	errInvalidState = errors.New("finchreauth: invalid state") // malformed, forged, unknown key, or spent
+	errExpiredState = errors.New("finchreauth: expired state") // genuine, past its expiry
+	errNoStateKeys  = errors.New("finchreauth: Connect.StateKeys is empty")
 )
-
-var errNoStateKeys = errors.New("finchreauth: Connect.StateKeys is empty")
 
 type statePayload struct {
 	connectionID string
 	expires      time.Time
-	nonce        string // raw bytes, as a map key for the replay set
+	nonce        string // base64url, the key of its claim in the record
 }
 
 func stateMAC(key, payload []byte) []byte {
@@ -71,19 +65,20 @@ func checkStateKeys(keys [][]byte) error {
 	return nil
 }
 
-// signState returns a state naming connectionID, valid until expires.
-func signState(keys [][]byte, connectionID string, expires time.Time) (string, error) {
+// signState returns a state naming connectionID, valid until expires, and
+// its nonce as verifyState reports it.
+func signState(keys [][]byte, connectionID string, expires time.Time) (state, nonce string, err error) {
 	if err := checkStateKeys(keys); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if connectionID == "" || len(connectionID) > stateMaxConnID {
-		return "", fmt.Errorf("finchreauth: cannot sign a state for a connection id of %d bytes", len(connectionID))
+		return "", "", fmt.Errorf("finchreauth: cannot sign a state for a connection id of %d bytes", len(connectionID))
 	}
-	var nonce [stateNonceLen]byte
-	if _, err := rand.Read(nonce[:]); err != nil {
-		return "", fmt.Errorf("finchreauth: state nonce: %w", err)
+	var n [stateNonceLen]byte
+	if _, err := rand.Read(n[:]); err != nil {
+		return "", "", fmt.Errorf("finchreauth: state nonce: %w", err)
 	}
-	return encodeState(keys[0], connectionID, expires, nonce), nil
+	return encodeState(keys[0], connectionID, expires, n), base64.RawURLEncoding.EncodeToString(n[:]), nil
 }
 
 func encodeState(key []byte, connectionID string, expires time.Time, nonce [stateNonceLen]byte) string {
@@ -103,11 +98,11 @@ func verifyState(keys [][]byte, state string, now time.Time) (statePayload, erro
 		return statePayload{}, err
 	}
 	if state == "" || len(state) > stateMaxLen || !stateAlphabet(state) {
-		return statePayload{}, ErrInvalidState
+		return statePayload{}, errInvalidState
 	}
 	p64, m64, ok := strings.Cut(state, ".")
 	if !ok {
-		return statePayload{}, ErrInvalidState
+		return statePayload{}, errInvalidState
 	}
 	// Strict: one encoding per state, so that no second spelling of a
 	// genuine state verifies.
@@ -115,7 +110,7 @@ func verifyState(keys [][]byte, state string, now time.Time) (statePayload, erro
 	payload, err1 := enc.DecodeString(p64)
 	mac, err2 := enc.DecodeString(m64)
 	if err1 != nil || err2 != nil || len(payload) <= stateHeaderLen || len(mac) != sha256.Size || payload[0] != stateVersion {
-		return statePayload{}, ErrInvalidState
+		return statePayload{}, errInvalidState
 	}
 	valid := 0
 	for _, k := range keys {
@@ -124,15 +119,15 @@ func verifyState(keys [][]byte, state string, now time.Time) (statePayload, erro
 		valid |= subtle.ConstantTimeCompare(mac, stateMAC(k, payload))
 	}
 	if valid != 1 {
-		return statePayload{}, ErrInvalidState
+		return statePayload{}, errInvalidState
 	}
 	p := statePayload{
 		expires:      time.Unix(int64(binary.BigEndian.Uint64(payload[1:9])), 0),
-		nonce:        string(payload[9:stateHeaderLen]),
+		nonce:        enc.EncodeToString(payload[9:stateHeaderLen]),
 		connectionID: string(payload[stateHeaderLen:]),
 	}
 	if !now.Before(p.expires) {
-		return p, ErrExpiredState
+		return p, errExpiredState
 	}
 	return p, nil
 }
@@ -149,43 +144,4 @@ func stateAlphabet(s string) bool {
 		}
 	}
 	return true
-}
-
-// stateReplay remembers the states the callback handler accepted, by nonce,
-// until they expire, so that each is accepted once. go-cache with no janitor:
-// expired nonces are swept when one is added.
-type stateReplay struct {
-	mu        sync.Mutex
-	used      *cache.Cache
-	lastSweep time.Time
-}
-
-func newStateReplay() *stateReplay {
-	return &stateReplay{used: cache.New(cache.NoExpiration, 0)}
-}
-
-// claim records p as used. It fails with ErrInvalidState if it already was.
-func (r *stateReplay) claim(p statePayload, now time.Time) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now.Sub(r.lastSweep) > time.Minute {
-		r.used.DeleteExpired()
-		r.lastSweep = now
-	}
-	// Kept until the state's own expiry (by the wall clock, which is what
-	// go-cache reads), and at least a minute.
-	ttl := max(time.Until(p.expires), time.Minute)
-	if err := r.used.Add(p.nonce, struct{}{}, ttl); err != nil {
-		return ErrInvalidState
-	}
-	return nil
-}
-
-// release forgets p, so that its link can be used again: the callback
-// handler releases a state when the reconnect failed for reasons the
-// employer can retry.
-func (r *stateReplay) release(p statePayload) {
-	r.mu.Lock()
-	r.used.Delete(p.nonce)
-	r.mu.Unlock()
 }

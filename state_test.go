@@ -14,7 +14,7 @@ var (
 
 func TestStateRoundTrip(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	s, err := signState([][]byte{keyA}, "conn_1", now.Add(time.Hour))
+	s, _, err := signState([][]byte{keyA}, "conn_1", now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestStateRoundTrip(t *testing.T) {
 	if err != nil || p.connectionID != "conn_1" || !p.expires.Equal(now.Add(time.Hour)) {
 		t.Fatalf("verify = %+v, %v", p, err)
 	}
-	s2, _ := signState([][]byte{keyA}, "conn_1", now.Add(time.Hour))
+	s2, _, _ := signState([][]byte{keyA}, "conn_1", now.Add(time.Hour))
 	if s2 == s {
 		t.Fatal("two states for one connection are equal: no nonce")
 	}
@@ -33,8 +33,8 @@ func TestStateRoundTrip(t *testing.T) {
 
 func TestStateRotationAndRefusals(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	oldState, _ := signState([][]byte{keyA}, "conn_1", now.Add(time.Hour))
-	newState, _ := signState([][]byte{keyB, keyA}, "conn_1", now.Add(time.Hour))
+	oldState, _, _ := signState([][]byte{keyA}, "conn_1", now.Add(time.Hour))
+	newState, _, _ := signState([][]byte{keyB, keyA}, "conn_1", now.Add(time.Hour))
 	cases := []struct {
 		name  string
 		keys  [][]byte
@@ -44,14 +44,14 @@ func TestStateRotationAndRefusals(t *testing.T) {
 	}{
 		{"old key still verifies after rotation", [][]byte{keyB, keyA}, oldState, now, nil},
 		{"new key signs", [][]byte{keyB}, newState, now, nil},
-		{"dropped key refused", [][]byte{keyB}, oldState, now, ErrInvalidState},
-		{"expired at its expiry", [][]byte{keyA}, oldState, now.Add(time.Hour), ErrExpiredState},
-		{"empty", [][]byte{keyA}, "", now, ErrInvalidState},
-		{"no dot", [][]byte{keyA}, strings.ReplaceAll(oldState, ".", ""), now, ErrInvalidState},
-		{"bad base64", [][]byte{keyA}, "!!!." + strings.Split(oldState, ".")[1], now, ErrInvalidState},
-		{"truncated mac", [][]byte{keyA}, oldState[:len(oldState)-2], now, ErrInvalidState},
-		{"too long", [][]byte{keyA}, oldState + strings.Repeat("A", stateMaxLen), now, ErrInvalidState},
-		{"swapped halves", [][]byte{keyA}, strings.Split(oldState, ".")[1] + "." + strings.Split(oldState, ".")[0], now, ErrInvalidState},
+		{"dropped key refused", [][]byte{keyB}, oldState, now, errInvalidState},
+		{"expired at its expiry", [][]byte{keyA}, oldState, now.Add(time.Hour), errExpiredState},
+		{"empty", [][]byte{keyA}, "", now, errInvalidState},
+		{"no dot", [][]byte{keyA}, strings.ReplaceAll(oldState, ".", ""), now, errInvalidState},
+		{"bad base64", [][]byte{keyA}, "!!!." + strings.Split(oldState, ".")[1], now, errInvalidState},
+		{"truncated mac", [][]byte{keyA}, oldState[:len(oldState)-2], now, errInvalidState},
+		{"too long", [][]byte{keyA}, oldState + strings.Repeat("A", stateMaxLen), now, errInvalidState},
+		{"swapped halves", [][]byte{keyA}, strings.Split(oldState, ".")[1] + "." + strings.Split(oldState, ".")[0], now, errInvalidState},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,34 +69,14 @@ func TestStateRotationAndRefusals(t *testing.T) {
 func TestStateSignRefuses(t *testing.T) {
 	exp := time.Now().Add(time.Hour)
 	for name, keys := range map[string][][]byte{"no keys": nil, "short key": {[]byte("short")}} {
-		if _, err := signState(keys, "c", exp); err == nil {
+		if _, _, err := signState(keys, "c", exp); err == nil {
 			t.Errorf("%s: signed", name)
 		}
 	}
-	if _, err := signState([][]byte{keyA}, "", exp); err == nil {
+	if _, _, err := signState([][]byte{keyA}, "", exp); err == nil {
 		t.Error("signed an empty connection id")
 	}
-	if _, err := signState([][]byte{keyA}, strings.Repeat("c", stateMaxConnID+1), exp); err == nil {
+	if _, _, err := signState([][]byte{keyA}, strings.Repeat("c", stateMaxConnID+1), exp); err == nil {
 		t.Error("signed an oversized connection id")
-	}
-}
-
-func TestStateReplay(t *testing.T) {
-	now := time.Now()
-	s, _ := signState([][]byte{keyA}, "conn_1", now.Add(time.Hour))
-	p, err := verifyState([][]byte{keyA}, s, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := newStateReplay()
-	if err := r.claim(p, now); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.claim(p, now); !errors.Is(err, ErrInvalidState) {
-		t.Fatalf("second claim: %v", err)
-	}
-	r.release(p)
-	if err := r.claim(p, now); err != nil {
-		t.Fatalf("claim after release: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,8 +18,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-const api = "https://api.tryfinch.com"
 
 // staticRT answers every request with resp built by fn and counts calls.
 type staticRT struct {
@@ -118,8 +117,8 @@ func TestDetection(t *testing.T) {
 				return r, nil
 			}}
 			notes := &recorder{}
-			tr := &finchreauth.Transport{Base: base, Notifier: notes, Timeout: time.Millisecond}
-			defer tr.Close()
+			errs := &errorLog{}
+			tr := &finchreauth.Transport{Base: base, Notifier: notes, ErrorHandler: errs.handle, Timeout: 50 * time.Millisecond}
 			resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/directory", "tok_"+tc.name, nil))
 			require.NoError(t, err)
 			require.Equal(t, tc.status, resp.StatusCode)
@@ -133,11 +132,23 @@ func TestDetection(t *testing.T) {
 			assert.True(t, bytes.Equal([]byte(tc.body), got), "the caller reads exactly the bytes Finch sent (%d vs %d bytes)", len(got), len(tc.body))
 			require.NoError(t, resp.Body.Close())
 			assert.EqualValues(t, 1, body.closes.Load(), "Close reaches the original body exactly once")
-			wantNotes := int64(0)
-			if tc.want {
-				wantNotes = 1
+			tr.Close()
+			// /introspect fails (503), so nobody can say whose token it
+			// is: nothing is notified by fingerprint alone, and the
+			// failure is reported for a detection, and only then.
+			assert.Zero(t, notes.n.Load())
+			var introspectErrs int
+			for _, err := range errs.all() {
+				var he *finchreauth.HookError
+				if errors.As(err, &he) && he.Hook == "introspect" {
+					introspectErrs++
+				}
 			}
-			assert.Equal(t, wantNotes, notes.n.Load())
+			if tc.want {
+				assert.Equal(t, 1, introspectErrs)
+			} else {
+				assert.Zero(t, introspectErrs)
+			}
 		})
 	}
 }
@@ -292,19 +303,24 @@ func TestCollapse(t *testing.T) {
 	t.Logf("%d of %d calls reached Finch; the rest were answered from the latch", ff.count("/employer/directory"), n)
 }
 
-// countingStore counts the transitions a Store reports.
+// countingStore counts the episodes the Transport opens in it: the Puts
+// that set a record's Since.
 type countingStore struct {
 	finchreauth.Store
-	transitions, marks atomic.Int64
+	transitions, puts atomic.Int64
 }
 
-func (c *countingStore) MarkReauth(ctx context.Context, m finchreauth.Mark) (finchreauth.MarkResult, error) {
-	c.marks.Add(1)
-	res, err := c.Store.MarkReauth(ctx, m)
-	if res.Transitioned {
+func (c *countingStore) Put(ctx context.Context, r finchreauth.Record) (int64, error) {
+	c.puts.Add(1)
+	var was time.Time
+	if prev, err := c.Store.Get(ctx, r.ConnectionID); err == nil {
+		was = prev.Since
+	}
+	v, err := c.Store.Put(ctx, r)
+	if err == nil && was.IsZero() && !r.Since.IsZero() {
 		c.transitions.Add(1)
 	}
-	return res, err
+	return v, err
 }
 
 func TestEvent(t *testing.T) {
@@ -336,15 +352,61 @@ func TestEvent(t *testing.T) {
 	assert.Equal(t, "comp_conn_1", e.Connection.CompanyID)
 	assert.Equal(t, "gusto", e.Connection.ProviderID)
 	assert.Equal(t, []string{"company", "directory"}, e.Connection.Products)
-	assert.Equal(t, "reauth", e.Connection.Status.Status)
-	assert.Equal(t, "conn_1", e.Key)
+	assert.Equal(t, "reauth", e.Connection.Status)
+	assert.Equal(t, "detection", e.Source)
+	assert.Zero(t, e.Reminder)
 	assert.Equal(t, finchreauth.Fingerprint("tok"), e.TokenFingerprint)
 	assert.Equal(t, "GET", e.Method)
 	assert.Equal(t, "/employer/directory", e.Path, "the path, never the query")
 	assert.Equal(t, resp.Header.Get("Finch-Request-Id"), e.RequestID)
-	assert.True(t, e.DetectedAt.Equal(now))
+	assert.True(t, e.At.Equal(now))
 	assert.True(t, e.Since.Equal(now))
 	assert.NotEmpty(t, e.Episode)
 	assert.Equal(t, "https://connect.example/authorize?connection_id=conn_1", e.ReconnectURL)
 
+}
+
+func TestWrapClient(t *testing.T) {
+	ff := newFakeFinch()
+	ff.add("dead", "conn_1")
+	ff.setBroken("dead", true)
+	jar, _ := cookiejar.New(nil)
+	errRedirect := errors.New("no redirects")
+	orig := &http.Client{
+		Transport:     ff,
+		Jar:           jar,
+		Timeout:       7 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return errRedirect },
+	}
+	origCopy := *orig
+	tr := &finchreauth.Transport{}
+	defer tr.Close()
+	c := tr.WrapClient(orig)
+
+	require.NotSame(t, orig, c)
+	assert.Same(t, jar, c.Jar)
+	assert.Equal(t, 7*time.Second, c.Timeout)
+	assert.ErrorIs(t, c.CheckRedirect(nil, nil), errRedirect)
+	assert.Same(t, ff, orig.Transport, "the original client is untouched")
+	assert.Equal(t, origCopy.Timeout, orig.Timeout)
+
+	resp, err := c.Get(api + "/employer/company") // no token: the fake says invalid_token_error
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.EqualValues(t, 1, ff.count("/employer/company"), "requests go through the original's transport")
+
+	req := newRequest(t, "GET", api+"/employer/company", "dead", nil)
+	for range 2 {
+		resp, err := c.Do(req)
+		require.NoError(t, err)
+		readAll(t, resp)
+		assert.True(t, finchreauth.IsReauthResponse(resp))
+	}
+	assert.EqualValues(t, 2, ff.count("/employer/company"), "the second call was latched by the wrapping Transport")
+
+	t.Run("nil client", func(t *testing.T) {
+		c := tr.WrapClient(nil)
+		assert.NotNil(t, c.Transport)
+		assert.Zero(t, c.Timeout)
+	})
 }

@@ -2,251 +2,126 @@ package finchreauth
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
-	"github.com/patrickmn/go-cache"
-	"golang.org/x/sync/singleflight"
+	"github.com/finchkit/finchreauth/internal/finchapi"
 )
 
-// Finch's hosts.
 const (
-	defaultAPIBaseURL     = "https://api.tryfinch.com"
 	defaultConnectBaseURL = "https://connect.tryfinch.com"
+	defaultLinkLifetime   = 30 * 24 * time.Hour // Finch's default for a Connect session
 )
 
-// defaultLinkLifetime is Finch's own default for a Connect session: 30 days.
-const defaultLinkLifetime = 30 * 24 * time.Hour
-
-// Connect is the application's side of Finch Connect for re-authentication:
-// it builds the links that reopen Connect on a connection (it is the
-// Transport's LinkBuilder), and its handlers take the employer back: the
-// callback (CallbackHandler) that exchanges Connect's code for a new token
-// and saves it, and an optional start endpoint (StartHandler) that launches
-// Connect from the application's dashboard.
+// Connect is the application's side of Finch Connect: its credentials, where
+// Connect sends the employer back, and how reconnect links are made. Set it
+// as Transport.Connect: the Transport then mints a link for each episode (a
+// Connect session, or the seed flow's authorize URL), bound to the
+// connection by a signed, expiring state, and serves the way back
+// (Transport.CallbackHandler). Call Validate at start-up.
 //
-// Configure it once, before first use, and do not change it afterwards. It is
-// safe for concurrent use. Fields marked required make every method fail
-// with a clear error when they are missing.
+// Connect prints (fmt, JSON, log/slog) without its client secret and state
+// keys.
 type Connect struct {
 	// ClientID and ClientSecret are the application's Finch credentials
-	// (required). The secret goes only to Finch, in request bodies and
-	// Basic authorization headers.
+	// (required). The secret goes only to Finch.
 	ClientID     string
 	ClientSecret string
 
 	// RedirectURI is where Finch Connect sends the employer back: the URL
-	// at which the application serves CallbackHandler (required for the
-	// redirect flow; registered with Finch).
+	// at which the application serves Transport.CallbackHandler,
+	// registered with Finch. Required for the redirect flow and for
+	// AuthorizeURLs; a Connect session without it is for the embedded
+	// flow.
 	RedirectURI string
 
-	// Products are the products to request. If empty, a link asks for the
-	// products the connection had (Event.Connection.Products); a Connect
-	// session may also go without.
+	// SuccessURL and FailureURL are where the callback sends the browser,
+	// with a 303: SuccessURL?connection_id=..., and FailureURL?reason=...
+	// (a Reason, plus connection_id when known). If FailureURL is empty,
+	// SuccessURL is used; if both are, the callback answers with text.
+	SuccessURL string
+	FailureURL string
+
+	// Products are the products a link asks for. If empty, those the
+	// connection had; a Connect session may also go without.
 	Products []string
 
-	// AuthorizeURLs selects the link format. If false, links are Connect
-	// sessions minted through POST /connect/sessions/reauthenticate,
-	// Finch's current flow. If true, links are the authorize URLs of the
-	// seed flow, https://connect.tryfinch.com/authorize?client_id=...,
-	// built locally, with payroll_provider and connection_id so that the
-	// employer skips the steps already done.
-	AuthorizeURLs bool
-
+	// AuthorizeURLs selects the seed flow's links,
+	// https://connect.tryfinch.com/authorize?client_id=..., built locally
+	// with payroll_provider and connection_id so that the employer skips
+	// the steps already done. If false, links are Connect sessions minted
+	// with POST /connect/sessions/reauthenticate, Finch's current flow.
 	// Sandbox is the authorize URL's sandbox parameter ("finch",
 	// "provider" or "true"); empty for production.
-	Sandbox string
+	AuthorizeURLs bool
+	Sandbox       string
 
-	// LinkLifetime is how long a link, and the state in it, stays valid. A
-	// minted link is reused for the connection until an hour (or a tenth of
-	// the lifetime, if less) before it expires. If zero, 30 days, Finch's
-	// default for a session.
+	// LinkLifetime is how long a link, and the state in it, stays valid;
+	// a link is handed out until an hour (or a tenth of the lifetime, if
+	// less) before it expires. If zero, 30 days.
 	LinkLifetime time.Duration
 
 	// StateKeys sign the state that binds a link to its connection
 	// (required; each at least 16 random bytes, 32 recommended). The first
-	// signs; all verify, so that keys can be rotated: prepend the new key,
-	// drop the old one after LinkLifetime.
+	// signs, all verify: prepend a new key, drop the old one after
+	// LinkLifetime.
 	StateKeys [][]byte
 
-	// Transport saves the token a reconnect obtains, through its Store, and
-	// clears its latch for the connection (required by CallbackHandler).
-	Transport *Transport
-
-	// SuccessURL and FailureURL are where the callback sends the employer's
-	// browser, with a 303: SuccessURL?connection_id=..., and
-	// FailureURL?reason=... (plus connection_id when known). The reasons
-	// are cancelled, invalid_state, expired, invalid_request,
-	// exchange_failed, connection_mismatch, save_failed and link_failed.
-	// Only these URLs are ever redirected to. SuccessURL is required for
-	// the redirect flow; if FailureURL is empty, SuccessURL is used.
-	SuccessURL string
-	FailureURL string
-
-	// OnReconnected, if set, is called after a reconnect saved its token,
-	// with the connection and the time it broke.
-	OnReconnected func(ctx context.Context, r Reconnection)
-
-	// OnMismatch, if set, is called when the employer went through Connect
-	// but connected another account than the link's: r.ConnectionID is not
-	// r.Expected. The new token (in r.Token) is not saved for either
-	// connection; the browser goes to FailureURL with
-	// reason=connection_mismatch.
-	OnMismatch func(ctx context.Context, r Reconnection)
-
-	// Authorize decides, for StartHandler, which connection the signed-in
-	// user of a request may reconnect, typically from the application's
-	// session and a query parameter. An error refuses the request (403). If
-	// nil, StartHandler refuses every request.
-	Authorize func(r *http.Request) (connectionID string, err error)
-
-	// ErrorHandler receives what went wrong in a handler or a hook, with
-	// secrets named only by fingerprint. If nil, errors are dropped; the
-	// employer still gets an answer.
-	ErrorHandler func(ctx context.Context, err error)
-
-	// APIBaseURL and ConnectBaseURL are Finch's hosts. If APIBaseURL is
-	// empty, Transport.APIBaseURL is used, or https://api.tryfinch.com; if
-	// ConnectBaseURL is empty, https://connect.tryfinch.com. Point both at
-	// a finchtest.Server in tests.
-	APIBaseURL     string
+	// ConnectBaseURL is Finch Connect's host for authorize URLs. If
+	// empty, https://connect.tryfinch.com.
 	ConnectBaseURL string
 
-	// Base carries the calls to Finch's API. If nil, Transport's Base is
-	// used, or http.DefaultTransport.
-	Base http.RoundTripper
-
-	// Timeout bounds each call to Finch, retries included. If zero, 30
-	// seconds.
-	Timeout time.Duration
-
-	// Now returns the current time. If nil, time.Now is used.
-	Now func() time.Time
-
-	initOnce sync.Once
-	links    *cache.Cache // connection id -> mintedLink
-	minting  singleflight.Group
-	replay   *stateReplay
+	// OnUnsaved, if set, receives each token Finch issued at the callback
+	// that the library did not save, with the Reason: the employer
+	// connected another account (ReasonConnectionMismatch), the Store
+	// would not take it after retries (ReasonSaveFailed), a live token of
+	// the connection beat it (ReasonSuperseded), or no link of this
+	// application asked for it (ReasonInvalidState). Persist it another
+	// way if it matters: Finch will not issue it again.
+	OnUnsaved func(ctx context.Context, r Reconnection)
 }
 
-var _ LinkBuilder = (*Connect)(nil)
-
-type mintedLink struct {
-	url     string
-	expires time.Time
-}
-
-func (c *Connect) init() {
-	c.initOnce.Do(func() {
-		c.links = cache.New(cache.NoExpiration, 0)
-		c.replay = newStateReplay()
-	})
-}
-
-func (c *Connect) now() time.Time {
-	if c.Now != nil {
-		return c.Now()
+// Validate reports what is missing or malformed in c, or nil.
+func (c *Connect) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("finchreauth: Connect."+format, args...))
 	}
-	return time.Now()
-}
-
-func (c *Connect) api() finchAPI {
-	switch {
-	case c.Base != nil:
-		return finchAPI{base: c.Base}
-	case c.Transport != nil:
-		return finchAPI{base: c.Transport.base()}
+	if c.ClientID == "" {
+		bad("ClientID is empty")
 	}
-	return finchAPI{base: http.DefaultTransport}
-}
-
-func (c *Connect) apiBaseURL() string {
-	switch {
-	case c.APIBaseURL != "":
-		return strings.TrimSuffix(c.APIBaseURL, "/")
-	case c.Transport != nil && c.Transport.APIBaseURL != "":
-		return strings.TrimSuffix(c.Transport.APIBaseURL, "/")
+	if c.ClientSecret == "" {
+		bad("ClientSecret is empty")
 	}
-	return defaultAPIBaseURL
-}
-
-func (c *Connect) connectBaseURL() string {
-	if c.ConnectBaseURL != "" {
-		return strings.TrimSuffix(c.ConnectBaseURL, "/")
+	if err := checkStateKeys(c.StateKeys); err != nil {
+		errs = append(errs, err)
 	}
-	return defaultConnectBaseURL
-}
-
-func (c *Connect) lifetime() time.Duration {
-	if c.LinkLifetime > 0 {
-		return c.LinkLifetime
-	}
-	return defaultLinkLifetime
-}
-
-func (c *Connect) timeout() time.Duration {
-	if c.Timeout > 0 {
-		return c.Timeout
-	}
-	return 30 * time.Second
-}
-
-// reuseMargin is how long before its expiry a minted link stops being handed
-// out: the employer needs time to click it.
-func (c *Connect) reuseMargin() time.Duration {
-	return min(time.Hour, c.lifetime()/10)
-}
-
-func (c *Connect) checkCredentials() error {
-	switch {
-	case c.ClientID == "":
-		return errors.New("finchreauth: Connect.ClientID is empty")
-	case c.ClientSecret == "":
-		return errors.New("finchreauth: Connect.ClientSecret is empty")
-	}
-	return checkStateKeys(c.StateKeys)
-}
-
-// ReconnectURL implements LinkBuilder: the link that reopens Finch Connect on
-// the event's connection. A link minted for the connection is reused while it
-// has more than an hour to live, so one broken connection gets one link
-// however many times it is detected; concurrent calls for one connection mint
-// once.
-func (c *Connect) ReconnectURL(ctx context.Context, e Event) (string, error) {
-	c.init()
-	connID := e.Connection.ConnectionID
-	if connID == "" {
-		return "", errors.New("finchreauth: no reconnect link without a connection id (/introspect did not answer)")
-	}
-	now := c.now()
-	if v, ok := c.links.Get(connID); ok {
-		if l := v.(mintedLink); now.Before(l.expires.Add(-c.reuseMargin())) {
-			return l.url, nil
+	for _, f := range [...]struct{ name, u string }{{"RedirectURI", c.RedirectURI}, {"ConnectBaseURL", c.ConnectBaseURL}} {
+		if p, err := url.Parse(f.u); f.u != "" && (err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "") {
+			bad("%s is not an absolute http(s) URL", f.name)
 		}
 	}
-	v, err, _ := c.minting.Do(connID, func() (any, error) {
-		if v, ok := c.links.Get(connID); ok { // minted while we waited
-			if l := v.(mintedLink); now.Before(l.expires.Add(-c.reuseMargin())) {
-				return l, nil
-			}
-		}
-		l, err := c.mint(ctx, connID, e.Connection.ProviderID, c.products(e.Connection.Products))
-		if err != nil {
-			return nil, err
-		}
-		c.links.Set(connID, l, cache.NoExpiration)
-		return l, nil
-	})
-	if err != nil {
-		return "", err
+	if c.AuthorizeURLs && c.RedirectURI == "" {
+		bad("RedirectURI is required with AuthorizeURLs")
 	}
-	return v.(mintedLink).url, nil
+	switch c.Sandbox {
+	case "", "true", "finch", "provider":
+	default:
+		bad("Sandbox is %q, not finch, provider or true", c.Sandbox)
+	}
+	if c.LinkLifetime < 0 {
+		bad("LinkLifetime is negative")
+	}
+	return errors.Join(errs...)
 }
+
+func (c *Connect) lifetime() time.Duration { return orDefault(c.LinkLifetime, defaultLinkLifetime) }
 
 func (c *Connect) products(fallback []string) []string {
 	if len(c.Products) > 0 {
@@ -255,39 +130,61 @@ func (c *Connect) products(fallback []string) []string {
 	return fallback
 }
 
-// forgetLink drops the connection's minted link: its state is spent.
-func (c *Connect) forgetLink(connectionID string) {
-	c.init()
-	c.links.Delete(connectionID)
+// String describes c without its secrets.
+func (c Connect) String() string {
+	return fmt.Sprintf("finchreauth.Connect{ClientID:%q RedirectURI:%q ClientSecret:%s StateKeys:%d}",
+		c.ClientID, c.RedirectURI, redacted(c.ClientSecret), len(c.StateKeys))
 }
 
-// mint makes a new link with a new state.
-func (c *Connect) mint(ctx context.Context, connectionID, providerID string, products []string) (mintedLink, error) {
-	if err := c.checkCredentials(); err != nil {
-		return mintedLink{}, err
+// Format implements fmt.Formatter: every verb prints c.String().
+func (c Connect) Format(f fmt.State, verb rune) { fmt.Fprint(f, c.String()) }
+
+// MarshalJSON writes c without its secrets.
+func (c Connect) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{
+		"client_id": c.ClientID, "redirect_uri": c.RedirectURI, "client_secret": redacted(c.ClientSecret),
+		"state_keys": len(c.StateKeys), "authorize_urls": c.AuthorizeURLs,
+	})
+}
+
+// LogValue implements slog.LogValuer.
+func (c Connect) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("client_id", c.ClientID), slog.String("redirect_uri", c.RedirectURI),
+		slog.String("client_secret", redacted(c.ClientSecret)), slog.Int("state_keys", len(c.StateKeys)))
+}
+
+func redacted(secret string) string {
+	if secret == "" {
+		return `""`
 	}
-	expires := c.now().Add(c.lifetime()).Truncate(time.Second)
-	state, err := signState(c.StateKeys, connectionID, expires)
+	return "[redacted]"
+}
+
+// mint makes a new link for the connection, with a new state.
+func (c *Connect) mint(ctx context.Context, api finchapi.Client, conn Connection, now time.Time) (link, error) {
+	if err := c.Validate(); err != nil {
+		return link{}, err
+	}
+	expires := now.Add(c.lifetime()).Truncate(time.Second)
+	state, nonce, err := signState(c.StateKeys, conn.ConnectionID, expires)
 	if err != nil {
-		return mintedLink{}, err
+		return link{}, err
 	}
-	var link string
+	products := c.products(conn.Products)
+	var u string
 	if c.AuthorizeURLs {
-		link, err = c.authorizeURL(connectionID, providerID, products, state)
+		u, err = c.authorizeURL(conn, products, state)
 	} else {
-		link, err = c.sessionURL(ctx, connectionID, products, state)
+		u, err = c.sessionURL(ctx, api, conn.ConnectionID, products, state)
 	}
 	if err != nil {
-		return mintedLink{}, err
+		return link{}, err
 	}
-	return mintedLink{url: link, expires: expires}, nil
+	return link{URL: u, Nonce: nonce, Expires: expires}, nil
 }
 
 // authorizeURL builds the seed flow's link.
-func (c *Connect) authorizeURL(connectionID, providerID string, products []string, state string) (string, error) {
-	if c.RedirectURI == "" {
-		return "", errors.New("finchreauth: Connect.RedirectURI is empty")
-	}
+func (c *Connect) authorizeURL(conn Connection, products []string, state string) (string, error) {
 	if len(products) == 0 {
 		return "", errors.New("finchreauth: an authorize URL needs products (Connect.Products, or the connection's)")
 	}
@@ -295,40 +192,170 @@ func (c *Connect) authorizeURL(connectionID, providerID string, products []strin
 	q.Set("client_id", c.ClientID)
 	q.Set("redirect_uri", c.RedirectURI)
 	q.Set("products", strings.Join(products, " "))
-	q.Set("connection_id", connectionID)
+	q.Set("connection_id", conn.ConnectionID)
 	q.Set("state", state)
-	if providerID != "" {
-		q.Set("payroll_provider", providerID)
+	if conn.ProviderID != "" {
+		q.Set("payroll_provider", conn.ProviderID)
 	}
 	if c.Sandbox != "" {
 		q.Set("sandbox", c.Sandbox)
 	}
-	return c.connectBaseURL() + "/authorize?" + q.Encode(), nil
+	base := strings.TrimSuffix(c.ConnectBaseURL, "/")
+	if base == "" {
+		base = defaultConnectBaseURL
+	}
+	return base + "/authorize?" + q.Encode(), nil
 }
 
-// sessionURL mints a Connect session for the connection and adds the state
-// to its connect_url. Finch documents state as a parameter that Connect
-// echoes to the redirect URI; the reauthenticate endpoint's body does not
-// list it, so it travels on the URL, which Connect reads as it reads the
-// authorize URL's (UNCONFIRMED for sessions: see FINCH.md).
-func (c *Connect) sessionURL(ctx context.Context, connectionID string, products []string, state string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.timeout())
-	defer cancel()
-	connectURL, err := c.api().reauthSession(ctx, c.apiBaseURL(), c.ClientID, c.ClientSecret, reauthSessionRequest{
-		ConnectionID:    connectionID,
+// sessionURL mints a Connect session. Which state Connect echoes for a
+// session is not settled by any Finch source: the state goes in the session
+// request and on its connect_url, and the callback also takes a code that
+// comes back with none (see CallbackHandler).
+func (c *Connect) sessionURL(ctx context.Context, api finchapi.Client, connID string, products []string, state string) (string, error) {
+	connectURL, err := api.ReauthSession(ctx, c.ClientID, c.ClientSecret, finchapi.SessionRequest{
+		ConnectionID:    connID,
 		MinutesToExpire: int(c.lifetime() / time.Minute),
 		Products:        products,
 		RedirectURI:     c.RedirectURI,
+		State:           state,
 	})
 	if err != nil {
-		return "", err
+		return "", apiErrorOf(err)
 	}
 	u, err := url.Parse(connectURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("finchreauth: Finch returned a connect_url that is not an absolute URL")
+		return "", errors.New("finchreauth: Finch returned a connect_url that is not an absolute URL")
 	}
 	q := u.Query()
 	q.Set("state", state)
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+var errNoLinks = errors.New("finchreauth: the Transport has neither Connect nor Links")
+
+// mint makes a new reconnect link for ev's connection with Links or Connect.
+func (t *Transport) mint(ctx context.Context, ev Event) (link, error) {
+	s := subject{conn: ev.Connection.ConnectionID}
+	return step(t, ctx, "link", s, func(ctx context.Context) (link, error) {
+		switch {
+		case t.Links != nil:
+			u, err := t.Links.ReconnectURL(ctx, ev)
+			if err == nil && u == "" {
+				err = errors.New("finchreauth: the LinkBuilder returned no link")
+			}
+			return link{URL: u}, err
+		case t.Connect != nil:
+			return t.Connect.mint(ctx, t.finch(ctx, t.base()), ev.Connection, t.now())
+		}
+		return link{}, errNoLinks
+	})
+}
+
+// ReconnectURL returns the link that reopens Finch Connect for the
+// connection: the one its customer was sent while it is still good, or a new
+// one, kept for the next call. It is what a dashboard's "reconnect" button
+// leads to: call it from a handler of any router, once the signed-in user is
+// known to own the connection (StartHandler does that for routers whose
+// path parameters an *http.Request carries).
+func (t *Transport) ReconnectURL(ctx context.Context, connectionID string) (string, error) {
+	t.init()
+	if connectionID == "" {
+		return "", errEmptyID
+	}
+	r, d, err := t.load(ctx, connectionID)
+	if err != nil {
+		return "", err
+	}
+	if u := d.linkFor(t.now(), t.linkMargin()); u != "" {
+		return u, nil
+	}
+	// One mint at a time per connection in this process; across
+	// processes, the first link stored wins.
+	v, err, _ := t.group.Do("link:"+connectionID, func() (any, error) {
+		return t.mintFor(ctx, r, d)
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// mintFor mints a link for r's connection and keeps it in the record, unless
+// another was kept meanwhile.
+func (t *Transport) mintFor(ctx context.Context, r Record, d recordData) (string, error) {
+	ev := t.event(r, d, "start")
+	var learned *Connection
+	if d.Identity == nil && r.Token != "" && t.Connect != nil && t.Connect.AuthorizeURLs && len(t.Connect.Products) == 0 {
+		// An authorize URL needs the connection's products and provider.
+		if in, err := t.introspect(ctx, t.base(), string(r.Token), subject{conn: r.ConnectionID}); err == nil {
+			ev.Connection, learned = in, &in
+		}
+	}
+	l, err := t.mint(ctx, ev)
+	if err != nil {
+		return "", err
+	}
+	u := l.URL
+	_, _, err = t.update(ctx, r.ConnectionID, func(r *Record, d *recordData) (bool, error) {
+		if other := d.linkFor(t.now(), t.linkMargin()); other != "" {
+			u = other // kept meanwhile, elsewhere: hand out one link
+			return false, nil
+		}
+		d.Link, u = &l, l.URL
+		if learned != nil && d.Identity == nil {
+			d.Identity = learned
+		}
+		return true, nil
+	})
+	return u, err
+}
+
+// StartHandler returns a handler that sends the signed-in user to Finch
+// Connect for the connection authorize names (for "reconnect from the
+// dashboard"): a 303 to ReconnectURL. authorize decides from the request
+// (the application's session, a path value) which connection the user may
+// reconnect; an error, or a panic, answers 403. A link that cannot be made
+// answers 303 to Connect.FailureURL with reason=link_failed.
+func (t *Transport) StartHandler(authorize func(*http.Request) (connectionID string, err error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			w.Header().Set("Allow", "GET, POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		conn, ok := t.authorize(r, authorize)
+		if !ok {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		u, err := t.ReconnectURL(r.Context(), conn)
+		if err != nil {
+			t.redirectFailure(w, r, ReasonLinkFailed, conn)
+			return
+		}
+		http.Redirect(w, r, u, http.StatusSeeOther)
+	})
+}
+
+// authorize asks the application's authorize function, containing a panic.
+func (t *Transport) authorize(r *http.Request, authorize func(*http.Request) (string, error)) (string, bool) {
+	t.init()
+	if authorize == nil {
+		return "", false
+	}
+	conn, err := step(t, r.Context(), "authorize", subject{}, func(context.Context) (string, error) {
+		conn, err := authorize(r)
+		if err == nil && conn == "" {
+			err = errors.New("finchreauth: authorize returned no connection id")
+		}
+		return conn, err
+	})
+	return conn, err == nil
+}
+
+func noStore(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
 }

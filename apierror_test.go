@@ -61,22 +61,33 @@ func TestParseAPIError(t *testing.T) {
 }
 
 // sdkError has the shape of the official Finch Go SDK's error
-// (github.com/Finch-API/finch-api-go's apierror.Error): the status and the
-// response as fields, the body through RawJSON.
+// (*finchgo.Error in github.com/Finch-API/finch-api-go/v2): StatusCode,
+// Request and Response fields, and the body in a JSON field whose RawJSON
+// method returns it. It has no RawJSON method of its own. By the time the
+// SDK returns it, it has read the response body.
 type sdkError struct {
 	StatusCode int
 	Request    *http.Request
 	Response   *http.Response
-	raw        string
+	JSON       sdkErrorJSON
 }
 
-func (e *sdkError) Error() string   { return fmt.Sprintf("GET \"/x\": %d", e.StatusCode) }
-func (e *sdkError) RawJSON() string { return e.raw }
+type sdkErrorJSON struct{ raw string }
+
+func (j sdkErrorJSON) RawJSON() string { return j.raw }
+
+func (e *sdkError) Error() string { return fmt.Sprintf("GET \"/x\": %d %s", e.StatusCode, e.JSON.raw) }
 
 func TestIsReauth(t *testing.T) {
 	drained := func(r *http.Response) *http.Response { io.ReadAll(r.Body); return r }
-	marked := jsonResponse(nil, 401, reauthJSON)
-	marked.Header.Set("Finchreauth", "detected")
+	marked := func() *http.Response {
+		r := jsonResponse(nil, 401, reauthJSON)
+		r.Header.Set(finchreauth.Header, finchreauth.Detected)
+		return drained(r)
+	}
+	sdk := func(status int, resp *http.Response, raw string) error {
+		return &sdkError{StatusCode: status, Response: resp, JSON: sdkErrorJSON{raw}}
+	}
 	cases := []struct {
 		name string
 		err  error
@@ -86,12 +97,17 @@ func TestIsReauth(t *testing.T) {
 		{"APIError", finchreauth.ParseAPIError(jsonResponse(nil, 401, reauthJSON)), true},
 		{"wrapped APIError", fmt.Errorf("x: %w", finchreauth.ParseAPIError(jsonResponse(nil, 401, reauthJSON))), true},
 		{"other APIError", finchreauth.ParseAPIError(jsonResponse(nil, 401, `{"name":"invalid_token_error"}`)), false},
-		{"SDK error, body via RawJSON", &sdkError{StatusCode: 401, Response: drained(jsonResponse(nil, 401, reauthJSON)), raw: reauthJSON}, true},
-		{"SDK error, response marked by a Transport", &sdkError{StatusCode: 401, Response: drained(marked)}, true},
-		{"wrapped SDK error", fmt.Errorf("sync: %w", &sdkError{StatusCode: 401, raw: reauthJSON}), true},
-		{"joined SDK error", errors.Join(errors.New("a"), &sdkError{StatusCode: 401, raw: reauthJSON}), true},
-		{"SDK error, other 401", &sdkError{StatusCode: 401, Response: drained(jsonResponse(nil, 401, `{"code":401,"name":"invalid_token_error"}`)), raw: `{"code":401,"name":"invalid_token_error"}`}, false},
-		{"SDK error, 500 with a reauth-looking body", &sdkError{StatusCode: 500, raw: `{"code":500,"finch_code":"reauthenticate_user"}`}, false},
+		{"SDK error, response marked by a Transport", sdk(401, marked(), reauthJSON), true},
+		{"SDK error wrapped with %w", fmt.Errorf("sync: %w", sdk(401, marked(), reauthJSON)), true},
+		{"SDK error wrapped twice", fmt.Errorf("job: %w", fmt.Errorf("sync: %w", sdk(401, marked(), reauthJSON))), true},
+		{"joined SDK error", errors.Join(errors.New("a"), sdk(401, marked(), reauthJSON)), true},
+		{"SDK error, unmarked response still unread", sdk(401, jsonResponse(nil, 401, reauthJSON), reauthJSON), true},
+		// Documented: without a Transport in the SDK's chain, the body
+		// the SDK read is gone from the response.
+		{"SDK error, unmarked response the SDK read", sdk(401, drained(jsonResponse(nil, 401, reauthJSON)), reauthJSON), false},
+		{"SDK error, other 401", sdk(401, drained(jsonResponse(nil, 401, `{"code":401,"name":"invalid_token_error"}`)), `{"code":401,"name":"invalid_token_error"}`), false},
+		{"SDK error, 500 with a reauth-looking body", sdk(500, jsonResponse(nil, 500, `{"code":500,"finch_code":"reauthenticate_user"}`), ""), false},
+		{"SDK error without a response", sdk(401, nil, reauthJSON), false},
 		{"plain error", errors.New("reauthenticate_user"), false},
 	}
 	for _, tc := range cases {
@@ -116,10 +132,10 @@ func TestNilAPIErrorPrints(t *testing.T) {
 	assert.Equal(t, "finchreauth: <nil *APIError>", err.Error())
 }
 
-func TestMarkHeader(t *testing.T) {
+func TestHeader(t *testing.T) {
 	resp := jsonResponse(nil, 401, `{}`)
-	resp.Header.Set(finchreauth.HeaderMark, finchreauth.MarkLatched)
+	resp.Header.Set(finchreauth.Header, finchreauth.Latched)
 	assert.True(t, finchreauth.IsReauthResponse(resp))
-	resp.Header.Set(finchreauth.HeaderMark, "something else")
+	resp.Header.Set(finchreauth.Header, "something else")
 	assert.False(t, finchreauth.IsReauthResponse(resp))
 }

@@ -1,0 +1,252 @@
+package finchreauth
+
+import (
+	"bytes"
+	"compress/gzip"
+	"compress/zlib"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// maxPeek bounds how much of an error body is read to classify it. Finch's
+// error bodies are well under a kilobyte; 64 KiB leaves room for proxies that
+// pad their answers without letting a hostile body exhaust memory.
+const maxPeek = 64 << 10
+
+// ErrReauthRequired is matched, through errors.Is, by an *APIError whose
+// finch_code is reauthenticate_user.
+var ErrReauthRequired = errors.New("finchreauth: re-authentication required")
+
+// APIError is an error answer from the Finch API, parsed from its JSON body:
+//
+//	{"code": 401, "name": "authentication_error",
+//	 "finch_code": "reauthenticate_user", "message": "Please reauthenticate user"}
+//
+// Fields Finch did not send are zero. The raw body is kept in Body, out of
+// Error, so that printing the error never copies what the server sent.
+type APIError struct {
+	StatusCode int    // the HTTP status of the response
+	Code       int    // "code" in the body; usually equal to StatusCode
+	Name       string // "name", such as "authentication_error"
+	FinchCode  string // "finch_code", such as "reauthenticate_user"; often absent
+	Message    string // "message", meant for developers
+	RequestID  string // the Finch-Request-Id header: what Finch support asks for
+	Body       []byte // the first 64 KiB of the body, decompressed if it was gzip or deflate
+}
+
+func (e *APIError) Error() string {
+	if e == nil {
+		return "finchreauth: <nil *APIError>"
+	}
+	var b strings.Builder
+	b.WriteString("finchreauth: finch API error ")
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	for _, part := range [][3]string{{" ", e.Name, ""}, {" (", e.FinchCode, ")"}, {": ", e.Message, ""}, {" [request ", e.RequestID, "]"}} {
+		if part[1] != "" {
+			b.WriteString(part[0] + part[1] + part[2])
+		}
+	}
+	return b.String()
+}
+
+// Is reports whether e matches target: ErrReauthRequired matches a
+// re-authentication error.
+func (e *APIError) Is(target error) bool { return target == ErrReauthRequired && e.IsReauth() }
+
+// IsReauth reports whether e is Finch's signal that the employer must go
+// through Finch Connect again: HTTP 401 with finch_code reauthenticate_user.
+func (e *APIError) IsReauth() bool {
+	return e != nil && e.StatusCode == http.StatusUnauthorized && e.FinchCode == "reauthenticate_user"
+}
+
+// parseBody fills e's fields from a JSON body. A field of the wrong JSON type
+// is left zero rather than making the whole body unreadable.
+func (e *APIError) parseBody(body []byte) {
+	var raw struct {
+		Code      json.RawMessage `json:"code"`
+		Name      json.RawMessage `json:"name"`
+		FinchCode json.RawMessage `json:"finch_code"`
+		Message   json.RawMessage `json:"message"`
+	}
+	if json.Unmarshal(body, &raw) != nil {
+		return
+	}
+	var code json.Number
+	if json.Unmarshal(raw.Code, &code) == nil {
+		if n, err := code.Int64(); err == nil && n >= 0 && n < 1000 {
+			e.Code = int(n)
+		}
+	}
+	for _, f := range []struct {
+		raw json.RawMessage
+		dst *string
+	}{{raw.Name, &e.Name}, {raw.FinchCode, &e.FinchCode}, {raw.Message, &e.Message}} {
+		json.Unmarshal(f.raw, f.dst)
+	}
+}
+
+// ParseAPIError reads the error a Finch response carries. It returns nil for a
+// response whose status is below 400: check for nil before using the result
+// as an error, since a nil *APIError in an error interface is not a nil
+// error.
+//
+// It reads at most 64 KiB of the body and then replaces resp.Body with a body
+// that reads the very same bytes Finch sent (the part already read, then the
+// rest) and whose Close closes the original, so the caller, or an SDK reading
+// the response after it, sees the response unchanged. A body that is empty,
+// not JSON, truncated or compressed with an encoding other than gzip or
+// deflate yields an *APIError with only StatusCode and RequestID set.
+func ParseAPIError(resp *http.Response) *APIError {
+	if resp == nil || resp.StatusCode < 400 {
+		return nil
+	}
+	e, body := peekAPIError(resp)
+	resp.Body = body
+	return e
+}
+
+// peekAPIError parses the error resp carries and returns it with a body that
+// replays resp.Body. It modifies neither resp nor its headers.
+func peekAPIError(resp *http.Response) (*APIError, io.ReadCloser) {
+	e := &APIError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("Finch-Request-Id")}
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return e, resp.Body
+	}
+	prefix, err := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
+	if err == nil {
+		e.Body = decodeContent(resp.Header.Get("Content-Encoding"), prefix)
+		e.parseBody(e.Body)
+	}
+	return e, &replayBody{prefix: prefix, err: err, orig: resp.Body}
+}
+
+// decodeContent undoes a Content-Encoding the caller asked for itself (Go's
+// Transport removes the header when it decompressed the body on its own). It
+// returns at most maxPeek decoded bytes, or nil when the encoding is unknown
+// or the data damaged.
+func decodeContent(encoding string, data []byte) []byte {
+	var r io.ReadCloser
+	var err error
+	switch strings.ToLower(strings.TrimSpace(encoding)) {
+	case "", "identity":
+		return data
+	case "gzip", "x-gzip":
+		r, err = gzip.NewReader(bytes.NewReader(data))
+	case "deflate":
+		r, err = zlib.NewReader(bytes.NewReader(data))
+	default:
+		return nil
+	}
+	if err != nil {
+		return nil
+	}
+	defer r.Close()
+	out, err := io.ReadAll(io.LimitReader(r, maxPeek))
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// replayBody hands back a response body that was partly read to classify
+// it: first the bytes read, then whatever the original still holds. If
+// reading the prefix failed, that error comes once the prefix is exhausted,
+// so a reader sees exactly what it would have seen without us. Close closes
+// the original exactly once.
+type replayBody struct {
+	prefix []byte
+	err    error // what reading the prefix ended with; nil means "more may follow"
+	orig   io.ReadCloser
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func (b *replayBody) Read(p []byte) (int, error) {
+	if len(b.prefix) > 0 {
+		n := copy(p, b.prefix)
+		b.prefix = b.prefix[n:]
+		return n, nil
+	}
+	if b.err != nil {
+		return 0, b.err
+	}
+	return b.orig.Read(p)
+}
+
+func (b *replayBody) Close() error {
+	b.closeOnce.Do(func() { b.closeErr = b.orig.Close() })
+	return b.closeErr
+}
+
+// IsReauthResponse reports whether resp is Finch asking for re-authentication:
+// HTTP 401 with finch_code reauthenticate_user. A response that went through a
+// Transport carries the Finchreauth header, which is checked first, so this
+// works even after the body was read. Otherwise the body is examined as
+// ParseAPIError does, and resp.Body is replaced by one that reads the same
+// bytes.
+func IsReauthResponse(resp *http.Response) bool {
+	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		return false
+	}
+	switch resp.Header.Get(Header) {
+	case Detected, Latched:
+		return true
+	}
+	return ParseAPIError(resp).IsReauth()
+}
+
+// IsReauth reports whether err means that the employer must re-authenticate.
+// It recognises an *APIError (errors.Is(err, ErrReauthRequired)) and, through
+// the *http.Response in its Response field, the error of the official Finch
+// Go SDK, however deeply wrapped with %w:
+//
+//	_, err := client.HRIS.Directory.List(ctx, params)
+//	if finchreauth.IsReauth(err) { ... }
+//
+// The SDK has read the response body by the time it returns its error, so
+// its response is recognised by the Finchreauth header that a Transport (or
+// its Middleware) put on it: the SDK's calls must go through one.
+func IsReauth(err error) bool {
+	if err == nil {
+		return false
+	}
+	return errors.Is(err, ErrReauthRequired) || IsReauthResponse(responseOf(err))
+}
+
+// responseOf finds the first error in err's tree that is a pointer to a struct
+// with a field Response of type *http.Response, as the official Finch SDK's
+// error is, and returns that response.
+func responseOf(err error) *http.Response {
+	respType := reflect.TypeFor[*http.Response]()
+	for err != nil {
+		v := reflect.ValueOf(err)
+		if v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct {
+			if f := v.Elem().FieldByName("Response"); f.IsValid() && f.Type() == respType && f.CanInterface() {
+				if resp, _ := f.Interface().(*http.Response); resp != nil {
+					return resp
+				}
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if resp := responseOf(e); resp != nil {
+					return resp
+				}
+			}
+			return nil
+		default:
+			return nil
+		}
+	}
+	return nil
+}

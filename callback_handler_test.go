@@ -1,0 +1,371 @@
+package finchreauth_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/finchtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestReconnectRedirectFlow(t *testing.T) {
+	for _, authorize := range []bool{false, true} {
+		t.Run(fmt.Sprintf("AuthorizeURLs=%v", authorize), func(t *testing.T) {
+			r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = authorize })
+			brokenAt := r.clk.Now()
+			link := r.breakAndNotify(t)
+			assert.NotContains(t, link, r.finch.ClientSecret)
+
+			r.clk.advance(time.Hour)
+			callback, err := r.finch.Approve(link)
+			require.NoError(t, err)
+			assert.NotEmpty(t, query(t, callback).Get("state"), "Connect echoed the state")
+			resp := browse(t, callback)
+			require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+			loc := resp.Header.Get("Location")
+			assert.Equal(t, r.app.URL+"/dashboard?connection_id="+url.QueryEscape(r.connID)+"&tab=integrations", loc)
+			assert.NotContains(t, loc, query(t, callback).Get("code"), "the code never reaches a URL we build")
+			assert.Equal(t, "no-referrer", resp.Header.Get("Referrer-Policy"))
+
+			tok := r.savedToken(t)
+			assert.NotEqual(t, finchreauth.Token(r.token), tok, "a new token was saved")
+			assert.False(t, r.needsReauth(t), "the episode ended")
+
+			assert.Equal(t, 200, r.call(t, string(tok)), "calls succeed on the new token")
+			assert.Equal(t, 401, r.call(t, r.token), "the old token stays dead")
+			assert.Len(t, r.notes.delivered(), 1, "and nobody is told again")
+			reconnected, unsaved := r.hooks()
+			assert.Empty(t, unsaved)
+			require.Len(t, reconnected, 1)
+			rec := reconnected[0]
+			assert.Equal(t, r.connID, rec.ConnectionID)
+			assert.Equal(t, r.connID, rec.Expected)
+			assert.Equal(t, "Acme Corp", rec.CustomerName)
+			assert.True(t, rec.BrokenSince.Equal(brokenAt), "BrokenSince %v, want %v", rec.BrokenSince, brokenAt)
+			assert.False(t, rec.Embedded)
+			assert.Equal(t, tok, rec.Token)
+			assert.Equal(t, "callback", rec.Via)
+			assert.Equal(t, time.Hour, rec.Downtime())
+			assert.Equal(t, 1, rec.Notifications)
+			assert.Empty(t, r.errs.all())
+		})
+	}
+}
+
+func TestReconnectEmbeddedFlow(t *testing.T) {
+	r := newReconnectRig(t, nil)
+	link := r.breakAndNotify(t)
+	state := query(t, link).Get("state")
+	require.NotEmpty(t, state)
+	code := r.finch.IssueCode(r.connID) // a code issued without a redirect_uri
+
+	post := func(body string) (*http.Response, map[string]string) {
+		resp, err := http.Post(r.app.URL+"/finch/callback", "application/json", strings.NewReader(body))
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var out map[string]string
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&out))
+		return resp, out
+	}
+	b, _ := json.Marshal(map[string]string{"code": code, "state": state})
+	resp, out := post(string(b))
+	require.Equal(t, 200, resp.StatusCode, "answer %v, errors %v", out, r.errs.all())
+	assert.Equal(t, r.connID, out["connection_id"])
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	assert.Equal(t, 200, r.call(t, string(r.savedToken(t))))
+
+	// The same body again: the state is spent.
+	resp, out = post(string(b))
+	assert.Equal(t, http.StatusConflict, resp.StatusCode)
+	assert.Equal(t, "invalid_state", out["error"])
+	reconnected, _ := r.hooks()
+	require.Len(t, reconnected, 1)
+	assert.True(t, reconnected[0].Embedded)
+}
+
+// TestCallbackRefusals: each bad callback gets a clear answer and changes
+// nothing: no token saved, the episode still open.
+func TestCallbackRefusals(t *testing.T) {
+	r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+	link := r.breakAndNotify(t)
+	goodState := query(t, link).Get("state")
+	other := r.finch.AddConnection(finchtest.Connection{CustomerName: "Other Inc"})
+	otherConn, _ := r.finch.ConnectionForToken(other)
+	// A forgery: the genuine state's payload rewritten to name another
+	// connection, with the genuine signature.
+	p64, mac, _ := strings.Cut(goodState, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(p64)
+	require.NoError(t, err)
+	payload = append(payload[:21:21], otherConn.ID...)
+	forged := base64.RawURLEncoding.EncodeToString(payload) + "." + mac
+	foreign := &finchreauth.Transport{Connect: &finchreauth.Connect{ClientID: "x", ClientSecret: "y", RedirectURI: "https://evil.example/cb", StateKeys: [][]byte{[]byte("another-key-of-32-bytes-length!!")}, AuthorizeURLs: true, Products: []string{"company"}}}
+	foreignLink, err := foreign.ReconnectURL(context.Background(), r.connID)
+	require.NoError(t, err)
+	foreignState := query(t, foreignLink).Get("state")
+
+	cases := []struct {
+		name   string
+		query  url.Values
+		reason string
+	}{
+		{"missing code", url.Values{"state": {goodState}}, "cancelled"},
+		{"cancelled in Connect", url.Values{"error": {"access_denied"}, "error_description": {"user cancelled"}, "state": {goodState}}, "cancelled"},
+		{"missing state (and links that all carry one)", url.Values{"code": {"whatever"}}, "invalid_state"},
+		{"forged state", url.Values{"code": {"whatever"}, "state": {forged}}, "invalid_state"},
+		{"state signed by another key", url.Values{"code": {"whatever"}, "state": {foreignState}}, "invalid_state"},
+		{"garbage state", url.Values{"code": {"whatever"}, "state": {"not.a-state"}}, "invalid_state"},
+		{"1 MiB state", url.Values{"code": {"whatever"}, "state": {strings.Repeat("A", 1<<20)}}, "invalid_state"},
+		{"oversized code", url.Values{"code": {strings.Repeat("c", 4096)}, "state": {goodState}}, "invalid_request"},
+		{"unknown code", url.Values{"code": {"code_that_finch_never_issued"}, "state": {goodState}}, "exchange_failed"},
+		{"code for another connection, state for this one", url.Values{"code": {r.finch.IssueCode(otherConn.ID)}, "state": {goodState}}, "exchange_failed"}, // an embedded-flow code: Finch refuses the redirect_uri
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest("GET", "/any/mount/point?"+tc.query.Encode(), nil)
+			r.tr.CallbackHandler().ServeHTTP(rec, req)
+			require.Equal(t, http.StatusSeeOther, rec.Code)
+			loc := rec.Header().Get("Location")
+			assert.True(t, strings.HasPrefix(loc, r.app.URL+"/dashboard/reconnect-failed?"), "only the configured URL: %s", loc)
+			assert.Equal(t, tc.reason, query(t, loc).Get("reason"))
+			assert.NotContains(t, loc, "whatever")
+			assert.NotContains(t, loc, "code_that")
+			assert.True(t, r.needsReauth(t), "nothing changed")
+			assert.Equal(t, finchreauth.Token(r.token), r.savedToken(t))
+		})
+	}
+
+	t.Run("the link still works after all that", func(t *testing.T) {
+		callback, err := r.finch.Approve(link)
+		require.NoError(t, err)
+		resp := browse(t, callback)
+		require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+		assert.Equal(t, "", query(t, resp.Header.Get("Location")).Get("reason"), "errors: %v", r.errs.all())
+
+		t.Run("replayed", func(t *testing.T) {
+			resp := browse(t, callback)
+			assert.Equal(t, "invalid_state", query(t, resp.Header.Get("Location")).Get("reason"))
+		})
+	})
+
+	t.Run("expired", func(t *testing.T) {
+		r2 := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true; r.connect.LinkLifetime = time.Hour })
+		link := r2.breakAndNotify(t)
+		callback, err := r2.finch.Approve(link)
+		require.NoError(t, err)
+		r2.clk.advance(time.Hour)
+		resp := browse(t, callback)
+		assert.Equal(t, "expired", query(t, resp.Header.Get("Location")).Get("reason"))
+	})
+}
+
+func TestCallbackEmbeddedRefusals(t *testing.T) {
+	r := newReconnectRig(t, nil)
+	h := r.tr.CallbackHandler()
+	cases := []struct {
+		name        string
+		method      string
+		contentType string
+		body        string
+		status      int
+		reason      string
+	}{
+		{"wrong content type", "POST", "text/plain", `{"code":"x","state":"y"}`, 415, "invalid_request"},
+		{"form body", "POST", "application/x-www-form-urlencoded", "code=x&state=y", 415, "invalid_request"},
+		{"malformed JSON", "POST", "application/json", `{"code":`, 400, "invalid_request"},
+		{"trailing data", "POST", "application/json", `{"code":"x","state":"y"} {}`, 400, "invalid_request"},
+		{"oversized body", "POST", "application/json", `{"code":"` + strings.Repeat("x", 1<<20) + `"}`, 413, "invalid_request"},
+		{"missing state, and no connection awaits a reconnect", "POST", "application/json", `{"code":"x"}`, 400, "invalid_state"},
+		{"missing code", "POST", "application/json; charset=utf-8", `{"state":"y"}`, 400, "cancelled"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(tc.method, "/cb", strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", tc.contentType)
+			h.ServeHTTP(rec, req)
+			assert.Equal(t, tc.status, rec.Code)
+			var out map[string]string
+			require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &out))
+			assert.Equal(t, tc.reason, out["error"])
+		})
+	}
+	for _, method := range []string{"PUT", "DELETE", "HEAD", "PATCH"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(method, "/cb?code=x&state=y", nil))
+		assert.Equal(t, 405, rec.Code, method)
+		assert.Equal(t, "GET, POST", rec.Header().Get("Allow"))
+	}
+}
+
+func TestCallbackConnectionMismatch(t *testing.T) {
+	r := newReconnectRig(t, nil)
+	link := r.breakAndNotify(t)
+	callback, err := r.finch.ApproveAs(link, "conn_other_account")
+	require.NoError(t, err)
+	resp := browse(t, callback)
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	q := query(t, resp.Header.Get("Location"))
+	assert.Equal(t, "connection_mismatch", q.Get("reason"))
+	assert.Equal(t, r.connID, q.Get("connection_id"))
+
+	assert.Equal(t, finchreauth.Token(r.token), r.savedToken(t), "the old connection's token is not overwritten")
+	_, err = r.tr.Token(context.Background(), "conn_other_account")
+	assert.ErrorIs(t, err, finchreauth.ErrNotFound, "nor is the other account's saved for it")
+	reconnected, unsaved := r.hooks()
+	require.Len(t, unsaved, 1)
+	assert.Equal(t, "conn_other_account", unsaved[0].ConnectionID)
+	assert.Equal(t, r.connID, unsaved[0].Expected)
+	assert.Equal(t, finchreauth.ReasonConnectionMismatch, unsaved[0].Reason)
+	assert.NotEmpty(t, unsaved[0].Token, "the application gets the token to decide")
+	assert.Empty(t, reconnected)
+}
+
+func TestCallbackCancelThenReconnect(t *testing.T) {
+	r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+	link := r.breakAndNotify(t)
+	callback, err := r.finch.Cancel(link)
+	require.NoError(t, err)
+	assert.Equal(t, "cancelled", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
+	callback, err = r.finch.Approve(link)
+	require.NoError(t, err)
+	assert.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"), "a cancel does not spend the link")
+}
+
+func TestFinchCallsRetry(t *testing.T) {
+	t.Run("the exchange retries 503 and 429, then succeeds", func(t *testing.T) {
+		r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+		link := r.breakAndNotify(t)
+		callback, err := r.finch.Approve(link)
+		require.NoError(t, err)
+		r.finch.InjectFault(finchtest.Fault{Path: "/auth/token", Status: 503, Times: 1})
+		r.finch.InjectFault(finchtest.Fault{Path: "/auth/token", Status: 429, Header: http.Header{"Retry-After": {"0"}}, Times: 1})
+		resp := browse(t, callback)
+		assert.Equal(t, "", query(t, resp.Header.Get("Location")).Get("reason"), "errors: %v", r.errs.all())
+		assert.Equal(t, 3, r.finch.Calls("POST", "/auth/token"))
+	})
+	t.Run("the exchange never retries invalid_grant", func(t *testing.T) {
+		r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+		link := r.breakAndNotify(t)
+		callback, err := r.finch.Approve(link)
+		require.NoError(t, err)
+		r.finch.InjectFault(finchtest.Fault{Path: "/auth/token", Status: 400, Body: finchtest.ErrorBody(400, "invalid_grant_error", "", "code expired"), Times: 1})
+		resp := browse(t, callback)
+		assert.Equal(t, "exchange_failed", query(t, resp.Header.Get("Location")).Get("reason"))
+		assert.Equal(t, 1, r.finch.Calls("POST", "/auth/token"))
+		// The state is not spent by a failed exchange: the employer can go
+		// through Connect again with the same link.
+		callback, err = r.finch.Approve(link)
+		require.NoError(t, err)
+		resp = browse(t, callback)
+		assert.Equal(t, "", query(t, resp.Header.Get("Location")).Get("reason"))
+	})
+}
+
+func TestCallbackMisconfigured(t *testing.T) {
+	for name, c := range map[string]*finchreauth.Connect{
+		"no Connect":   nil,
+		"no StateKeys": {ClientID: "c", ClientSecret: "s", SuccessURL: "https://app.example/ok"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			tr := &finchreauth.Transport{Connect: c}
+			rec := httptest.NewRecorder()
+			tr.CallbackHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/cb?code=x&state=y", nil))
+			if c == nil {
+				assert.Equal(t, http.StatusBadRequest, rec.Code)
+				assert.Contains(t, rec.Body.String(), "misconfigured")
+				return
+			}
+			assert.Equal(t, http.StatusSeeOther, rec.Code)
+			assert.Equal(t, "misconfigured", query(t, rec.Header().Get("Location")).Get("reason"))
+			assert.NotContains(t, rec.Header().Get("Location"), "code=x")
+		})
+	}
+}
+
+// TestReconnectHookPanicIsContained: the token is saved and the employer
+// sent to SuccessURL even when OnReconnected panics; the panic is reported.
+func TestReconnectHookPanicIsContained(t *testing.T) {
+	r := newReconnectRig(t, func(r *reconnectRig) {
+		r.connect.AuthorizeURLs = true
+		r.tr.OnReconnected = func(context.Context, finchreauth.Reconnection) { panic("crm down") }
+	})
+	link := r.breakAndNotify(t)
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	assert.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
+	r.hooks()
+	var he *finchreauth.HookError
+	require.Len(t, r.errs.all(), 1)
+	require.ErrorAs(t, r.errs.all()[0], &he)
+	assert.Equal(t, "reconnected", he.Hook)
+	assert.Equal(t, "crm down", he.Panic)
+	assert.NotEqual(t, finchreauth.Token(r.token), r.savedToken(t))
+}
+
+// TestCallbackErrorsUnwrap: what the ErrorHandler gets for a failed callback
+// matches its Reason and unwraps to the cause.
+func TestCallbackErrorsUnwrap(t *testing.T) {
+	r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+	rec := httptest.NewRecorder()
+	r.tr.CallbackHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/cb?code=x&state=not-a-state", nil))
+	require.Len(t, r.errs.all(), 1)
+	err := r.errs.all()[0]
+	assert.ErrorIs(t, err, finchreauth.ReasonInvalidState)
+	assert.NotErrorIs(t, err, finchreauth.ReasonExpired)
+	assert.Contains(t, err.Error(), "invalid_state")
+	assert.NotContains(t, err.Error(), "not-a-state")
+}
+
+// TestCallbackSameCodeTwice: a code that was exchanged once, brought back
+// with a fresh, valid state, is refused by Finch (single use): exchange_failed,
+// and the token saved by the first use stays.
+func TestCallbackSameCodeTwice(t *testing.T) {
+	r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+	link := r.breakAndNotify(t)
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	require.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
+	saved := r.savedToken(t)
+
+	fresh, err := r.tr.ReconnectURL(context.Background(), r.connID)
+	require.NoError(t, err)
+	require.NotEqual(t, query(t, link).Get("state"), query(t, fresh).Get("state"))
+	reused := url.Values{"code": {query(t, callback).Get("code")}, "state": {query(t, fresh).Get("state")}}
+	resp := browse(t, r.app.URL+"/finch/callback?"+reused.Encode())
+	assert.Equal(t, "exchange_failed", query(t, resp.Header.Get("Location")).Get("reason"))
+	assert.Equal(t, saved, r.savedToken(t))
+}
+
+// The state is used for at most 3 exchanges: one genuine state and garbage
+// codes cannot make unlimited calls to /auth/token with the client secret.
+func TestCallbackAttemptsPerState(t *testing.T) {
+	r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+	link := r.breakAndNotify(t)
+	state := query(t, link).Get("state")
+	for i := range 5 {
+		resp := browse(t, r.app.URL+"/finch/callback?"+url.Values{"code": {fmt.Sprint("garbage_", i)}, "state": {state}}.Encode())
+		want := "exchange_failed"
+		if i >= 3 {
+			want = "invalid_state"
+		}
+		assert.Equal(t, want, query(t, resp.Header.Get("Location")).Get("reason"), "attempt %d", i+1)
+	}
+	assert.Equal(t, 3, r.finch.Calls("POST", "/auth/token"), "3 exchanges, then the state is spent")
+	assert.True(t, r.needsReauth(t))
+}
+
+var _ = errors.New
+var _ = json.Marshal
+var _ = base64.RawURLEncoding
