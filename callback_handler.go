@@ -2,6 +2,7 @@ package finchreauth
 
 import (
 	"context"
+	crand "crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -276,7 +277,7 @@ func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, s savi
 		return t.unsaved(ctx, rec, fail(ReasonConnectionMismatch, http.StatusConflict, s.conn,
 			fmt.Errorf("Finch issued the token for connection %s", tok.ConnectionID)))
 	}
-	s.token, s.via, s.details = rec.Token, "callback", rec
+	s.token, s.via, s.details, s.by = rec.Token, "callback", rec, crand.Text()
 	var end *ended
 	var err error
 	for attempt := range saveAttempts {

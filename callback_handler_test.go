@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -366,6 +365,117 @@ func TestCallbackAttemptsPerState(t *testing.T) {
 	assert.True(t, r.needsReauth(t))
 }
 
-var _ = errors.New
-var _ = json.Marshal
-var _ = base64.RawURLEncoding
+// TestStateSingleUseAcrossReplicas: a link's state completes at most one
+// reconnect in all. Another replica (or this one after a restart: a new
+// Transport on the same Store) refuses it, even with a fresh code.
+func TestStateSingleUseAcrossReplicas(t *testing.T) {
+	r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+	link := r.breakAndNotify(t)
+	first, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	again, err := r.finch.Approve(link) // the same link again: same state, fresh code
+	require.NoError(t, err)
+	require.Equal(t, query(t, first).Get("state"), query(t, again).Get("state"))
+	require.NotEqual(t, query(t, first).Get("code"), query(t, again).Get("code"))
+
+	assert.Equal(t, "", serveCallback(t, r.tr, first).Get("reason"))
+	saved := r.savedToken(t)
+	for _, replica := range []string{"another replica", "the same one restarted"} {
+		other := &finchreauth.Transport{Base: r.finch.Client().Transport, APIBaseURL: r.finch.URL, Store: r.store, Connect: r.connect, Now: r.clk.Now}
+		assert.Equal(t, "invalid_state", serveCallback(t, other, again).Get("reason"), replica)
+		other.Close()
+	}
+	assert.Equal(t, saved, r.savedToken(t))
+	assert.Equal(t, 1, r.finch.Calls("POST", "/auth/token"), "the spent state never reached Finch again")
+}
+
+// TestSessionStateReadings: it is not settled which state Finch Connect
+// sends back for a reauthentication session: the one in the session
+// request, the one on its connect_url, or none. The library sends it both
+// ways, and a default reconnect works under each reading.
+func TestSessionStateReadings(t *testing.T) {
+	for _, src := range []finchtest.SessionStateSource{finchtest.StateFromSessionBody, finchtest.StateFromConnectURL, finchtest.StateOmitted} {
+		t.Run(src.String(), func(t *testing.T) {
+			r := newReconnectRig(t, func(r *reconnectRig) { r.finch.SetSessionStateSource(src) })
+			link := r.breakAndNotify(t)
+			callback, err := r.finch.Approve(link)
+			require.NoError(t, err)
+			if src == finchtest.StateOmitted {
+				require.Empty(t, query(t, callback).Get("state"))
+			} else {
+				require.NotEmpty(t, query(t, callback).Get("state"))
+			}
+			q := query(t, browse(t, callback).Header.Get("Location"))
+			assert.Equal(t, "", q.Get("reason"), "errors: %v", r.errs.all())
+			assert.False(t, r.needsReauth(t))
+			assert.Equal(t, 200, r.call(t, string(r.savedToken(t))))
+		})
+	}
+}
+
+// TestStatelessCallbackRefusals: a code that comes back without a state is
+// accepted only for a connection with an open episode and a link of this
+// application; otherwise nothing is saved (the token goes to OnUnsaved). It
+// costs no call to Finch while no connection awaits a reconnect, and its
+// failed exchanges are bounded.
+func TestStatelessCallbackRefusals(t *testing.T) {
+	post := func(t *testing.T, r *reconnectRig, code string) (int, string) {
+		t.Helper()
+		resp, err := http.Post(r.app.URL+"/finch/callback", "application/json", strings.NewReader(`{"code":"`+code+`"}`))
+		require.NoError(t, err)
+		var out map[string]string
+		require.NoError(t, json.Unmarshal(readAll(t, resp), &out))
+		return resp.StatusCode, out["error"]
+	}
+	t.Run("no connection awaits a reconnect", func(t *testing.T) {
+		r := newReconnectRig(t, nil)
+		status, reason := post(t, r, r.finch.IssueCode(r.connID))
+		assert.Equal(t, 400, status)
+		assert.Equal(t, "invalid_state", reason)
+		assert.Zero(t, r.finch.Calls("POST", "/auth/token"), "no call to Finch")
+	})
+	t.Run("the code is for a connection with no open episode", func(t *testing.T) {
+		r := newReconnectRig(t, nil)
+		r.breakAndNotify(t) // an episode (with a link) is open, for r.connID
+		other := r.finch.AddConnection(finchtest.Connection{CustomerName: "Other"})
+		otherConn, _ := r.finch.ConnectionForToken(other)
+		status, reason := post(t, r, r.finch.IssueCode(otherConn.ID))
+		assert.Equal(t, 409, status)
+		assert.Equal(t, "invalid_state", reason)
+		_, err := r.tr.Token(context.Background(), otherConn.ID)
+		assert.ErrorIs(t, err, finchreauth.ErrNotFound, "nothing saved")
+		assert.True(t, r.needsReauth(t))
+		_, unsaved := r.hooks()
+		require.Len(t, unsaved, 1)
+		assert.Equal(t, otherConn.ID, unsaved[0].ConnectionID)
+		assert.Equal(t, finchreauth.ReasonInvalidState, unsaved[0].Reason)
+	})
+	t.Run("the code is for the broken connection", func(t *testing.T) {
+		r := newReconnectRig(t, nil)
+		r.breakAndNotify(t)
+		status, reason := post(t, r, r.finch.IssueCode(r.connID))
+		assert.Equal(t, 200, status, reason)
+		assert.False(t, r.needsReauth(t))
+		status, reason = post(t, r, r.finch.IssueCode(r.connID))
+		assert.Equal(t, 400, status, "the episode is over: a second stateless code is refused")
+		assert.Equal(t, "invalid_state", reason)
+		assert.Equal(t, 1, r.finch.Calls("POST", "/auth/token"), "without spending it")
+	})
+	t.Run("failed exchanges without a state are bounded", func(t *testing.T) {
+		r := newReconnectRig(t, nil)
+		r.breakAndNotify(t)
+		for i := range 12 {
+			status, reason := post(t, r, fmt.Sprint("garbage_", i))
+			if i < 10 {
+				assert.Equal(t, "exchange_failed", reason)
+			} else {
+				assert.Equal(t, 429, status)
+				assert.Equal(t, "unavailable", reason)
+			}
+		}
+		assert.Equal(t, 10, r.finch.Calls("POST", "/auth/token"))
+		r.clk.advance(time.Minute)
+		_, reason := post(t, r, r.finch.IssueCode(r.connID))
+		assert.Equal(t, "", reason, "the budget comes back")
+	})
+}

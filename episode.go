@@ -82,6 +82,12 @@ func (t *Transport) open(ctx context.Context, conn string, o opening) (opened, e
 				e.Entities = []string{o.entity}
 			}
 			d.Episode, r.Since, r.Due, changed = e, now, now, true
+			if end := d.Ended; end != nil && end.Via == "webhook" && now.Sub(end.At) < t.retryInterval() {
+				// Finch said a moment ago that the connection works: the
+				// token of that reconnect may be on its way. Wait before
+				// telling the customer it broke again.
+				r.Due = end.At.Add(t.retryInterval())
+			}
 		case o.source == "webhook" && o.entity == "" && len(e.Entities) > 0:
 			e.Entities, changed = nil, true // the whole connection now
 		case o.entity != "" && len(e.Entities) > 0 && !slices.Contains(e.Entities, o.entity):

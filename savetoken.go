@@ -29,6 +29,9 @@ type saving struct {
 	nonce     string       // the callback's link state
 	stateless bool         // a callback that came back without a state
 	details   Reconnection // what the callback knows, for OnReconnected
+	// by names this save in the record, so that a retry of it finds its
+	// own earlier attempt whose answer was lost.
+	by string
 }
 
 // SaveToken saves tok as the connection's token in the Store, for every
@@ -65,7 +68,10 @@ func (t *Transport) Token(ctx context.Context, connectionID string) (Token, erro
 // returns the episode it ended, if any.
 func (t *Transport) save(ctx context.Context, s saving) (*ended, error) {
 	fp := s.token.Fingerprint()
-	by := rand.Text() // names this save in the record, should its answer be lost
+	by := s.by
+	if by == "" {
+		by = rand.Text()
+	}
 	for range maxConflicts {
 		r, d, err := t.load(ctx, s.conn)
 		if err != nil {
@@ -170,7 +176,7 @@ func (t *Transport) reconnected(ctx context.Context, s saving, e ended) {
 	}
 	r := s.details
 	r.ConnectionID, r.Token, r.Via, r.BrokenSince, r.At, r.Notifications = s.conn, s.token, e.Via, e.Since, e.At, e.Sent
-	t.goDetached(ctx, func(ctx context.Context) {
+	t.goTell(ctx, func(ctx context.Context) {
 		step(t, ctx, "reconnected", subject{conn: s.conn}, func(ctx context.Context) (struct{}, error) {
 			t.OnReconnected(ctx, r)
 			return struct{}{}, nil

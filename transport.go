@@ -352,7 +352,8 @@ func (t *Transport) detach(ctx context.Context) (context.Context, context.Cancel
 	return ctx, func() { stop(); cancel() }
 }
 
-// goDetached runs fn in a goroutine that Close waits for.
+// goDetached runs fn in a goroutine that Close waits for, with a context
+// that Close cancels.
 func (t *Transport) goDetached(ctx context.Context, fn func(context.Context)) {
 	if !t.begin() {
 		return
@@ -362,5 +363,18 @@ func (t *Transport) goDetached(ctx context.Context, fn func(context.Context)) {
 		ctx, cancel := t.detach(ctx)
 		defer cancel()
 		fn(ctx)
+	}()
+}
+
+// goTell runs fn, which tells the application something that happened, in
+// a goroutine that Close waits for but does not cancel (fn is bounded by
+// Timeout): what happened stays told.
+func (t *Transport) goTell(ctx context.Context, fn func(context.Context)) {
+	t.mu.Lock()
+	t.running.Add(1)
+	t.mu.Unlock()
+	go func() {
+		defer t.running.Done()
+		fn(context.WithoutCancel(ctx))
 	}()
 }

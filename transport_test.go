@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -409,4 +412,181 @@ func TestWrapClient(t *testing.T) {
 		assert.NotNil(t, c.Transport)
 		assert.Zero(t, c.Timeout)
 	})
+}
+
+// TestHealingCallsPassTheLatch: the official SDK puts the token it was built
+// with on every call, the code exchange included. A latched token must not
+// block the calls that heal its connection: /auth/token, /introspect,
+// /connect/... and /sandbox/... reach Finch and are never detections.
+func TestHealingCallsPassTheLatch(t *testing.T) {
+	r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+	link := r.breakAndNotify(t)
+	require.Equal(t, 401, r.call(t, r.token))
+	require.Equal(t, 1, r.finch.Calls("GET", "/employer/company"), "the token is latched")
+
+	// A client that carries the broken token on every request, as the SDK
+	// built with it does.
+	client := r.tr.WrapClient(&http.Client{Transport: bearerRT{token: r.token, base: r.finch.Client().Transport}})
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	code := query(t, callback).Get("code")
+	body := fmt.Sprintf(`{"client_id":%q,"client_secret":%q,"code":%q,"redirect_uri":%q}`, r.finch.ClientID, r.finch.ClientSecret, code, r.connect.RedirectURI)
+	resp, err := client.Post(r.finch.URL+"/auth/token", "application/json", strings.NewReader(body))
+	require.NoError(t, err)
+	got := readAll(t, resp)
+	require.Equal(t, 200, resp.StatusCode, "the exchange reached Finch: %s", got)
+	assert.Empty(t, resp.Header.Get(finchreauth.Header))
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	require.NoError(t, json.Unmarshal(got, &tok))
+	assert.NotEmpty(t, tok.AccessToken)
+	assert.Equal(t, 1, r.finch.Calls("POST", "/auth/token"))
+
+	resp, err = client.Get(r.finch.URL + "/introspect")
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, 200, resp.StatusCode, "/introspect reaches Finch")
+
+	// The old token is dead now (the exchange replaced it): its sandbox
+	// call gets Finch's own reauthenticate_user, which is not a detection.
+	before := r.notes.n.Load()
+	req, _ := http.NewRequest("PUT", r.finch.URL+"/sandbox/connections/accounts", strings.NewReader(`{"connection_status":"reauth"}`))
+	resp, err = client.Do(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, 401, resp.StatusCode)
+	assert.Empty(t, resp.Header.Get(finchreauth.Header), "a sandbox call is never a detection")
+	assert.Equal(t, 1, r.finch.Calls("PUT", "/sandbox/connections/accounts"), "and never latched")
+	assert.Equal(t, before, r.notes.n.Load())
+}
+
+// bearerRT puts a bearer token on every request, as the official SDK does.
+type bearerRT struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearerRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(req)
+}
+
+// TestSandboxHealThroughTheTransport: PUT /sandbox/connections/accounts
+// with the broken token heals a sandbox connection, even while the token is
+// latched.
+func TestSandboxHealThroughTheTransport(t *testing.T) {
+	r := newReconnectRig(t, nil)
+	r.breakAndNotify(t)
+	require.Equal(t, 401, r.call(t, r.token), "latched")
+	req := newRequest(t, "PUT", r.finch.URL+"/sandbox/connections/accounts", r.token, strings.NewReader(`{"connection_status":"connected"}`))
+	resp, err := r.tr.RoundTrip(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	require.Equal(t, 200, resp.StatusCode)
+	conn, _ := r.finch.Connection(r.connID)
+	assert.Equal(t, "connected", conn.Status)
+}
+
+// TestOnlyFinchIsWatched: a wrapped client that also calls other hosts.
+// Another host's reauth-shaped 401 is not a detection: nothing is sent to
+// it (no /introspect with the token), nothing is latched, nobody notified.
+func TestOnlyFinchIsWatched(t *testing.T) {
+	var evilCalls atomic.Int64
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		evilCalls.Add(1)
+		if r.URL.Path == "/introspect" {
+			w.Write([]byte(`{"connection_id":"victim","customer_email":"attacker@evil.example"}`))
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(401)
+		w.Write([]byte(reauthJSON))
+	}))
+	defer evil.Close()
+	ff := newFakeFinch()
+	ff.add("tok", "conn_1")
+	notes := &recorder{}
+	store := finchreauth.NewMemoryStore()
+	tr := &finchreauth.Transport{Base: ff, Store: store, Notifier: notes}
+	defer tr.Close()
+	client := tr.WrapClient(evil.Client())
+	for range 3 {
+		req := newRequest(t, "GET", evil.URL+"/employer/directory", "tok", nil)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		readAll(t, resp)
+		assert.Equal(t, 401, resp.StatusCode)
+		assert.Empty(t, resp.Header.Get(finchreauth.Header), "not marked: not Finch's answer")
+	}
+	assert.EqualValues(t, 3, evilCalls.Load(), "every call reached the other host, none was latched, and no /introspect went there")
+	assert.Zero(t, ff.count("/introspect"))
+	assert.Zero(t, notes.n.Load())
+	_, err := store.Get(context.Background(), "victim")
+	assert.ErrorIs(t, err, finchreauth.ErrNotFound)
+
+	t.Run("the same host on another scheme or path prefix", func(t *testing.T) {
+		tr := &finchreauth.Transport{Base: ff, APIBaseURL: "https://api.tryfinch.com/v1"}
+		defer tr.Close()
+		for _, u := range []string{"http://api.tryfinch.com/v1/employer/company", "https://api.tryfinch.com/v10/employer/company", "https://api.tryfinch.com/employer/company"} {
+			ff.setBroken("tok", true)
+			resp, err := tr.RoundTrip(newRequest(t, "GET", u, "tok", nil))
+			require.NoError(t, err)
+			readAll(t, resp)
+			assert.Empty(t, resp.Header.Get(finchreauth.Header), u)
+		}
+		resp, err := tr.RoundTrip(newRequest(t, "GET", "https://API.tryfinch.com/v1/employer/company", "tok", nil))
+		require.NoError(t, err)
+		readAll(t, resp)
+		assert.Equal(t, finchreauth.Detected, resp.Header.Get(finchreauth.Header), "host names are case-insensitive")
+	})
+}
+
+// sdkMiddleware and sdkNext are the official SDK's option.Middleware and
+// option.MiddlewareNext (type aliases there too).
+type (
+	sdkNext       = func(*http.Request) (*http.Response, error)
+	sdkMiddleware = func(*http.Request, sdkNext) (*http.Response, error)
+)
+
+// sdkClient runs requests through middlewares as the SDK does: each
+// middleware wraps the next, the last calls the HTTP client.
+func sdkClient(c *http.Client, mws ...sdkMiddleware) sdkNext {
+	next := sdkNext(c.Do)
+	for i := len(mws) - 1; i >= 0; i-- {
+		mw, inner := mws[i], next
+		next = func(req *http.Request) (*http.Response, error) { return mw(req, inner) }
+	}
+	return next
+}
+
+// TestMiddleware: option.WithMiddleware(tr.Middleware) puts the Transport in
+// the SDK's chain, and its own /introspect goes out through the chain too.
+func TestMiddleware(t *testing.T) {
+	ff := newFakeFinch()
+	ff.add("tok", "conn_1")
+	ff.setBroken("tok", true)
+	notes := &recorder{}
+	tr := &finchreauth.Transport{Notifier: notes}
+	defer tr.Close()
+	var seen []string
+	var mu sync.Mutex
+	logging := func(req *http.Request, next sdkNext) (*http.Response, error) {
+		mu.Lock()
+		seen = append(seen, req.URL.Path)
+		mu.Unlock()
+		return next(req)
+	}
+	var mw sdkMiddleware = tr.Middleware // the shape the SDK takes
+	do := sdkClient(&http.Client{Transport: ff}, mw, logging)
+	for range 2 {
+		resp, err := do(newRequest(t, "GET", api+"/employer/directory", "tok", nil))
+		require.NoError(t, err)
+		readAll(t, resp)
+		assert.True(t, finchreauth.IsReauthResponse(resp))
+	}
+	require.EqualValues(t, 1, notes.n.Load())
+	assert.Equal(t, "conn_1", notes.delivered()[0].Connection.ConnectionID)
+	assert.Equal(t, []string{"/employer/directory", "/introspect"}, seen, "the /introspect went through the rest of the chain; the second call was latched")
 }
