@@ -263,7 +263,7 @@ func (t *Transport) ReconnectURL(ctx context.Context, connectionID string) (stri
 	if connectionID == "" {
 		return "", errEmptyID
 	}
-	r, d, err := t.load(ctx, connectionID)
+	_, d, err := t.load(ctx, connectionID)
 	if err != nil {
 		return "", err
 	}
@@ -273,6 +273,15 @@ func (t *Transport) ReconnectURL(ctx context.Context, connectionID string) (stri
 	// One mint at a time per connection in this process; across
 	// processes, the first link stored wins.
 	v, err, _ := t.group.Do("link:"+connectionID, func() (any, error) {
+		// Read again: a flight that ended while this call read the record
+		// may have kept a link.
+		r, d, err := t.load(ctx, connectionID)
+		if err != nil {
+			return "", err
+		}
+		if u := d.linkFor(t.now(), t.linkMargin()); u != "" {
+			return u, nil
+		}
 		return t.mintFor(ctx, r, d)
 	})
 	if err != nil {

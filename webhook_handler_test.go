@@ -115,7 +115,9 @@ func TestWebhookOpensTheEpisode(t *testing.T) {
 		stringAuth bool
 	}{{"current shape", false, false}, {"error_reauth", true, false}, {"authentication_method as a string", false, true}} {
 		t.Run(shape.name, func(t *testing.T) {
-			r := webhookRig(t, func(_ *reconnectRig, w *finchtest.Webhook) { w.LegacyStatus, w.StringAuthMethod = shape.legacy, shape.stringAuth })
+			r := webhookRig(t, func(_ *reconnectRig, w *finchtest.Webhook) {
+				w.LegacyStatus, w.StringAuthMethod = shape.legacy, shape.stringAuth
+			})
 			r.finch.Break(r.connID) // delivers the webhook, and returns once it was answered
 			deliveries := r.finch.Webhooks()
 			require.Len(t, deliveries, 1)
