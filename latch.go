@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -144,28 +143,34 @@ func deleteKey(keys []string, k string) []string {
 // parser, say) cannot tell it from the real thing.
 const latchedBody = `{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"Please reauthenticate user"}`
 
-// latchedAnswer is a latched response and its body in one allocation.
+// latchedAnswer is a latched response, its body and its header values in
+// one allocation (the header map is the other).
 type latchedAnswer struct {
-	resp   http.Response
-	body   nopCloser
-	header [3]string
+	resp http.Response
+	body nopCloser
+	vals [3]string
 }
 
 type nopCloser struct{ strings.Reader }
 
 func (*nopCloser) Close() error { return nil }
 
-// latchedResponse is the 401 a latched request gets.
-func latchedResponse(req *http.Request) *http.Response {
-	a := &latchedAnswer{header: [3]string{"application/json", Latched, strconv.Itoa(len(latchedBody))}}
+// latchedResponse is the 401 a latched request gets. length is
+// len(latchedBody) in decimal.
+func latchedResponse(req *http.Request, length string) *http.Response {
+	a := &latchedAnswer{vals: [3]string{"application/json", length, Latched}}
 	a.body.Reset(latchedBody)
 	a.resp = http.Response{
-		Status:        "401 Unauthorized",
-		StatusCode:    http.StatusUnauthorized,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        http.Header{"Content-Type": a.header[0:1:1], Header: a.header[1:2:2], "Content-Length": a.header[2:3:3]},
+		Status:     "401 Unauthorized",
+		StatusCode: http.StatusUnauthorized,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header: http.Header{
+			"Content-Type":   a.vals[0:1:1],
+			"Content-Length": a.vals[1:2:2],
+			Header:           a.vals[2:3:3],
+		},
 		Body:          &a.body,
 		ContentLength: int64(len(latchedBody)),
 		Request:       req,

@@ -92,7 +92,7 @@ func (s *MemoryStore) List(ctx context.Context, q Query) ([]Record, error) {
 	var out []Record
 	for _, r := range s.records {
 		if q.matches(r) && q.after(r) {
-			out = append(out, r.clone())
+			out = append(out, r) // cloned below, once cut to Limit
 		}
 	}
 	s.mu.Unlock()
@@ -103,7 +103,11 @@ func (s *MemoryStore) List(ctx context.Context, q Query) ([]Record, error) {
 		}
 		return cmp.Or(ta.Compare(tb), cmp.Compare(a.ConnectionID, b.ConnectionID))
 	})
-	return out[:min(len(out), q.Limit)], nil
+	out = out[:min(len(out), q.Limit)]
+	for i := range out {
+		out[i] = out[i].clone()
+	}
+	return out, nil
 }
 
 func check(ctx context.Context, id string) error {

@@ -18,19 +18,26 @@ import (
 //  1. Get returns the record the last successful Put stored for the
 //     connection, every field as it was given (Since and Due to the
 //     microsecond, in any location), with the Version that Put returned; or
-//     ErrNotFound.
+//     ErrNotFound. List returns records as Get does.
 //  2. Put stores rec only if the connection's stored Version equals
 //     rec.Version (0 when nothing is stored), and returns the new Version,
 //     stored+1. Otherwise it changes nothing and returns ErrConflict: of
-//     concurrent Puts with one Version, exactly one succeeds.
-//  3. After a Put, Lookup of each fingerprint in rec.Fingerprints returns
-//     rec.ConnectionID, even after a later Put no longer lists it; Lookup of
-//     a fingerprint no Put listed returns ErrNotFound.
-//  4. List returns, in order, at most q.Limit records matching q (see Query).
-//  5. A call whose context is done fails with the context's error; an empty
-//     connection id or fingerprint is an error other than ErrNotFound.
+//     concurrent Puts with one Version, exactly one succeeds. A Put that
+//     fails for any reason changes nothing.
+//  3. After a successful Put, Lookup of each fingerprint in
+//     rec.Fingerprints returns rec.ConnectionID (the connection of the
+//     latest Put that listed it), even after a later Put no longer lists
+//     it; Lookup of a fingerprint no Put listed returns ErrNotFound.
+//  4. List returns the first q.Limit records that match q, in q's order
+//     (fewer only when no more match); ConnectionIDs compare as Go strings
+//     (bytewise: on PostgreSQL, COLLATE "C"). A Limit that is not positive
+//     is an error.
+//  5. A call whose context is done fails with the context's error. An
+//     empty connection id or fingerprint is an error that is neither
+//     ErrNotFound nor ErrConflict.
 //
-// Implementations must be safe for concurrent use.
+// No error a Store returns may contain an access token. Implementations must
+// be safe for concurrent use.
 type Store interface {
 	Get(ctx context.Context, connectionID string) (Record, error)
 	Put(ctx context.Context, rec Record) (version int64, err error)
@@ -79,7 +86,7 @@ type Query struct {
 	AfterTime time.Time
 	AfterID   string
 
-	// Limit is the most records to return; it must be positive.
+	// Limit is how many records to return at most; it must be positive.
 	Limit int
 }
 
@@ -94,8 +101,7 @@ var (
 	ErrConflict = errors.New("finchreauth: record changed since it was read")
 )
 
-// after reports whether r sorts after q's cursor in q's order. Stores that
-// filter in Go (MemoryStore, storetest) share it.
+// after reports whether r sorts after q's cursor in q's order.
 func (q Query) after(r Record) bool {
 	at := r.Since
 	if !q.DueBy.IsZero() {

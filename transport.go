@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -128,7 +129,8 @@ type Transport struct {
 	stop     context.Context
 	cancel   context.CancelFunc
 
-	stateless statelessBudget // see reconnectStateless
+	stateless  statelessBudget // see reconnectStateless
+	latchedLen string          // len(latchedBody), in decimal
 
 	mu      sync.Mutex // guards closed and the Add side of running
 	closed  bool
@@ -140,6 +142,7 @@ var _ http.RoundTripper = (*Transport)(nil)
 func (t *Transport) init() {
 	t.initOnce.Do(func() {
 		t.latch = newLatch(t.now)
+		t.latchedLen = strconv.Itoa(len(latchedBody))
 		t.store = t.Store
 		if t.store == nil {
 			t.store = NewMemoryStore()
@@ -226,7 +229,7 @@ func (t *Transport) roundTrip(req *http.Request, base http.RoundTripper) (*http.
 				req.Body.Close()
 			}
 			t.count(req.Context(), "finchreauth.latched", "")
-			return latchedResponse(req), nil
+			return latchedResponse(req, t.latchedLen), nil
 		}
 	}
 	resp, err := base.RoundTrip(req)

@@ -1,16 +1,12 @@
 package storetest_test
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"slices"
+	"regexp"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/storetest"
@@ -21,280 +17,140 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// refStore is a second, map-based Store written from the interface's
-// documentation alone. mutation, when set, names a contract violation it
-// commits on purpose, to show that the suite catches it.
-type refStore struct {
-	mutation string
-
-	mu     sync.Mutex
-	states map[string]finchreauth.State
-	tokens map[string]finchreauth.Token
+// TestPasses runs the suite on stores that keep the contract: the
+// MemoryStore, fresh and shared by every subtest of two runs; the mutant
+// harness without a bug, and with its listing in Go; and a store taking
+// every liberty the contract allows.
+func TestPasses(t *testing.T) {
+	shared := finchreauth.NewMemoryStore()
+	for _, c := range []struct {
+		name     string
+		runs     int
+		newStore func(*testing.T) finchreauth.Store
+	}{
+		{"MemoryStore", 1, func(*testing.T) finchreauth.Store { return finchreauth.NewMemoryStore() }},
+		{"SharedMemoryStore", 2, func(*testing.T) finchreauth.Store { return shared }},
+		{"NoBug", 1, func(*testing.T) finchreauth.Store { return newMutant("") }},
+		{"ListInGo", 1, func(*testing.T) finchreauth.Store { return newMutant("List in Go") }},
+		{"Liberties", 1, func(*testing.T) finchreauth.Store { return liberties{finchreauth.NewMemoryStore()} }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for range c.runs {
+				storetest.Run(t, c.newStore)
+			}
+		})
+	}
 }
 
-func newRefStore(mutation string) *refStore {
-	return &refStore{mutation: mutation, states: map[string]finchreauth.State{}, tokens: map[string]finchreauth.Token{}}
+// mutants are the broken stores, each with the subtests that must fail on
+// it.
+var mutants = []struct {
+	bug   string
+	fails []string
+}{
+	// Rule 1: Get.
+	{"Get keeps milliseconds", []string{"Get/RoundTrip/AllFields", "Get/RoundTrip/MicrosecondEdges"}},
+	{"zero time is the Unix epoch", []string{"Get/RoundTrip/Empty", "Get/RoundTrip/TokenOnly"}},
+	{"the Unix epoch is the zero time", []string{"Get/RoundTrip/UnixEpoch"}},
+	{"Get sorts Fingerprints", []string{"Get/RoundTrip/Large"}},
+	{"Data kept as text", []string{"Get/RoundTrip/BinaryData", "Get/RoundTrip/Large"}},
+	{"an update keeps the Token when given none", []string{"Get/RoundTrip/AllFields"}},
+	{"Get reports the Version Put was given", []string{"Get/RoundTrip/Empty"}},
+	{"Get shares the caller's Data", []string{"Get/Copies"}},
+	{"ids fold case", []string{"Independent", "Get/RoundTrip/UnusualID"}},
+	// Rule 2: Put.
+	{"Put returns the Version it was given", []string{"Put/Versions"}},
+	{"Put ignores Version", []string{"Put/Conflict/Stale", "Put/Conflict/New/Version1", "Put/Race/Create", "Put/Race/Update"}},
+	{"Put accepts a future Version", []string{"Put/Conflict/Future", "Put/Conflict/New/Version5"}},
+	{"Put of Version 0 overwrites", []string{"Put/Conflict/Zero"}},
+	{"Put creates at any Version", []string{"Put/Conflict/New/Version1", "Put/Conflict/New/Negative"}},
+	{"a conflicting Put indexes its fingerprints", []string{"Put/Conflict/Stale", "Put/Race/Update"}},
+	{"a conflict is another error, naming the token", []string{"Put/Conflict/Stale", "Put/Race/Create"}},
+	{"check then act", []string{"Put/Race/Create", "Put/Race/Update", "Put/Race/Increment"}},
+	// Rule 3: Lookup.
+	{"Lookup forgets dropped fingerprints", []string{"Lookup/Fingerprints"}},
+	{"Lookup indexes only the newest fingerprint", []string{"Lookup/Fingerprints"}},
+	{"Lookup keeps the first owner", []string{"Lookup/Connections"}},
+	{"a Lookup miss is no error", []string{"Lookup/NotFound"}},
+	// Rule 4: List.
+	{"List ignores Limit", []string{"List/Pages", "List/Start"}},
+	{"List comes up short", []string{"List/Pages"}},
+	{"List breaks ties by descending id", []string{"List/Since", "List/DueBy"}},
+	{"List breaks ties with case folded", []string{"List/Since", "List/DueBy"}},
+	{"List orders the Since list by Due", []string{"List/Since"}},
+	{"List compares milliseconds", []string{"List/Since", "List/DueBy"}},
+	{"List compares wall clocks", []string{"List/Since", "List/DueBy"}},
+	{"List includes the cursor", []string{"List/Pages"}},
+	{"List cursor ignores AfterID", []string{"List/Pages"}},
+	{"List pages DueBy by Since", []string{"List/Pages", "List/DueBy"}},
+	{"List excludes a Due equal to DueBy", []string{"List/DueBy"}},
+	{"List selects a zero Since", []string{"List/Start"}},
+	{"List selects a zero Due", []string{"List/Start"}},
+	{"List keeps the first Put's times", []string{"List/Updates"}},
+	{"List of Limit 0 lists everything", []string{"List/Limit"}},
+	{"List leaves out Data", []string{"List/Since"}},
+	// Rule 5: done contexts and empty ids.
+	{"ignores a done context", []string{"Context/Canceled/Get/Stored", "Context/DeadlineExceeded/Put/Create", "Context/Canceled/List/Since"}},
+	{"only cancellation counts", []string{"Context/DeadlineExceeded/Lookup/Stored"}},
+	{"a done context is a plain error", []string{"Context/Canceled/Get/Unknown", "Context/DeadlineExceeded/Put/Update"}},
+	{"a done Put still writes", []string{"Context/Canceled/Put/Update", "Context/Canceled/Put/Create"}},
+	{"Get of an empty id is ErrNotFound", []string{"Invalid/Get"}},
+	{"Put of an empty id is ErrNotFound", []string{"Invalid/Put/EmptyID"}},
+	{"Lookup of an empty fingerprint is ErrNotFound", []string{"Invalid/Lookup"}},
+	{"Put drops empty fingerprints", []string{"Invalid/Put/EmptyFingerprint/Create", "Invalid/Put/EmptyFingerprint/Only"}},
+	{"Put indexes the fingerprints before an empty one", []string{"Invalid/Put/EmptyFingerprint/Create"}},
 }
 
-func (s *refStore) ctxErr(ctx context.Context) error {
-	if s.mutation == "ignores cancelled context" {
-		return nil
-	}
-	return ctx.Err()
-}
+// failLines matches the lines naming the suite's failed subtests, each
+// but the top.
+var failLines = regexp.MustCompile(`(?m)^\s*--- FAIL: TestMutant/.*$`)
 
-// precision is how finely the store keeps times.
-func (s *refStore) precision(t time.Time) time.Time {
-	if s.mutation == "keeps milliseconds" {
-		return t.Truncate(time.Millisecond)
-	}
-	return t
-}
-
-func (s *refStore) MarkReauth(ctx context.Context, m finchreauth.Mark) (finchreauth.MarkResult, error) {
-	if err := s.ctxErr(ctx); err != nil {
-		return finchreauth.MarkResult{}, err
-	}
-	s.mu.Lock()
-	st, known := s.states[m.Key]
-	if s.mutation == "check then act" {
-		// Decides on a snapshot, as a store reading and then writing
-		// without a transaction does.
-		s.mu.Unlock()
-		time.Sleep(time.Millisecond)
-		s.mu.Lock()
-	}
-	defer s.mu.Unlock()
-	if s.mutation != "never stale" && slices.Contains(st.Superseded, m.TokenFingerprint) {
-		if s.mutation == "stale call takes lease" && st.NeedsReauth && !st.LeaseUntil.After(m.At) {
-			st.LeaseUntil = m.LeaseUntil
-			s.states[m.Key] = st
-		}
-		return finchreauth.MarkResult{Stale: true}, nil
-	}
-	var res finchreauth.MarkResult
-	if !known {
-		st = finchreauth.State{Key: m.Key, ConnectionID: m.ConnectionID}
-	}
-	if st.TokenFingerprint == "" && s.mutation != "forgets the broken token" {
-		st.TokenFingerprint = m.TokenFingerprint
-	}
-	grant := !st.Notified && !st.LeaseUntil.After(m.At)
-	switch s.mutation {
-	case "lease ends after its end":
-		grant = !st.Notified && st.LeaseUntil.Before(m.At)
-	case "notifies notified episodes":
-		grant = !st.LeaseUntil.After(m.At)
-	case "never renews":
-		grant = false
-	}
-	switch {
-	case !st.NeedsReauth || s.mutation == "every mark transitions":
-		st.NeedsReauth, st.Episode, st.Since, st.Notified = true, m.Episode, s.precision(m.At), false
-		st.LeaseUntil = s.precision(m.LeaseUntil)
-		res.Transitioned, res.Notify = true, true
-	case grant:
-		if s.mutation != "renewal keeps old lease" {
-			st.LeaseUntil = s.precision(m.LeaseUntil)
-		}
-		res.Notify = true
-	}
-	if s.mutation == "joining mark renames episode" {
-		st.Episode = m.Episode
-	}
-	s.states[m.Key] = st
-	res.Episode, res.Since, res.Notified = st.Episode, st.Since, st.Notified
-	return res, nil
-}
-
-func (s *refStore) MarkNotified(ctx context.Context, key, episode string) error {
-	if err := s.ctxErr(ctx); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.states[key]
-	if s.mutation == "notifies any episode" {
-		episode = st.Episode
-	}
-	if s.mutation == "notify creates state" && !ok {
-		s.states[key] = finchreauth.State{Key: key, ConnectionID: key}
-		return nil
-	}
-	if !ok || !st.NeedsReauth || st.Episode != episode {
-		return nil
-	}
-	st.Notified, st.LeaseUntil = true, time.Time{}
-	s.states[key] = st
-	return nil
-}
-
-func (s *refStore) SaveToken(ctx context.Context, tok finchreauth.Token) (finchreauth.State, error) {
-	if err := s.ctxErr(ctx); err != nil {
-		return finchreauth.State{}, err
-	}
-	if tok.ConnectionID == "" || tok.AccessToken == "" {
-		if s.mutation == "error shows the token" {
-			return finchreauth.State{}, fmt.Errorf("storetest: bad token %q", tok.AccessToken)
-		}
-		return finchreauth.State{}, errors.New("storetest: token needs a connection id and an access token")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	prev, ok := s.states[tok.ConnectionID]
-	old, hasToken := s.tokens[tok.ConnectionID]
-	stale := hasToken && old.IssuedAt.After(tok.IssuedAt)
-	switch s.mutation {
-	case "no CAS":
-		stale = false
-	case "refuses equal IssuedAt":
-		stale = hasToken && !old.IssuedAt.Before(tok.IssuedAt)
-	}
-	if stale {
-		if s.mutation == "error shows the token" {
-			return finchreauth.State{}, fmt.Errorf("%w: %s", finchreauth.ErrStaleToken, tok.AccessToken)
-		}
-		if s.mutation == "refusal ends episode" {
-			prev.NeedsReauth = false
-			s.states[tok.ConnectionID] = prev
-		}
-		return finchreauth.State{}, finchreauth.ErrStaleToken
-	}
-	next := finchreauth.State{
-		Key: tok.ConnectionID, ConnectionID: tok.ConnectionID,
-		TokenFingerprint: tok.Fingerprint(), TokenIssuedAt: s.precision(tok.IssuedAt),
-	}
-	if s.mutation == "keeps episode" {
-		next.NeedsReauth, next.Episode, next.Since, next.Notified, next.LeaseUntil = prev.NeedsReauth, prev.Episode, prev.Since, prev.Notified, prev.LeaseUntil
-	}
-	if s.mutation == "clears notified only" {
-		next.NeedsReauth, next.Episode, next.Since, next.LeaseUntil = prev.NeedsReauth, prev.Episode, prev.Since, prev.LeaseUntil
-	}
-	next.Superseded = s.supersede(prev.Superseded, prev.TokenFingerprint, next.TokenFingerprint)
-	s.states[tok.ConnectionID] = next
-	tok.IssuedAt = s.precision(tok.IssuedAt)
-	s.tokens[tok.ConnectionID] = tok
-	if !ok || s.mutation == "returns no previous state" {
-		return finchreauth.State{}, nil
-	}
-	prev.Superseded = slices.Clone(prev.Superseded)
-	return prev, nil
-}
-
-func (s *refStore) supersede(list []string, old, cur string) []string {
-	limit := 8
-	if s.mutation == "remembers 4" {
-		limit = 4
-	}
-	var out []string
-	for _, fp := range list {
-		if fp != cur && fp != old {
-			out = append(out, fp)
-		}
-	}
-	switch {
-	case old == "":
-	case old == cur && s.mutation != "same token supersedes itself":
-	case s.mutation == "appends superseded":
-		out = append(out, old)
-	default:
-		out = slices.Insert(out, 0, old)
-	}
-	if s.mutation == "current stays superseded" && old != cur && slices.Contains(list, cur) {
-		out = append(out, cur)
-	}
-	return out[:min(len(out), limit)]
-}
-
-func (s *refStore) Token(ctx context.Context, connectionID string) (finchreauth.Token, error) {
-	if err := s.ctxErr(ctx); err != nil {
-		return finchreauth.Token{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tok, ok := s.tokens[connectionID]
-	if !ok {
-		return finchreauth.Token{}, finchreauth.ErrNotFound
-	}
-	return tok, nil
-}
-
-func (s *refStore) State(ctx context.Context, key string) (finchreauth.State, error) {
-	if err := s.ctxErr(ctx); err != nil {
-		return finchreauth.State{}, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.states[key]
-	if !ok {
-		return finchreauth.State{}, finchreauth.ErrNotFound
-	}
-	st.Superseded = slices.Clone(st.Superseded)
-	return st, nil
-}
-
-func TestRefStore(t *testing.T) {
-	storetest.Run(t, func(*testing.T) finchreauth.Store { return newRefStore("") })
-}
-
-// mutantEnv tells a child test process which mutation to run the suite on.
+// mutantEnv tells a child test process which mutant to run the suite on.
 const mutantEnv = "STORETEST_MUTANT"
 
-// TestMutant runs the suite on a broken store; TestStoreSuiteCatchesMutants runs
-// it in a child process for each mutation and expects it to fail.
+// TestMutant runs the suite on a broken store; TestSuiteCatchesMutants runs
+// it in a child process for each mutant and expects it to fail.
 func TestMutant(t *testing.T) {
-	m := os.Getenv(mutantEnv)
-	if m == "" {
-		t.Skip("run by TestStoreSuiteCatchesMutants")
+	bug := os.Getenv(mutantEnv)
+	if bug == "" {
+		t.Skip("run by TestSuiteCatchesMutants")
 	}
-	storetest.Run(t, func(*testing.T) finchreauth.Store { return newRefStore(m) })
+	storetest.Run(t, func(*testing.T) finchreauth.Store { return newMutant(bug) })
 }
 
-func TestStoreSuiteCatchesMutants(t *testing.T) {
+func TestSuiteCatchesMutants(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a process per mutation")
+		t.Skip("starts a process per mutant")
 	}
-	for _, m := range []string{
-		"ignores cancelled context",
-		"keeps milliseconds",
-		"check then act",
-		"never stale",
-		"stale call takes lease",
-		"lease ends after its end",
-		"notifies notified episodes",
-		"never renews",
-		"renewal keeps old lease",
-		"every mark transitions",
-		"joining mark renames episode",
-		"notifies any episode",
-		"notify creates state",
-		"error shows the token",
-		"no CAS",
-		"refuses equal IssuedAt",
-		"refusal ends episode",
-		"keeps episode",
-		"clears notified only",
-		"returns no previous state",
-		"remembers 4",
-		"same token supersedes itself",
-		"appends superseded",
-		"current stays superseded",
-		"forgets the broken token",
-	} {
-		t.Run(m, func(t *testing.T) {
+	for _, m := range mutants {
+		t.Run(m.bug, func(t *testing.T) {
 			t.Parallel()
-			cmd := exec.Command(os.Args[0], "-test.run=^TestMutant$", "-test.count=1")
-			cmd.Env = append(os.Environ(), mutantEnv+"="+m)
+			cmd := exec.Command(os.Args[0], "-test.run=^TestMutant$", "-test.count=1", "-test.timeout=2m")
+			cmd.Env = append(os.Environ(), mutantEnv+"="+m.bug)
 			out, err := cmd.CombinedOutput()
 			var exit *exec.ExitError
 			if !errors.As(err, &exit) {
-				t.Fatalf("the suite passed a store that %s (err %v)", m, err)
+				t.Fatalf("the suite passed a store where %s (err %v)", m.bug, err)
 			}
-			if !strings.Contains(string(out), "--- FAIL: TestMutant/") {
-				t.Fatalf("the suite crashed rather than failing on a store that %s:\n%s", m, out)
+			for _, bad := range []string{"panic:", "DATA RACE", "test timed out"} {
+				if strings.Contains(string(out), bad) {
+					t.Fatalf("the suite crashed rather than failing on a store where %s:\n%s", m.bug, out)
+				}
+			}
+			for _, name := range m.fails {
+				failed := regexp.MustCompile(`--- FAIL: TestMutant/` + regexp.QuoteMeta(name) + `[ /]`)
+				if !failed.Match(out) {
+					t.Errorf("subtest %s passed a store where %s", name, m.bug)
+				}
 			}
 			if strings.Contains(string(out), "storetest-secret-") {
-				t.Errorf("the suite's failure output for a store that %s contains an access token", m)
+				t.Errorf("the suite's output on a store where %s holds an access token", m.bug)
+			}
+			switch {
+			case t.Failed():
+				t.Logf("output:\n%s", out)
+			case testing.Verbose():
+				t.Logf("failed subtests:\n%s", strings.Join(failLines.FindAllString(string(out), -1), "\n"))
 			}
 		})
 	}
