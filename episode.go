@@ -45,54 +45,14 @@ func (t *Transport) open(ctx context.Context, conn string, o opening) (opened, e
 	now := t.now()
 	r, d, err := t.update(ctx, conn, func(r *Record, d *recordData) (bool, error) {
 		res = opened{}
-		changed := false
-		if o.event != "" {
-			if slices.Contains(d.Events, o.event) {
-				res.dup = true
-				return false, nil
-			}
-			d.Events, changed = slices.Insert(d.Events, 0, o.event), true
+		changed, done := o.note(r, d, &res)
+		if done {
+			return changed, nil
 		}
-		if o.fp != "" {
-			if r.Token != "" && r.Token.Fingerprint() != o.fp {
-				// A newer token was saved: this one is an old copy.
-				res.stale = true
-				if knows(r, o.fp) {
-					return changed, nil
-				}
-				r.Fingerprints = append(r.Fingerprints, o.fp)
-				return true, nil
-			}
-			if d.Current == "" {
-				d.Current, changed = o.fp, true
-			}
-			if !knows(r, o.fp) {
-				addFingerprint(r, o.fp)
-				changed = true
-			}
-		}
-		if o.identity != nil && !reflect.DeepEqual(d.Identity, o.identity) {
-			d.Identity, changed = o.identity, true
+		if t.openEpisode(o, now, r, d) {
+			changed = true
 		}
 		e := d.Episode
-		switch {
-		case e == nil:
-			e = &episode{ID: rand.Text(), Source: o.source}
-			if o.entity != "" {
-				e.Entities = []string{o.entity}
-			}
-			d.Episode, r.Since, r.Due, changed = e, now, now, true
-			if end := d.Ended; end != nil && end.Via == "webhook" && now.Sub(end.At) < t.retryInterval() {
-				// Finch said a moment ago that the connection works: the
-				// token of that reconnect may be on its way. Wait before
-				// telling the customer it broke again.
-				r.Due = end.At.Add(t.retryInterval())
-			}
-		case o.source == "webhook" && o.entity == "" && len(e.Entities) > 0:
-			e.Entities, changed = nil, true // the whole connection now
-		case o.entity != "" && len(e.Entities) > 0 && !slices.Contains(e.Entities, o.entity):
-			e.Entities, changed = append(e.Entities, o.entity), true
-		}
 		if e.Sent > 0 {
 			return changed, nil
 		}
@@ -107,6 +67,68 @@ func (t *Transport) open(ctx context.Context, conn string, o opening) (opened, e
 	})
 	res.rec, res.d = r, d
 	return res, err
+}
+
+// note records what o tells of the connection: the webhook event, the
+// refused token, what Finch said. It reports whether it changed the record,
+// and done when there is nothing more to do (a duplicate event, or a stale
+// token).
+func (o opening) note(r *Record, d *recordData, res *opened) (changed, done bool) {
+	if o.event != "" {
+		if slices.Contains(d.Events, o.event) {
+			res.dup = true
+			return false, true
+		}
+		d.Events, changed = slices.Insert(d.Events, 0, o.event), true
+	}
+	if o.fp != "" {
+		if r.Token != "" && r.Token.Fingerprint() != o.fp {
+			// A newer token was saved: this one is an old copy.
+			res.stale = true
+			if !knows(r, o.fp) {
+				r.Fingerprints, changed = append(r.Fingerprints, o.fp), true
+			}
+			return changed, true
+		}
+		if d.Current == "" {
+			d.Current, changed = o.fp, true
+		}
+		if !knows(r, o.fp) {
+			addFingerprint(r, o.fp)
+			changed = true
+		}
+	}
+	if o.identity != nil && !reflect.DeepEqual(d.Identity, o.identity) {
+		d.Identity, changed = o.identity, true
+	}
+	return changed, false
+}
+
+// openEpisode starts the connection's episode, or widens the open one to
+// what o says is broken. It reports whether it changed the record.
+func (t *Transport) openEpisode(o opening, now time.Time, r *Record, d *recordData) bool {
+	e := d.Episode
+	switch {
+	case e == nil:
+		e = &episode{ID: rand.Text(), Source: o.source}
+		if o.entity != "" {
+			e.Entities = []string{o.entity}
+		}
+		d.Episode, r.Since, r.Due = e, now, now
+		if end := d.Ended; end != nil && end.Via == "webhook" && now.Sub(end.At) < t.retryInterval() {
+			// Finch said a moment ago that the connection works: the
+			// token of that reconnect may be on its way. Wait before
+			// telling the customer it broke again.
+			r.Due = end.At.Add(t.retryInterval())
+		}
+	case o.source == "webhook" && o.entity == "" && len(e.Entities) > 0:
+		e.Entities = nil // the whole connection now
+	case o.entity != "" && len(e.Entities) > 0 && !slices.Contains(e.Entities, o.entity):
+		e.Entities = append(e.Entities, o.entity)
+	default:
+		return false
+	}
+	return true
 }
 
 // event is the Event for the open episode of r.
