@@ -19,10 +19,6 @@ import (
 // pad their answers without letting a hostile body exhaust memory.
 const maxPeek = 64 << 10
 
-// ErrReauthRequired is matched, through errors.Is, by an *APIError whose
-// finch_code is reauthenticate_user.
-var ErrReauthRequired = errors.New("finchreauth: re-authentication required")
-
 // APIError is an error answer from the Finch API, parsed from its JSON body:
 //
 //	{"code": 401, "name": "authentication_error",

@@ -2,8 +2,6 @@ package finchreauth
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"time"
 )
 
@@ -157,34 +155,3 @@ func (r Reconnection) Downtime() time.Duration {
 	}
 	return r.At.Sub(r.BrokenSince)
 }
-
-// HookError reports a failure of one step of the library's work that the
-// application supplied or that calls out: "introspect", "store", "link",
-// "notify", "exchange", "save", "webhook", "reconnected", "unsaved" or
-// "authorize". It reaches the application through the ErrorHandler and never
-// the caller of RoundTrip. It names tokens by fingerprint only.
-type HookError struct {
-	Hook             string
-	ConnectionID     string // empty when not known
-	TokenFingerprint string // empty when no token is concerned
-	Panic            any    // the value the hook panicked with, if it panicked
-	Err              error  // the hook's error; context.DeadlineExceeded when it ran past its timeout
-}
-
-func (e *HookError) Error() string {
-	who := e.ConnectionID
-	if who == "" && e.TokenFingerprint != "" {
-		who = "token " + e.TokenFingerprint
-	}
-	if who != "" {
-		who = " for " + who
-	}
-	if e.Panic != nil {
-		return fmt.Sprintf("finchreauth: %s%s panicked: %v", e.Hook, who, e.Panic)
-	}
-	return fmt.Sprintf("finchreauth: %s%s: %v", e.Hook, who, e.Err)
-}
-
-func (e *HookError) Unwrap() error { return e.Err }
-
-var errPanicked = errors.New("finchreauth: hook panicked")

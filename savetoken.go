@@ -8,11 +8,6 @@ import (
 	"time"
 )
 
-// ErrStaleToken is returned by SaveToken when the Store holds a token of the
-// connection that Finch still accepts and Finch refuses the one offered: a
-// live token is never replaced by a dead one.
-var ErrStaleToken = errors.New("finchreauth: a live token of the connection is already saved")
-
 // errSpent is a callback's link state that completed a reconnect, or was
 // tried too often; errNoLink a callback without a state whose connection has
 // no open episode with a link of this application.

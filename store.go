@@ -2,7 +2,6 @@ package finchreauth
 
 import (
 	"context"
-	"errors"
 	"time"
 )
 
@@ -89,17 +88,6 @@ type Query struct {
 	// Limit is how many records to return at most; it must be positive.
 	Limit int
 }
-
-// Errors a Store returns.
-var (
-	// ErrNotFound is returned by Get and Lookup for what the Store does not
-	// hold.
-	ErrNotFound = errors.New("finchreauth: not found")
-
-	// ErrConflict is returned by Put when the stored Version is not the
-	// record's: another write came first.
-	ErrConflict = errors.New("finchreauth: record changed since it was read")
-)
 
 // after reports whether r sorts after q's cursor in q's order.
 func (q Query) after(r Record) bool {
