@@ -18,6 +18,10 @@ import (
 
 const token = "healthy-token-0123456789abcdef"
 
+// finchAPI is where the in-memory benchmarks' requests go: the Finch API the
+// Transport watches by default.
+const finchAPI = "https://api.tryfinch.com"
+
 // cannedRT answers every request with a fresh response, allocated as a real
 // transport allocates it, around an empty body: an in-memory base for
 // measuring what each wrapper adds and nothing else.
@@ -45,26 +49,28 @@ func roundTrip(rt http.RoundTripper, req *http.Request) (*http.Response, error) 
 // subject is one RoundTripper under measurement, built around a base.
 type subject struct {
 	name string
-	make func(base http.RoundTripper) (rt http.RoundTripper, done func())
+	// make builds it around base, for calls to the Finch API at api (the
+	// Transport watches only that host).
+	make func(base http.RoundTripper, api string) (rt http.RoundTripper, done func())
 }
 
 // subjects are the bare base and what an application could put in front of
 // it, each set up as its users set it up.
 var subjects = []subject{
-	{"bare", func(base http.RoundTripper) (http.RoundTripper, func()) {
+	{"bare", func(base http.RoundTripper, _ string) (http.RoundTripper, func()) {
 		return base, func() {}
 	}},
-	{"finchreauth", func(base http.RoundTripper) (http.RoundTripper, func()) {
-		t := &finchreauth.Transport{Base: base}
+	{"finchreauth", func(base http.RoundTripper, api string) (http.RoundTripper, func()) {
+		t := &finchreauth.Transport{Base: base, APIBaseURL: api}
 		return t, func() { t.Close() }
 	}},
-	{"oauth2", func(base http.RoundTripper) (http.RoundTripper, func()) {
+	{"oauth2", func(base http.RoundTripper, _ string) (http.RoundTripper, func()) {
 		// The request already carries its token; oauth2.Transport clones
 		// the request and sets the header again: that is its real cost.
 		src := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: token})
 		return &oauth2.Transport{Source: src, Base: base}, func() {}
 	}},
-	{"retryablehttp", func(base http.RoundTripper) (http.RoundTripper, func()) {
+	{"retryablehttp", func(base http.RoundTripper, _ string) (http.RoundTripper, func()) {
 		c := retryablehttp.NewClient()
 		c.HTTPClient.Transport = base
 		c.Logger = nil // its default DEBUG logger would dominate the figures
@@ -75,9 +81,9 @@ var subjects = []subject{
 // latchedSubject is finchreauth with another token latched, as in an
 // application where some connection is broken: healthy tokens then take
 // the latch lookup instead of the empty-latch fast path.
-var latchedSubject = subject{"finchreauth-latch1", func(base http.RoundTripper) (http.RoundTripper, func()) {
-	t := &finchreauth.Transport{Base: breakingFinch{}}
-	req, _ := http.NewRequest(http.MethodGet, "https://api.tryfinch.com/employer/company", nil)
+var latchedSubject = subject{"finchreauth-latch1", func(base http.RoundTripper, api string) (http.RoundTripper, func()) {
+	t := &finchreauth.Transport{Base: breakingFinch{}, APIBaseURL: api}
+	req, _ := http.NewRequest(http.MethodGet, api+"/employer/company", nil)
 	req.Header.Set("Authorization", "Bearer broken-token")
 	if resp, err := t.RoundTrip(req); err != nil || !finchreauth.IsReauthResponse(resp) {
 		panic(fmt.Sprint("bench: latching a token: ", resp, err))
@@ -133,9 +139,9 @@ func call(b *testing.B, rt http.RoundTripper, req *http.Request) bool {
 func BenchmarkPassThrough(b *testing.B) {
 	for _, s := range append(subjects, latchedSubject) {
 		b.Run("rt="+s.name, func(b *testing.B) {
-			rt, done := s.make(newCanned())
+			rt, done := s.make(newCanned(), finchAPI)
 			defer done()
-			req := newRequest(b, "https://api.tryfinch.com/employer/company")
+			req := newRequest(b, finchAPI+"/employer/company")
 			b.ReportAllocs()
 			for b.Loop() {
 				if !call(b, rt, req) {
@@ -155,9 +161,9 @@ func BenchmarkContention(b *testing.B) {
 	for _, g := range []int{1, 2, 8, 64} {
 		for _, s := range append(subjects, latchedSubject) {
 			b.Run(fmt.Sprintf("g=%d/rt=%s", g, s.name), func(b *testing.B) {
-				rt, done := s.make(newCanned())
+				rt, done := s.make(newCanned(), finchAPI)
 				defer done()
-				req := newRequest(b, "https://api.tryfinch.com/employer/company")
+				req := newRequest(b, finchAPI+"/employer/company")
 				b.ReportAllocs()
 				parallel(b, g, func() bool { return call(b, rt, req) })
 			})
@@ -206,7 +212,7 @@ func BenchmarkLoopback(b *testing.B) {
 			// benchmark's first calls, so none inherits another's.
 			base := &http.Transport{MaxIdleConnsPerHost: 64}
 			defer base.CloseIdleConnections()
-			rt, done := s.make(base)
+			rt, done := s.make(base, ts.URL)
 			defer done()
 			for range 4 {
 				if err := fetch(rt, newRequest(b, ts.URL+"/employer/company")); err != nil {
@@ -263,7 +269,7 @@ func BenchmarkLoopbackPaired(b *testing.B) {
 		b.Run("rt="+s.name, func(b *testing.B) {
 			base := &http.Transport{MaxIdleConnsPerHost: 64}
 			defer base.CloseIdleConnections()
-			rt, done := s.make(base)
+			rt, done := s.make(base, ts.URL)
 			defer done()
 			var mu sync.Mutex
 			var bare, wrapped []time.Duration
