@@ -278,6 +278,9 @@ func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, s savi
 			fmt.Errorf("Finch issued the token for connection %s", tok.ConnectionID)))
 	}
 	s.token, s.via, s.details, s.by = rec.Token, "callback", rec, crand.Text()
+	// The retries are bounded as a whole too: the browser waits for them.
+	ctx, cancel := context.WithTimeout(ctx, saveAttempts*t.timeout())
+	defer cancel()
 	var end *ended
 	var err error
 	for attempt := range saveAttempts {
@@ -307,7 +310,9 @@ func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, s savi
 func (t *Transport) unsaved(ctx context.Context, rec Reconnection, cerr *callbackError) (Reconnection, *callbackError) {
 	rec.Reason = cerr.reason
 	if f := t.Connect.OnUnsaved; f != nil {
-		step(t, ctx, "unsaved", subject{conn: rec.ConnectionID, fp: rec.Token.Fingerprint()}, func(ctx context.Context) (struct{}, error) {
+		// Under its own Timeout, whatever is left of ctx: the token must
+		// reach the application.
+		step(t, context.WithoutCancel(ctx), "unsaved", subject{conn: rec.ConnectionID, fp: rec.Token.Fingerprint()}, func(ctx context.Context) (struct{}, error) {
 			f(ctx, rec)
 			return struct{}{}, nil
 		})

@@ -4,64 +4,51 @@
 // When an employer changes its payroll login, or its provider changes
 // something, Finch answers every call made with that employer's access token
 // with HTTP 401 and finch_code "reauthenticate_user". From then on the
-// application must notice it, tell the customer once, give them a link that
-// reopens Finch Connect, exchange the code Connect sends back for a new token,
-// save it, and carry on. This package does the noticing and the telling.
+// application must notice it, tell the customer (and remind them), show it on
+// its dashboard, give them a link that reopens Finch Connect, exchange the
+// code Connect sends back for a new token, save it, and carry on. A Transport
+// does all of that.
 //
-// # The Transport
+// # Noticing
 //
-// A Transport wraps the http.RoundTripper that carries your calls to Finch:
+// A Transport wraps the http.RoundTripper that carries the calls to Finch:
 //
-//	tr := &finchreauth.Transport{
-//		Store:    finchreauth.NewMemoryStore(),
-//		Notifier: finchreauth.NotifierFunc(func(ctx context.Context, e finchreauth.Event) error {
-//			return mailer.SendReconnect(ctx, e.Connection.CustomerEmail, e.Connection.Products, e.ReconnectURL)
-//		}),
-//	}
+//	tr := &finchreauth.Transport{Store: store, Notifier: notifier, Connect: connect}
 //	client := tr.WrapClient(existingClient) // or &http.Client{Transport: tr}
 //
-// With the official Finch Go SDK, hand it the wrapped client:
-//
-//	finch.NewClient(option.WithAccessToken(token), option.WithHTTPClient(client))
-//
-// Every response other than a 401 passes through untouched. On a
-// re-authentication answer, the caller gets Finch's 401 as it came (its body
-// reads the same bytes) and, once per broken token however many calls see it
-// at once, the Transport asks GET /introspect who the token belongs to,
-// records the episode in its Store and, if the Store says this is news,
-// calls the Notifier with an Event that carries the connection, the customer,
-// the products that stop working and a reconnect link. For a while after
-// (LatchTTL), calls with that token are answered with the same kind of 401
-// without reaching Finch.
+// or, with the official Finch Go SDK, option.WithHTTPClient(client) or
+// option.WithMiddleware(tr.Middleware). Every response other than Finch's
+// reauthenticate_user passes through untouched. On that answer, the caller
+// gets Finch's 401 as it came; once per broken token, however many calls see
+// it at once, the Transport finds the token's connection (in the Store, or
+// from GET /introspect), opens the connection's episode in the Store and,
+// holding the Store's lease on its notification, calls the Notifier with an
+// Event: the connection, the customer, the products that stop working and a
+// reconnect link. Finch's account.updated webhook (WebhookHandler) opens the
+// episode the same way, so the customer hears once, whichever comes first.
+// Remind (or Run) sends the reminders.
 //
 // # Reconnecting
 //
-// Connect is the other half: set it as the Transport's Links and every
-// Event carries a link that reopens Finch Connect on the connection (a
-// Connect session, or the authorize URL of the seed flow), bound to it by a
-// signed, expiring, single-use state. Mount Connect.CallbackHandler at the
-// link's redirect URI, under any router: it verifies the state, exchanges
-// the code Connect sends back, checks that the token is for the connection
-// the link named, saves it through the Transport (which ends the episode
-// and clears the latch) and sends the employer to the application's success
-// or failure page. Connect.StartHandler launches Connect from the
-// application's own dashboard.
-//
-// # Recognising the error yourself
-//
-// IsReauth recognises a re-authentication in an error (an *APIError, or the
-// official SDK's error); IsReauthResponse in a response; ParseAPIError parses
-// any Finch error answer.
+// Connect holds the application's side of Finch Connect. The links it makes
+// carry a signed, expiring state; CallbackHandler takes the employer back,
+// claims the state in the Store (so that it completes one reconnect across
+// every replica), exchanges the code, checks the connection, saves the token
+// (retrying, and never replacing a token Finch still accepts with one it
+// refuses) and ends the episode. ReconnectURL gives the dashboard its
+// reconnect button, Status and StatusHandler what it shows.
 //
 // # Stores
 //
-// A Store makes "one notification per broken connection" hold: MemoryStore
-// within one process; the stores in this repository's store modules across
-// every process that shares them. Package storetest checks any Store.
+// A Store keeps a record per connection; the Transport does the rest with
+// loads and compare-and-sets. MemoryStore serves one process; the store
+// modules of this repository (SQL, Redis) serve every replica that shares
+// them. Package storetest checks any Store.
 //
 // # Testing
 //
 // Package finchtest is a fake Finch on net/http/httptest: connections,
-// tokens, the re-authentication state, fault injection and call counters, for
-// testing the code that uses this package without network or accounts.
+// tokens, the re-authentication state, Finch Connect, signed webhooks, fault
+// injection and call counters, for testing the code that uses this package
+// without network or accounts.
 package finchreauth
