@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"mime"
 	"net/http"
@@ -26,6 +27,15 @@ type Reason string
 // Error makes a Reason an error, so that errors.Is(err, ReasonSaveFailed)
 // tells what the ErrorHandler received about a failed callback.
 func (r Reason) Error() string { return "finchreauth: " + string(r) }
+
+// Format prints the reason as it is, under every verb.
+func (r Reason) Format(f fmt.State, verb rune) {
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q", string(r))
+		return
+	}
+	io.WriteString(f, string(r))
+}
 
 // The reasons.
 const (
@@ -279,7 +289,7 @@ func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, s savi
 	}
 	s.token, s.via, s.details, s.by = rec.Token, "callback", rec, crand.Text()
 	// The retries are bounded as a whole too: the browser waits for them.
-	ctx, cancel := context.WithTimeout(ctx, saveAttempts*t.timeout())
+	ctx, cancel := context.WithTimeout(ctx, saveAttempts*t.timeout()+2*time.Second) // and the backoff
 	defer cancel()
 	var end *ended
 	var err error

@@ -4,6 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"sync"
 )
@@ -18,6 +21,20 @@ type MemoryStore struct {
 }
 
 var _ Store = (*MemoryStore)(nil)
+
+// String describes s without the tokens it holds.
+func (s *MemoryStore) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprintf("finchreauth.MemoryStore{records:%d}", len(s.records))
+}
+
+// Format implements fmt.Formatter: every verb prints s.String() (fmt would
+// print the tokens in s's unexported map as they are).
+func (s *MemoryStore) Format(f fmt.State, verb rune) { io.WriteString(f, s.String()) }
+
+// LogValue implements slog.LogValuer.
+func (s *MemoryStore) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore { return new(MemoryStore) }

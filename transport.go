@@ -3,6 +3,8 @@ package finchreauth
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -138,6 +140,19 @@ type Transport struct {
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
+
+// String describes t without its secrets or its state.
+func (t *Transport) String() string {
+	return fmt.Sprintf("finchreauth.Transport{APIBaseURL:%q Connect:%v}", t.APIBaseURL, t.Connect)
+}
+
+// Format implements fmt.Formatter: every verb prints t.String(), so that
+// printing a Transport never walks into its Store, its latch or its
+// Connect's secrets.
+func (t *Transport) Format(f fmt.State, verb rune) { io.WriteString(f, t.String()) }
+
+// LogValue implements slog.LogValuer.
+func (t *Transport) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 func (t *Transport) init() {
 	t.initOnce.Do(func() {
