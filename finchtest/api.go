@@ -104,10 +104,16 @@ type connectionStatus struct {
 	LastSuccessfulSync *string `json:"last_successful_sync"`
 }
 
+// authenticationMethod is one of /introspect's authentication_methods[].
+// Its connection_status has no last_successful_sync: neither Finch's spec
+// nor its SDKs know one there.
 type authenticationMethod struct {
-	Type             string           `json:"type"`
-	ConnectionStatus connectionStatus `json:"connection_status"`
-	Products         []string         `json:"products"`
+	Type             string `json:"type"`
+	ConnectionStatus struct {
+		Status  string `json:"status"`
+		Message string `json:"message,omitempty"`
+	} `json:"connection_status"`
+	Products []string `json:"products"`
 }
 
 type entityJSON struct {
@@ -163,29 +169,27 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 			entities[i].SourceID = &en.SourceID
 		}
 	}
+	method := authenticationMethod{Type: "credential", Products: c.Products}
+	method.ConnectionStatus.Status, method.ConnectionStatus.Message = status.Status, status.Message
 	writeJSON(w, http.StatusOK, introspection{
-		ID:               p.tokenID,
-		ClientID:         s.clientID(),
-		ClientType:       c.ClientType,
-		ConnectionID:     c.ID,
-		ConnectionStatus: status,
-		ConnectionType:   c.ConnectionType,
-		Products:         c.Products,
-		ProviderID:       c.ProviderID,
-		CompanyID:        c.CompanyID,
-		CustomerID:       c.CustomerID,
-		CustomerName:     c.CustomerName,
-		CustomerEmail:    c.CustomerEmail,
-		Entities:         entities,
-		AuthenticationMethods: []authenticationMethod{{
-			Type:             "credential",
-			ConnectionStatus: connectionStatus{Status: status.Status, Message: status.Message, LastSuccessfulSync: status.LastSuccessfulSync},
-			Products:         c.Products,
-		}},
-		Username:          c.CustomerEmail,
-		AccountID:         p.accountID,
-		PayrollProviderID: c.ProviderID,
-		Manual:            false,
+		ID:                    p.tokenID,
+		ClientID:              s.clientID(),
+		ClientType:            c.ClientType,
+		ConnectionID:          c.ID,
+		ConnectionStatus:      status,
+		ConnectionType:        c.ConnectionType,
+		Products:              c.Products,
+		ProviderID:            c.ProviderID,
+		CompanyID:             c.CompanyID,
+		CustomerID:            c.CustomerID,
+		CustomerName:          c.CustomerName,
+		CustomerEmail:         c.CustomerEmail,
+		Entities:              entities,
+		AuthenticationMethods: []authenticationMethod{method},
+		Username:              c.CustomerEmail,
+		AccountID:             p.accountID,
+		PayrollProviderID:     c.ProviderID,
+		Manual:                false,
 	})
 }
 
@@ -209,7 +213,7 @@ func (s *Server) serveCompany(w http.ResponseWriter, r *http.Request) {
 		"entity":               map[string]string{"type": "corporation", "subtype": "s_corporation"},
 		"ein":                  "12-3456789",
 		"primary_email":        c.CustomerEmail,
-		"primary_phone_number": "5555550100",
+		"primary_phone_number": "+14155550100", // E.164, as the official SDKs expect
 		"departments": []department{
 			{Name: "Engineering"},
 			{Name: "Platform", Parent: &name{Name: "Engineering"}},
@@ -321,10 +325,11 @@ func validStatuses() []string {
 }
 
 // serveSandboxAccount answers PUT /sandbox/connections/accounts: it sets
-// the status of the bearer token's connection, as Finch's sandbox does.
-// Any live token of the connection may call it, whatever the status, so a
-// test can flip a connection to reauth and back. A token replaced by a
-// reconnect answers reauthenticate_user.
+// the status of the bearer token's connection, as Finch's sandbox does
+// (through SetStatus, so a registered webhook hears of it before the
+// answer). Any live token of the connection may call it, whatever the
+// status, so a test can flip a connection to reauth and back. A token
+// replaced by a reconnect answers reauthenticate_user.
 func (s *Server) serveSandboxAccount(w http.ResponseWriter, r *http.Request) {
 	p, e := s.authenticate(r)
 	if e == nil && p.dead {
@@ -347,15 +352,30 @@ func (s *Server) serveSandboxAccount(w http.ResponseWriter, r *http.Request) {
 	}
 	s.SetStatus(p.conn.ID, body.ConnectionStatus)
 	c := p.conn
-	writeJSON(w, http.StatusOK, map[string]any{
-		"connection_id":       c.ID,
-		"account_id":          p.accountID,
-		"authentication_type": "credential",
-		"company_id":          c.CompanyID,
-		"provider_id":         c.ProviderID,
-		"products":            c.Products,
-		"connection_status":   body.ConnectionStatus,
+	writeJSON(w, http.StatusOK, sandboxAccount{
+		AccountID:          p.accountID,
+		AuthenticationType: "credential",
+		CompanyID:          c.CompanyID,
+		ConnectionID:       c.ID,
+		EntityID:           c.Entities[0].ID,
+		Products:           c.Products,
+		ProviderID:         c.ProviderID,
 	})
+}
+
+// sandboxAccount is the answer of PUT /sandbox/connections/accounts, as
+// the official SDKs model it: every field is required there, entity_id
+// (the entity whose status was updated: here the connection's first)
+// included. The status set is not echoed: neither the spec nor the SDKs
+// know a connection_status field in this answer.
+type sandboxAccount struct {
+	AccountID          string   `json:"account_id"`
+	AuthenticationType string   `json:"authentication_type"`
+	CompanyID          string   `json:"company_id"`
+	ConnectionID       string   `json:"connection_id"`
+	EntityID           string   `json:"entity_id"`
+	Products           []string `json:"products"`
+	ProviderID         string   `json:"provider_id"`
 }
 
 // decodeJSON decodes a request body of at most 1 MiB into v.

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -341,6 +342,9 @@ func TestCompany(t *testing.T) {
 			t.Errorf("company has no %q", k)
 		}
 	}
+	if phone, _ := m["primary_phone_number"].(string); !regexp.MustCompile(`^\+[1-9][0-9]{7,14}$`).MatchString(phone) {
+		t.Errorf("primary_phone_number = %q, want E.164", phone)
+	}
 }
 
 type directoryPage struct {
@@ -456,7 +460,18 @@ func TestSandboxAccounts(t *testing.T) {
 		t.Fatalf("status %d: %s", res.status, res.body)
 	}
 	m := res.json(t)
-	if m["connection_id"] != c.ID || m["connection_status"] != "reauth" || m["authentication_type"] != "credential" || m["account_id"] == "" || m["products"] == nil {
+	// The official SDKs' model: every one of these fields is required,
+	// entity_id included; the status set is not echoed.
+	want := map[string]any{
+		"connection_id": c.ID, "entity_id": c.Entities[0].ID, "authentication_type": "credential",
+		"company_id": c.CompanyID, "provider_id": c.ProviderID,
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	if id, _ := m["account_id"].(string); id == "" || m["products"] == nil || len(m) != len(want)+2 {
 		t.Errorf("body = %s", res.body)
 	}
 	checkError(t, send(t, s, req{method: "GET", path: "/employer/directory", token: tok}), 401, "authentication_error", "reauthenticate_user")

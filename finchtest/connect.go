@@ -16,25 +16,95 @@ import (
 // session: 30 days.
 const defaultSessionMinutes = 43200
 
-// sessionState is a Connect session made by
+// connectSession is a Connect session made by
 // POST /connect/sessions/reauthenticate.
-type sessionState struct {
+type connectSession struct {
 	connID      string
 	products    []string
 	redirectURI string
+	state       string // the body's "state"; "" if none
 	expires     time.Time
 	used        bool // approved once; a session completes only once
+}
+
+// SessionStateSource selects which state Finch Connect echoes to the
+// application when the employer completes (or cancels) a Connect session
+// link, one made by POST /connect/sessions/reauthenticate. Finch's Connect
+// guide lists state among a session's parameters, the session API reference
+// does not, and which one Connect echoes for a reauthentication session
+// (the body's, the connect_url's, or none) is unconfirmed: a test picks one
+// with SetSessionStateSource and can try all three.
+//
+// It applies to session links only. The classic link (client_id,
+// redirect_uri, products and state on the /authorize query) always echoes
+// its query's state.
+type SessionStateSource int
+
+const (
+	// StateFromSessionBody echoes the "state" given in the JSON body of
+	// POST /connect/sessions/reauthenticate, and no state if the body had
+	// none. It is the default (the zero value).
+	StateFromSessionBody SessionStateSource = iota
+
+	// StateFromConnectURL echoes the state query parameter the application
+	// added to the session's connect_url, and no state if it added none.
+	StateFromConnectURL
+
+	// StateOmitted echoes no state at all, whatever the body and the URL
+	// carried.
+	StateOmitted
+)
+
+// String returns the constant's name.
+func (src SessionStateSource) String() string {
+	switch src {
+	case StateFromSessionBody:
+		return "StateFromSessionBody"
+	case StateFromConnectURL:
+		return "StateFromConnectURL"
+	case StateOmitted:
+		return "StateOmitted"
+	}
+	return fmt.Sprintf("SessionStateSource(%d)", int(src))
+}
+
+// SetSessionStateSource sets which state the fake echoes for a Connect
+// session link: in the redirect to the redirect_uri, in the URL Approve,
+// ApproveAs and Cancel return, and on the page the Connect decision shows
+// in the embedded flow. It is read when the employer decides, so it
+// applies to links already handed out. A value other than the three
+// constants acts as StateFromSessionBody.
+func (s *Server) SetSessionStateSource(src SessionStateSource) {
+	s.mu.Lock()
+	s.stateSource = src
+	s.mu.Unlock()
 }
 
 // authzState is one showing of the Connect page: the employer's pending
 // decision. It is single-use.
 type authzState struct {
-	connID      string // "" when approving creates a new connection
-	sessionID   string // "" for the classic query
-	redirectURI string // "" for the embedded flow
-	state       string
-	products    []string
-	providerID  string
+	connID       string // "" when approving creates a new connection
+	sessionID    string // "" for the classic query
+	redirectURI  string // "" for the embedded flow
+	queryState   string // the state on the /authorize query
+	sessionState string // the session body's state (sessions only)
+	products     []string
+	providerID   string
+}
+
+// echoedStateLocked returns the state Connect sends back for az. s.mu
+// must be held.
+func (s *Server) echoedStateLocked(az *authzState) string {
+	if az.sessionID == "" {
+		return az.queryState
+	}
+	switch s.stateSource {
+	case StateFromConnectURL:
+		return az.queryState
+	case StateOmitted:
+		return ""
+	}
+	return az.sessionState
 }
 
 // serveReauthSession answers POST /connect/sessions/reauthenticate.
@@ -49,6 +119,7 @@ func (s *Server) serveReauthSession(w http.ResponseWriter, r *http.Request) {
 		MinutesToExpire *int     `json:"minutes_to_expire"`
 		Products        []string `json:"products"`
 		RedirectURI     string   `json:"redirect_uri"`
+		State           string   `json:"state"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
 		writeError(w, errInvalidRequest("Request body is not valid JSON"))
@@ -74,12 +145,13 @@ func (s *Server) serveReauthSession(w http.ResponseWriter, r *http.Request) {
 	_, known := s.conns[req.ConnectionID]
 	if known {
 		if s.sessions == nil {
-			s.sessions = make(map[string]*sessionState)
+			s.sessions = make(map[string]*connectSession)
 		}
-		s.sessions[sid] = &sessionState{
+		s.sessions[sid] = &connectSession{
 			connID:      req.ConnectionID,
 			products:    slices.Clone(req.Products),
 			redirectURI: req.RedirectURI,
+			state:       req.State,
 			expires:     s.nowLocked().Add(time.Duration(minutes) * time.Minute),
 		}
 	}
@@ -128,13 +200,12 @@ func (s *Server) beginAuthorize(q url.Values) (authorizeView, error) {
 			return authorizeView{}, errors.New("finchtest: Connect session already completed")
 		}
 		az = authzState{
-			connID:      ss.connID,
-			sessionID:   sid,
-			redirectURI: ss.redirectURI,
-			// Finch documents state as echoed to the redirect URI; this
-			// fake echoes one given on a session's connect_url too.
-			state:    q.Get("state"),
-			products: slices.Clone(ss.products),
+			connID:       ss.connID,
+			sessionID:    sid,
+			redirectURI:  ss.redirectURI,
+			queryState:   q.Get("state"),
+			sessionState: ss.state,
+			products:     slices.Clone(ss.products),
 		}
 	} else {
 		redirect := q.Get("redirect_uri")
@@ -152,7 +223,7 @@ func (s *Server) beginAuthorize(q url.Values) (authorizeView, error) {
 		az = authzState{
 			connID:      q.Get("connection_id"),
 			redirectURI: redirect,
-			state:       q.Get("state"),
+			queryState:  q.Get("state"),
 			products:    products,
 			providerID:  q.Get("payroll_provider"),
 		}
@@ -221,7 +292,7 @@ func (s *Server) decide(authzID string, approve bool, into string) (decision, er
 		return decision{}, errors.New("finchtest: unknown or already used authorization")
 	}
 	delete(s.authzs, authzID)
-	var ss *sessionState
+	var ss *connectSession
 	if az.sessionID != "" {
 		ss = s.sessions[az.sessionID]
 		if !s.nowLocked().Before(ss.expires) {
@@ -233,8 +304,8 @@ func (s *Server) decide(authzID string, approve bool, into string) (decision, er
 	}
 
 	d := decision{redirect: az.redirectURI, params: url.Values{}}
-	if az.state != "" {
-		d.params.Set("state", az.state)
+	if state := s.echoedStateLocked(az); state != "" {
+		d.params.Set("state", state)
 	}
 	if !approve {
 		d.params.Set("error", "access_denied")
@@ -272,11 +343,13 @@ func (s *Server) decide(authzID string, approve bool, into string) (decision, er
 // does, without a browser: it validates authorizeURL as GET /authorize
 // would, then approves, and returns the URL Connect redirects to:
 // redirect_uri?code=<code>&state=<state>. For a session without a
-// redirect_uri (the embedded flow) it returns "?code=<code>". Only the
-// path (which must end in /authorize) and query of authorizeURL are read,
-// so a link built for https://connect.tryfinch.com works too. Approve
-// makes no HTTP request: it is not counted by Calls and faults do not
-// apply.
+// redirect_uri (the embedded flow) it returns "?code=<code>&state=<state>".
+// The state is the classic link's state query parameter or, for a session
+// link, the one SetSessionStateSource selects; there is no state parameter
+// when there is none to echo. Only the path (which must end in /authorize)
+// and query of authorizeURL are read, so a link built for
+// https://connect.tryfinch.com works too. Approve makes no HTTP request: it
+// is not counted by Calls and faults do not apply.
 //
 // When the link names a connection (a session, or connection_id in the
 // classic query) the code re-connects it. A classic query without
@@ -300,8 +373,9 @@ func (s *Server) ApproveAs(authorizeURL, connectionID string) (callbackURL strin
 
 // Cancel does what the employer clicking Cancel does and returns the URL
 // Connect redirects to:
-// redirect_uri?error=access_denied&error_description=...&state=<state>.
-// Like Approve, it makes no HTTP request.
+// redirect_uri?error=access_denied&error_description=...&state=<state>,
+// with the state chosen as for Approve. A cancelled session can still be
+// completed later. Like Approve, it makes no HTTP request.
 func (s *Server) Cancel(authorizeURL string) (callbackURL string, err error) {
 	return s.approve(authorizeURL, false, "")
 }

@@ -2,6 +2,7 @@ package finchtest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/url"
 	"regexp"
@@ -645,4 +646,208 @@ func TestTokenExchangeRules(t *testing.T) {
 			t.Errorf("token not random-shaped")
 		}
 	})
+}
+
+// TestSessionStateSource completes session links in every way (Approve,
+// ApproveAs, Cancel, and the Connect page's form) for redirect and
+// embedded sessions, under each SessionStateSource: the state echoed is
+// the session body's, the connect_url's, or none.
+func TestSessionStateSource(t *testing.T) {
+	type how int
+	const (
+		viaApprove how = iota
+		viaApproveAs
+		viaCancel
+		viaPageReconnect
+		viaPageCancel
+	)
+	hows := []struct {
+		name    string
+		how     how
+		approve bool
+	}{
+		{"Approve", viaApprove, true},
+		{"ApproveAs", viaApproveAs, true},
+		{"Cancel", viaCancel, false},
+		{"page reconnect", viaPageReconnect, true},
+		{"page cancel", viaPageCancel, false},
+	}
+	sources := []struct {
+		src       *finchtest.SessionStateSource // nil: never set (the default)
+		bodyState string
+		urlState  string
+		want      string // "" means no state parameter at all
+	}{
+		{nil, "st-body", "st-url", "st-body"},
+		{ptr(finchtest.StateFromSessionBody), "st-body", "st-url", "st-body"},
+		{ptr(finchtest.StateFromSessionBody), "", "st-url", ""},
+		{ptr(finchtest.StateFromConnectURL), "st-body", "st-url", "st-url"},
+		{ptr(finchtest.StateFromConnectURL), "st-body", "", ""},
+		{ptr(finchtest.StateOmitted), "st-body", "st-url", ""},
+		{ptr(finchtest.SessionStateSource(99)), "st-body", "st-url", "st-body"}, // unknown: the default
+	}
+	authzID := regexp.MustCompile(`name="authorization_id" value="([^"]+)"`)
+	output := func(body []byte, id string) (string, bool) {
+		m := regexp.MustCompile(`<output id="` + id + `">([^<]*)</output>`).FindSubmatch(body)
+		if m == nil {
+			return "", false
+		}
+		return string(m[1]), true
+	}
+
+	for _, src := range sources {
+		srcName := "default"
+		if src.src != nil {
+			srcName = src.src.String()
+		}
+		for _, embedded := range []bool{false, true} {
+			for _, h := range hows {
+				name := fmt.Sprintf("%s/body=%q,url=%q/embedded=%v/%s", srcName, src.bodyState, src.urlState, embedded, h.name)
+				t.Run(name, func(t *testing.T) {
+					s := newServer(t)
+					if src.src != nil {
+						s.SetSessionStateSource(*src.src)
+					}
+					c := connectionOf(t, s, s.AddConnection(finchtest.Connection{}))
+					body := map[string]any{"connection_id": c.ID}
+					if !embedded {
+						body["redirect_uri"] = redirect
+					}
+					if src.bodyState != "" {
+						body["state"] = src.bodyState
+					}
+					b, _ := json.Marshal(body)
+					link := session(t, s, string(b))
+					if src.urlState != "" {
+						link += "&state=" + url.QueryEscape(src.urlState) // as the library does
+					}
+
+					var q url.Values // the parameters Connect hands back
+					switch h.how {
+					case viaApprove, viaApproveAs, viaCancel:
+						var cb string
+						var err error
+						switch h.how {
+						case viaApprove:
+							cb, err = s.Approve(link)
+						case viaApproveAs:
+							cb, err = s.ApproveAs(link, "conn_other")
+						default:
+							cb, err = s.Cancel(link)
+						}
+						if err != nil {
+							t.Fatal(err)
+						}
+						u, err := url.Parse(cb)
+						if err != nil {
+							t.Fatal("callback does not parse")
+						}
+						if embedded != (u.Host == "") {
+							t.Errorf("callback host %q for embedded=%v", u.Host, embedded)
+						}
+						q = u.Query()
+					default:
+						page := send(t, s, req{method: "GET", path: strings.TrimPrefix(link, s.URL)})
+						m := authzID.FindSubmatch(page.body)
+						if m == nil {
+							t.Fatalf("no authorization id on the page (status %d)", page.status)
+						}
+						decision := "cancel"
+						if h.approve {
+							decision = "reconnect"
+						}
+						res := send(t, s, req{method: "POST", path: "/authorize/decision",
+							body:   url.Values{"authorization_id": {string(m[1])}, "decision": {decision}}.Encode(),
+							header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})
+						if embedded {
+							if res.status != 200 {
+								t.Fatalf("decision: status %d", res.status)
+							}
+							q = url.Values{}
+							for _, k := range []string{"code", "error", "state"} {
+								if v, ok := output(res.body, k); ok {
+									q.Set(k, v)
+								}
+							}
+						} else {
+							if res.status != 303 {
+								t.Fatalf("decision: status %d", res.status)
+							}
+							u, _ := url.Parse(res.header.Get("Location"))
+							q = u.Query()
+						}
+					}
+
+					if h.approve != q.Has("code") || h.approve == q.Has("error") {
+						t.Errorf("approve=%v but callback keys %v", h.approve, slices.Sorted(maps.Keys(q)))
+					}
+					switch {
+					case src.want == "" && q.Has("state"):
+						t.Errorf("state = %q, want none", q.Get("state"))
+					case src.want != "" && q.Get("state") != src.want:
+						t.Errorf("state = %q (present %v), want %q", q.Get("state"), q.Has("state"), src.want)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestClassicLinkStateIgnoresSessionStateSource: the classic link always
+// echoes its query's state.
+func TestClassicLinkStateIgnoresSessionStateSource(t *testing.T) {
+	for _, src := range []finchtest.SessionStateSource{finchtest.StateFromSessionBody, finchtest.StateFromConnectURL, finchtest.StateOmitted} {
+		t.Run(src.String(), func(t *testing.T) {
+			s := newServer(t)
+			s.SetSessionStateSource(src)
+			c := connectionOf(t, s, s.AddConnection(finchtest.Connection{}))
+			for _, approve := range []func(string) (string, error){s.Approve, s.Cancel} {
+				cb, err := approve(classicURL(s, c.ID, "st-classic"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if u, _ := url.Parse(cb); u.Query().Get("state") != "st-classic" {
+					t.Errorf("state = %q, want st-classic", u.Query().Get("state"))
+				}
+			}
+		})
+	}
+}
+
+// TestSessionStateSourceReadAtDecision: the source in force when the
+// employer decides counts, not the one when the page was shown.
+func TestSessionStateSourceReadAtDecision(t *testing.T) {
+	s := newServer(t)
+	c := connectionOf(t, s, s.AddConnection(finchtest.Connection{}))
+	link := session(t, s, `{"connection_id":"`+c.ID+`","redirect_uri":"`+redirect+`","state":"st-body"}`) + "&state=st-url"
+	page := send(t, s, req{method: "GET", path: strings.TrimPrefix(link, s.URL)})
+	m := regexp.MustCompile(`name="authorization_id" value="([^"]+)"`).FindSubmatch(page.body)
+	if m == nil {
+		t.Fatal("no authorization id")
+	}
+	s.SetSessionStateSource(finchtest.StateFromConnectURL)
+	res := send(t, s, req{method: "POST", path: "/authorize/decision",
+		body:   url.Values{"authorization_id": {string(m[1])}, "decision": {"reconnect"}}.Encode(),
+		header: map[string]string{"Content-Type": "application/x-www-form-urlencoded"}})
+	u, _ := url.Parse(res.header.Get("Location"))
+	if got := u.Query().Get("state"); got != "st-url" {
+		t.Errorf("state = %q, want st-url", got)
+	}
+}
+
+func TestSessionStateSourceString(t *testing.T) {
+	tests := []struct {
+		src  finchtest.SessionStateSource
+		want string
+	}{
+		{finchtest.StateFromSessionBody, "StateFromSessionBody"},
+		{finchtest.StateFromConnectURL, "StateFromConnectURL"},
+		{finchtest.StateOmitted, "StateOmitted"},
+		{finchtest.SessionStateSource(7), "SessionStateSource(7)"},
+	}
+	for _, tt := range tests {
+		if got := tt.src.String(); got != tt.want {
+			t.Errorf("String() = %q, want %q", got, tt.want)
+		}
+	}
 }

@@ -32,7 +32,8 @@ type Connection struct {
 	Products []string
 
 	// Entities are the connection's entities (multi-entity connections).
-	// Default: one entity named after the customer.
+	// Default (nil or empty): one entity named after the customer. See
+	// BreakEntity for what an entity's status does.
 	Entities []Entity
 
 	// ClientType is "production", "development" or "sandbox" (the default).
@@ -122,7 +123,7 @@ func (s *Server) addConnectionLocked(c Connection) *connState {
 	if c.Products == nil {
 		c.Products = []string{"company", "directory", "individual", "employment", "payment", "pay_statement"}
 	}
-	if c.Entities == nil {
+	if len(c.Entities) == 0 {
 		c.Entities = []Entity{{}}
 	}
 	for i := range c.Entities {
@@ -210,21 +211,109 @@ func (s *Server) Break(connectionID string) {
 //   - "connected" and any other value: 200 with data.
 //
 // The connection's tokens stay the same: setting "connected" again heals
-// them (unlike a reconnect through Connect, which replaces them).
+// them (unlike a reconnect through Connect, which replaces them). The
+// entities' own statuses (see SetEntityStatus) are left as they are.
+//
+// If the status changed and a webhook is registered (see SetWebhook),
+// SetStatus sends an account.updated event and returns once the
+// application answered it or the delivery failed.
 func (s *Server) SetStatus(connectionID, status string) {
 	if status == "" {
 		status = "connected"
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	cs, ok := s.conns[connectionID]
 	if !ok {
+		s.mu.Unlock()
 		return
 	}
+	before := cs.statuses()
 	cs.conn.Status = status
 	if status == "connected" {
 		cs.lastSync = s.nowLocked()
 	}
+	events := s.accountEventsLocked(cs, before)
+	s.mu.Unlock()
+	s.sendEvents(events)
+}
+
+// BreakEntity puts one entity of a multi-entity connection in the
+// re-authentication state: it is SetEntityStatus(connectionID, entityID,
+// "reauth"). Unknown ids are ignored.
+func (s *Server) BreakEntity(connectionID, entityID string) {
+	s.SetEntityStatus(connectionID, entityID, "reauth")
+}
+
+// SetEntityStatus sets the own status of one entity of a connection
+// ("connected", "reauth", "disconnected", ...); empty makes the entity
+// follow the connection's status again. Unknown ids are ignored.
+// /introspect reports each entity's status in entities[].
+//
+// The connection's own status does not change, with one exception: when
+// an entity is set to "reauth" and no entity works any more (every
+// entity's status, its own or the connection's it follows, is "reauth"
+// or "disconnected"), the connection becomes "reauth" too. Healing an
+// entity does not heal the connection; SetStatus or a reconnect does.
+//
+// Data endpoints answer for the connection as a whole, by the connection's
+// status (see SetStatus): while at least one entity works they keep
+// answering 200, with the same data, whatever the other entities' status.
+// The fake does not split data by entity. A reconnect (a code exchanged at
+// POST /auth/token) heals every entity in "reauth".
+//
+// If the entity's status changed and a webhook is registered, it sends an
+// account.updated event carrying the entity_id (and, when the connection
+// broke with it, one for the connection), and returns once they were
+// answered or failed.
+func (s *Server) SetEntityStatus(connectionID, entityID, status string) {
+	s.mu.Lock()
+	cs, ok := s.conns[connectionID]
+	i := -1
+	if ok {
+		i = slices.IndexFunc(cs.conn.Entities, func(e Entity) bool { return e.ID == entityID })
+	}
+	if i < 0 {
+		s.mu.Unlock()
+		return
+	}
+	before := cs.statuses()
+	cs.conn.Entities[i].Status = status
+	if status == "reauth" && !cs.anyEntityWorks() {
+		cs.conn.Status = "reauth"
+	}
+	events := s.accountEventsLocked(cs, before)
+	s.mu.Unlock()
+	s.sendEvents(events)
+}
+
+// anyEntityWorks reports whether some entity of cs is neither "reauth" nor
+// "disconnected", by its own status or the connection's it follows.
+func (cs *connState) anyEntityWorks() bool {
+	for _, en := range cs.conn.Entities {
+		st := en.Status
+		if st == "" {
+			st = cs.conn.Status
+		}
+		if st != "reauth" && st != "disconnected" {
+			return true
+		}
+	}
+	return false
+}
+
+// statuses is what an account.updated event reports: the connection's
+// status and each entity's own status, in the order of Entities.
+type statuses struct {
+	conn     string
+	entities []string
+}
+
+func (cs *connState) statuses() statuses {
+	st := statuses{conn: cs.conn.Status, entities: make([]string, len(cs.conn.Entities))}
+	for i, en := range cs.conn.Entities {
+		st.entities[i] = en.Status
+	}
+	return st
 }
 
 // counterID returns a deterministic UUID-shaped id whose first byte tells

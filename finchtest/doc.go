@@ -32,6 +32,31 @@
 //		"&connection_id=" + c.ID
 //	callback, err := s.Approve(link) // https://app.example.com/cb?code=...
 //
+// A Connect session link (POST /connect/sessions/reauthenticate, body
+// {connection_id, minutes_to_expire, products, redirect_uri, state})
+// completes the same way. Which state Connect echoes for a session is
+// unconfirmed, so SetSessionStateSource selects it: the session body's
+// state (StateFromSessionBody, the default), the one the application put
+// on the connect_url (StateFromConnectURL), or none (StateOmitted). The
+// classic link always echoes its query's state. Approve, ApproveAs, Cancel
+// and the Connect page's form follow the same rule.
+//
+// Multi-entity connections list entities[] in /introspect, each with its
+// own status. BreakEntity breaks one entity only: the connection stays
+// connected, and its data endpoints keep answering 200, while any entity
+// works; it breaks too when the last working entity does. SetEntityStatus
+// heals one; a reconnect heals them all.
+//
+// Webhooks: SetWebhook registers the application's endpoint and secrets.
+// Every status change then sends a signed account.updated event to it
+// (Finch-Event-Id, Finch-Timestamp, Finch-Signature), over HTTP, before the
+// call or request that made the change returns; Webhooks lists the
+// deliveries with the answers. SendWebhook sends any event, Redeliver
+// sends one again with the same id, Webhook's fields send the older
+// "error_reauth" status, a plain-string authentication_method or several
+// signatures (a secret rotation), and SignWebhook signs a test's own
+// deliveries. Close cancels deliveries under way.
+//
 // Faults make the server misbehave on purpose (statuses, malformed
 // bodies, headers such as Retry-After, latency), and Calls counts the
 // requests each route received.
@@ -44,9 +69,10 @@
 //	PUT  /sandbox/connections/accounts   {"connection_status": "reauth"}
 //	POST /auth/token                     {client_id, client_secret, code, redirect_uri}
 //	POST /connect/sessions/reauthenticate (HTTP Basic client_id:client_secret)
+//	                                     {connection_id, minutes_to_expire, products, redirect_uri, state}
 //	GET  /authorize                      ?session=  or the classic query
 //	POST /authorize/decision             (the Connect page's form)
 //
-// Access tokens, codes and client secrets never appear in the fake's
-// error messages.
+// Access tokens, codes, client secrets and webhook secrets never appear in
+// the fake's error messages.
 package finchtest

@@ -308,3 +308,82 @@ func ExampleErrorBody() {
 	// Output:
 	// {"code":429,"name":"rate_limit_exceeded_error","finch_code":"finch_api_ip_rl","message":"Too many requests","statusCode":429,"status":429}
 }
+
+func ExampleServer_SetSessionStateSource() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	c, _ := s.ConnectionForToken(s.AddConnection(finchtest.Connection{}))
+
+	// A session made with a state in its body; the application also puts
+	// one on the connect_url.
+	req, _ := http.NewRequest("POST", s.URL+"/connect/sessions/reauthenticate", strings.NewReader(
+		`{"connection_id":"`+c.ID+`","redirect_uri":"https://app.example.com/cb","state":"from-body"}`))
+	req.SetBasicAuth(s.ClientID, s.ClientSecret)
+	res, err := s.Client().Do(req)
+	if err != nil {
+		panic(err)
+	}
+	var sess struct {
+		ConnectURL string `json:"connect_url"`
+	}
+	json.NewDecoder(res.Body).Decode(&sess)
+	res.Body.Close()
+	link := sess.ConnectURL + "&state=from-url"
+
+	for _, src := range []finchtest.SessionStateSource{finchtest.StateFromSessionBody, finchtest.StateFromConnectURL, finchtest.StateOmitted} {
+		s.SetSessionStateSource(src)
+		callback, err := s.Cancel(link) // a cancelled session can be tried again
+		if err != nil {
+			panic(err)
+		}
+		cb, _ := url.Parse(callback)
+		fmt.Printf("%s: state=%q\n", src, cb.Query().Get("state"))
+	}
+	// Output:
+	// StateFromSessionBody: state="from-body"
+	// StateFromConnectURL: state="from-url"
+	// StateOmitted: state=""
+}
+
+func ExampleServer_BreakEntity() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	token := s.AddConnection(finchtest.Connection{Entities: []finchtest.Entity{{Name: "Acme East"}, {Name: "Acme West"}}})
+	c, _ := s.ConnectionForToken(token)
+
+	s.BreakEntity(c.ID, c.Entities[1].ID) // only Acme West must re-authenticate
+
+	get := func(path string) (int, []byte) {
+		req, _ := http.NewRequest("GET", s.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, b
+	}
+	_, body := get("/introspect")
+	var in struct {
+		ConnectionStatus struct {
+			Status string `json:"status"`
+		} `json:"connection_status"`
+		Entities []struct {
+			Name   string `json:"name"`
+			Status string `json:"status"`
+		} `json:"entities"`
+	}
+	json.Unmarshal(body, &in)
+	fmt.Println("connection:", in.ConnectionStatus.Status)
+	for _, e := range in.Entities {
+		fmt.Println(e.Name+":", e.Status)
+	}
+	status, _ := get("/employer/directory")
+	fmt.Println("directory:", status) // one entity still works
+	// Output:
+	// connection: connected
+	// Acme East: connected
+	// Acme West: reauth
+	// directory: 200
+}

@@ -1,6 +1,7 @@
 package finchtest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
@@ -46,17 +47,24 @@ type Server struct {
 	callsMu sync.Mutex
 	calls   map[callKey]int
 
-	mu       sync.Mutex
-	done     chan struct{} // closed by Close
-	isClosed bool
-	now      func() time.Time
-	seq      int
-	conns    map[string]*connState
-	tokens   map[string]*tokenState
-	codes    map[string]*codeState
-	sessions map[string]*sessionState
-	authzs   map[string]*authzState
-	faults   []*faultState
+	mu          sync.Mutex
+	life        context.Context    // cancelled by Close
+	kill        context.CancelFunc // cancels life
+	isClosed    bool
+	now         func() time.Time
+	seq         int
+	conns       map[string]*connState
+	tokens      map[string]*tokenState
+	codes       map[string]*codeState
+	sessions    map[string]*connectSession
+	authzs      map[string]*authzState
+	faults      []*faultState
+	stateSource SessionStateSource
+	webhook     Webhook           // the application's endpoint; URL "" when none
+	deliveries  []WebhookDelivery // every webhook sent, in order
+	attempts    map[string]int    // deliveries per event id
+	hookClient  *http.Client      // the client webhooks go through
+	inflight    sync.WaitGroup    // webhook deliveries under way; Close waits
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -67,7 +75,6 @@ func NewServer() *Server {
 	s := &Server{
 		ClientID:     defaultClientID,
 		ClientSecret: defaultClientSecret,
-		done:         make(chan struct{}),
 	}
 	s.ts = httptest.NewUnstartedServer(s)
 	// Set URL before the server starts, so handlers read it race-free.
@@ -84,21 +91,23 @@ func NewServer() *Server {
 }
 
 // Close shuts the server down. Requests waiting on a Fault's Latency are
-// answered at once with a 503. Close blocks until outstanding requests
+// answered at once with a 503, and webhook deliveries under way are
+// cancelled (they are recorded with their error); no webhook is sent
+// afterwards. Close blocks until outstanding requests and deliveries
 // complete. Calling Close more than once is harmless.
 func (s *Server) Close() {
 	s.mu.Lock()
-	if s.done == nil {
-		s.done = make(chan struct{})
-	}
-	if !s.isClosed {
-		s.isClosed = true
-		close(s.done)
-	}
-	ts := s.ts
+	s.lifeLocked()
+	s.isClosed = true
+	s.kill()
+	ts, hc := s.ts, s.hookClient
 	s.mu.Unlock()
+	s.inflight.Wait()
 	if ts != nil {
-		ts.Close()
+		ts.Close() // also closes the idle connections of ts.Client()
+	}
+	if hc != nil {
+		hc.CloseIdleConnections()
 	}
 }
 
@@ -137,10 +146,15 @@ func (s *Server) nowLocked() time.Time {
 func (s *Server) closed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.done == nil {
-		s.done = make(chan struct{})
+	return s.lifeLocked().Done()
+}
+
+// lifeLocked returns the context Close cancels. s.mu must be held.
+func (s *Server) lifeLocked() context.Context {
+	if s.life == nil {
+		s.life, s.kill = context.WithCancel(context.Background())
 	}
-	return s.done
+	return s.life
 }
 
 func (s *Server) clientID() string {

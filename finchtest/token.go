@@ -66,8 +66,10 @@ type tokenResponse struct {
 
 // serveToken answers POST /auth/token: it exchanges a code for a new
 // access token. The exchange is what re-connects: the connection becomes
-// "connected", every older token of the connection dies (answering
-// reauthenticate_user), and the ids stay the same.
+// "connected", its entities in "reauth" are healed, every older token of
+// the connection dies (answering reauthenticate_user), and the ids stay the
+// same. The account.updated webhooks of those status changes are delivered
+// before the answer is sent.
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		ClientID     string  `json:"client_id"`
@@ -87,36 +89,41 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errInvalidRequest("code is required"))
 		return
 	}
-	res, e := s.exchange(req.Code, req.RedirectURI)
+	res, events, e := s.exchange(req.Code, req.RedirectURI)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
+	// The webhooks of the reconnect go out before the answer, so a test
+	// that exchanged a code finds them delivered.
+	s.sendEvents(events)
 	writeJSON(w, http.StatusOK, res)
 }
 
-// exchange redeems a code. A failed exchange leaves the code as it was.
-func (s *Server) exchange(code string, redirectURI *string) (*tokenResponse, *apiError) {
+// exchange redeems a code and returns the account.updated events of the
+// status changes it made. A failed exchange leaves the code as it was.
+func (s *Server) exchange(code string, redirectURI *string) (*tokenResponse, []webhookEvent, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cd, ok := s.codes[code]
 	switch {
 	case !ok:
-		return nil, errInvalidGrant("Invalid authorization code")
+		return nil, nil, errInvalidGrant("Invalid authorization code")
 	case cd.used:
-		return nil, errInvalidGrant("Authorization code has already been used")
+		return nil, nil, errInvalidGrant("Authorization code has already been used")
 	case !s.nowLocked().Before(cd.expires):
-		return nil, errInvalidGrant("Authorization code has expired")
+		return nil, nil, errInvalidGrant("Authorization code has expired")
 	case cd.redirectURI == "" && redirectURI != nil:
-		return nil, errInvalidGrant("redirect_uri must be omitted for a code from the embedded flow")
+		return nil, nil, errInvalidGrant("redirect_uri must be omitted for a code from the embedded flow")
 	case cd.redirectURI != "" && redirectURI == nil:
-		return nil, errInvalidGrant("redirect_uri is required")
+		return nil, nil, errInvalidGrant("redirect_uri is required")
 	case cd.redirectURI != "" && *redirectURI != cd.redirectURI:
-		return nil, errInvalidGrant("redirect_uri does not match the one the code was issued for")
+		return nil, nil, errInvalidGrant("redirect_uri does not match the one the code was issued for")
 	}
 	cd.used = true
 
 	cs := s.conns[cd.connID]
+	before := cs.statuses()
 	for _, old := range cs.tokens {
 		s.tokens[old].dead = true
 	}
@@ -137,6 +144,7 @@ func (s *Server) exchange(code string, redirectURI *string) (*tokenResponse, *ap
 	for i, en := range c.Entities {
 		entityIDs[i] = en.ID
 	}
+	events := s.accountEventsLocked(cs, before)
 	return &tokenResponse{
 		AccessToken:    tok,
 		TokenType:      "bearer",
@@ -150,7 +158,7 @@ func (s *Server) exchange(code string, redirectURI *string) (*tokenResponse, *ap
 		ConnectionType: c.ConnectionType,
 		CustomerName:   c.CustomerName,
 		AccountID:      cs.accountID,
-	}, nil
+	}, events, nil
 }
 
 // validClient compares application credentials in constant time.
