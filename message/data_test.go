@@ -1,0 +1,133 @@
+package message_test
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/message"
+)
+
+func TestNewData(t *testing.T) {
+	d := message.NewData(reminderEvent())
+	want := message.Data{
+		Event:           reminderEvent(),
+		Customer:        "Northwind Holdings",
+		Provider:        "ADP Workforce Now",
+		Reminder:        3,
+		BrokenSince:     "March 3, 2025",
+		BrokenFor:       "3 days",
+		Products:        []string{"employee directory", "pay statements", "Social Security numbers", "deductions and contributions", "employee documents"},
+		BrokenEntities:  []string{"Northwind West LLC"},
+		WorkingEntities: []string{"Northwind East LLC"},
+		ReconnectURL:    reminderEvent().ReconnectURL,
+	}
+	if !reflect.DeepEqual(d, want) {
+		t.Errorf("NewData =\n%+v\nwant\n%+v", d, want)
+	}
+}
+
+func TestNewDataEntities(t *testing.T) {
+	tests := []struct {
+		name            string
+		entities        []finchreauth.Entity
+		broken, working []string
+	}{
+		{"none listed", nil, nil, nil},
+		{"all connected: the whole connection is broken", []finchreauth.Entity{
+			{ID: "e1", Name: "One", Status: "connected"},
+			{ID: "e2", Name: "Two", Status: "connected"},
+		}, nil, nil},
+		{"statuses", []finchreauth.Entity{
+			{ID: "e1", Name: "One", Status: "connected"},
+			{ID: "e2", Name: "Two", Status: "reauth"},
+			{ID: "e3", Name: "Three", Status: "disconnected"},
+			{ID: "e4", Name: "Four", Status: "pending"},
+			{ID: "e5", Name: "Five"},
+		}, []string{"Two", "Three"}, []string{"One"}},
+		{"names fall back to source id, then id", []finchreauth.Entity{
+			{ID: "e1", SourceID: "src-1", Status: "reauth"},
+			{ID: "e2", Name: "  ", Status: "reauth"},
+			{Status: "connected"},
+		}, []string{"src-1", "e2"}, []string{"unnamed entity"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := firstEvent()
+			e.Connection.Entities = tt.entities
+			d := message.NewData(e)
+			if !slices.Equal(d.BrokenEntities, tt.broken) || !slices.Equal(d.WorkingEntities, tt.working) {
+				t.Errorf("broken %q, working %q; want %q, %q", d.BrokenEntities, d.WorkingEntities, tt.broken, tt.working)
+			}
+		})
+	}
+}
+
+func TestNewDataProducts(t *testing.T) {
+	e := firstEvent()
+	e.Connection.Products = []string{"pay_statement", "", " ", "time_off", "pay_statement", "time_off"}
+	if got, want := message.NewData(e).Products, []string{"pay statements", "time off"}; !slices.Equal(got, want) {
+		t.Errorf("Products = %q, want %q", got, want)
+	}
+	e.Connection.Products = nil
+	if got := message.NewData(e).Products; got != nil {
+		t.Errorf("Products = %q for none, want nil", got)
+	}
+}
+
+func TestNewDataProvider(t *testing.T) {
+	for id, want := range map[string]string{
+		"":                  "",
+		"gusto":             "Gusto",
+		"adp_run":           "ADP Run",
+		"adp_workforce_now": "ADP Workforce Now",
+		"bamboo_hr":         "BambooHR",
+		"paychex_flex":      "Paychex Flex",
+		"quickbooks":        "QuickBooks",
+		"trinet":            "TriNet",
+		"sage_hr":           "Sage Hr",
+		"émile_payroll":     "Émile Payroll",
+	} {
+		e := firstEvent()
+		e.Connection.ProviderID = id
+		if got := message.NewData(e).Provider; got != want {
+			t.Errorf("Provider for %q = %q, want %q", id, got, want)
+		}
+	}
+}
+
+func TestNewDataTimes(t *testing.T) {
+	pst := time.FixedZone("PST", -8*3600)
+	late := time.Date(2025, time.March, 3, 2, 0, 0, 0, time.UTC) // March 2 in PST
+	tests := []struct {
+		name      string
+		since, at time.Time
+		sinceDay  string
+		brokenFor string
+	}{
+		{"utc", late, late.Add(26 * time.Hour), "March 3, 2025", "1 day"},
+		{"in Since's location", late.In(pst), late.Add(26 * time.Hour), "March 2, 2025", "1 day"},
+		{"no At", late, time.Time{}, "March 3, 2025", ""},
+		{"no Since", time.Time{}, late, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := firstEvent()
+			e.Since, e.At = tt.since, tt.at
+			d := message.NewData(e)
+			if d.BrokenSince != tt.sinceDay || d.BrokenFor != tt.brokenFor {
+				t.Errorf("BrokenSince %q, BrokenFor %q; want %q, %q", d.BrokenSince, d.BrokenFor, tt.sinceDay, tt.brokenFor)
+			}
+		})
+	}
+}
+
+func TestNewDataCustomer(t *testing.T) {
+	e := firstEvent()
+	e.Connection.CustomerName = "  Acme Inc.\n"
+	if got := message.NewData(e).Customer; got != "Acme Inc." {
+		t.Errorf("Customer = %q, want it trimmed", got)
+	}
+}

@@ -1,0 +1,67 @@
+package message_test
+
+import (
+	"fmt"
+	"strings"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/message"
+)
+
+func ExampleRender() {
+	since := time.Date(2025, time.March, 3, 14, 5, 0, 0, time.UTC)
+	e := finchreauth.Event{
+		Connection: finchreauth.Connection{
+			ConnectionID: "conn_acme",
+			CustomerName: "Acme Inc.",
+			ProviderID:   "gusto",
+			Products:     []string{"directory", "pay_statement"},
+		},
+		Episode:      "ep_acme_1",
+		Since:        since,
+		At:           since.Add(72 * time.Hour),
+		Reminder:     2,
+		ReconnectURL: "https://connect.tryfinch.com/authorize?connection_id=conn_acme",
+	}
+	m, err := message.Render(e)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("Subject:", m.Subject)
+	fmt.Println()
+	lines := strings.Split(m.Text, "\n")
+	fmt.Println(strings.Join(lines[:7], "\n"))
+	// Output:
+	// Subject: Reminder: reconnect your Gusto payroll connection for Acme Inc.
+	//
+	// Hello Acme Inc.,
+	//
+	// This is a reminder: your payroll connection to Gusto still needs to be reconnected. It has been broken for 3 days, since March 3, 2025.
+	//
+	// Until you reconnect, we can't sync:
+	//   - employee directory
+	//   - pay statements
+}
+
+func ExampleTemplates() {
+	t := &message.Templates{
+		// Only the subject is replaced: the bodies stay the defaults.
+		Subject: texttemplate.Must(texttemplate.New("subject").Parse(
+			`Action needed: {{.Provider}} stopped syncing{{with .Products}} {{index . 0}} and more{{end}}`)),
+	}
+	m, err := t.Render(finchreauth.Event{
+		Connection: finchreauth.Connection{ConnectionID: "conn_acme", ProviderID: "paychex_flex", Products: []string{"payment", "benefits"}},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(m.Subject)
+	fmt.Println(strings.Contains(m.Text, "sign in to your dashboard"))
+	// Output:
+	// Action needed: Paychex Flex stopped syncing payroll payments and more
+	// true
+}

@@ -1,0 +1,337 @@
+package message_test
+
+import (
+	"errors"
+	"flag"
+	htmltemplate "html/template"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/message"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+var since = time.Date(2025, time.March, 3, 14, 5, 0, 0, time.UTC)
+
+// firstEvent is the first notification of an episode, with a link.
+func firstEvent() finchreauth.Event {
+	return finchreauth.Event{
+		Connection: finchreauth.Connection{
+			ConnectionID:  "conn_acme",
+			CustomerID:    "cust_acme",
+			CustomerName:  "Acme Inc.",
+			CustomerEmail: "payroll@acme.example",
+			ProviderID:    "gusto",
+			Products:      []string{"company", "directory", "individual", "employment", "payment", "pay_statement", "benefits"},
+		},
+		Episode:      "ep_acme_1",
+		Since:        since,
+		At:           since.Add(2 * time.Second),
+		Source:       "detection",
+		ReconnectURL: "https://connect.tryfinch.com/authorize?client_id=cli_123&connection_id=conn_acme&products=company+directory&state=st_abc",
+	}
+}
+
+// reminderEvent is the third reminder for a multi-entity connection with one
+// entity broken, three days in.
+func reminderEvent() finchreauth.Event {
+	return finchreauth.Event{
+		Connection: finchreauth.Connection{
+			ConnectionID: "conn_northwind",
+			CustomerName: "Northwind Holdings",
+			ProviderID:   "adp_workforce_now",
+			Products:     []string{"directory", "pay_statement", "ssn", "deduction", "documents"},
+			Entities: []finchreauth.Entity{
+				{ID: "ent_east", Name: "Northwind East LLC", Status: "connected"},
+				{ID: "ent_west", Name: "Northwind West LLC", Status: "reauth"},
+			},
+		},
+		Episode:      "ep_northwind_1",
+		Since:        since,
+		At:           since.Add(72*time.Hour + 15*time.Minute),
+		Reminder:     3,
+		Source:       "reminder",
+		ReconnectURL: "https://connect.tryfinch.com/authorize?client_id=cli_123&connection_id=conn_northwind&state=st_def",
+	}
+}
+
+// noLinkEvent has no link, products the package does not know, and no
+// customer name.
+func noLinkEvent() finchreauth.Event {
+	return finchreauth.Event{
+		Connection: finchreauth.Connection{
+			ConnectionID: "conn_anon",
+			ProviderID:   "paychex_flex",
+			Products:     []string{"time_off", "org_chart"},
+		},
+		Episode: "ep_anon_1",
+		Since:   since,
+		At:      since.Add(5 * time.Minute),
+		Source:  "webhook",
+	}
+}
+
+func TestRenderGolden(t *testing.T) {
+	tests := []struct {
+		name    string
+		e       finchreauth.Event
+		subject string
+	}{
+		{"first", firstEvent(), "Reconnect your Gusto payroll connection for Acme Inc."},
+		{"reminder", reminderEvent(), "Reminder: reconnect your ADP Workforce Now payroll connection for Northwind Holdings"},
+		{"nolink", noLinkEvent(), "Reconnect your Paychex Flex payroll connection"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := message.Render(tt.e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Subject != tt.subject {
+				t.Errorf("Subject = %q, want %q", m.Subject, tt.subject)
+			}
+			golden(t, tt.name+".txt.golden", m.Text)
+			golden(t, tt.name+".html.golden", m.HTML)
+		})
+	}
+}
+
+// golden compares got with testdata/name, or rewrites the file under -update.
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the output (run go test -update to rewrite it); got:\n%s", path, got)
+	}
+}
+
+func TestRenderContent(t *testing.T) {
+	tests := []struct {
+		name         string
+		e            finchreauth.Event
+		want, reject []string // in both the text and the HTML
+	}{
+		{"first", firstEvent(),
+			[]string{"Acme Inc.", "to Gusto needs to be reconnected", "March 3, 2025", "pay statements", "employee directory", "keep your data syncing", "connection_id=conn_acme"},
+			[]string{"reminder", "broken for", "sign in to your dashboard", "Needs reconnecting", "Still working"}},
+		{"reminder", reminderEvent(),
+			[]string{"This is a reminder", "broken for", "3 days", "since March 3, 2025", "Needs reconnecting", "Northwind West LLC", "Still working", "Northwind East LLC", "Social Security numbers", "connection_id=conn_northwind"},
+			[]string{"sign in to your dashboard"}},
+		{"nolink", noLinkEvent(),
+			[]string{"Hello,", "sign in to your dashboard", "time off", "org chart"},
+			[]string{"Reconnect here", "href", "time_off", "Hello ,"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := message.Render(tt.e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, body := range []string{m.Text, m.HTML} {
+				for _, s := range tt.want {
+					if !strings.Contains(body, s) {
+						t.Errorf("body lacks %q:\n%s", s, body)
+					}
+				}
+				for _, s := range tt.reject {
+					if strings.Contains(body, s) {
+						t.Errorf("body has %q:\n%s", s, body)
+					}
+				}
+			}
+		})
+	}
+}
+
+var eventHandler = regexp.MustCompile(`\son[a-z]+\s*=`)
+
+// TestRenderHTMLIsSelfContained checks that the default HTML loads nothing and
+// runs nothing, whatever the event.
+func TestRenderHTMLIsSelfContained(t *testing.T) {
+	for _, e := range []finchreauth.Event{firstEvent(), reminderEvent(), noLinkEvent(), {}} {
+		m, err := message.Render(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lower := strings.ToLower(m.HTML)
+		for _, s := range []string{"<script", "src=", "<link", "url(", "@import", "javascript:", `href=""`, "<style", "<img", "<iframe", "<form"} {
+			if strings.Contains(lower, s) {
+				t.Errorf("HTML of %q has %q", e.Connection.ConnectionID, s)
+			}
+		}
+		if h := eventHandler.FindString(lower); h != "" {
+			t.Errorf("HTML of %q has an event handler %q", e.Connection.ConnectionID, h)
+		}
+	}
+}
+
+func TestRenderZeroEvent(t *testing.T) {
+	m, err := message.Render(finchreauth.Event{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Reconnect your payroll connection"; m.Subject != want {
+		t.Errorf("Subject = %q, want %q", m.Subject, want)
+	}
+	for _, s := range []string{"Your payroll connection needs to be reconnected.", "we can't sync your payroll data", "sign in to your payroll provider", "sign in to your dashboard"} {
+		if !strings.Contains(m.Text, s) {
+			t.Errorf("Text lacks %q:\n%s", s, m.Text)
+		}
+	}
+	if strings.Contains(m.Text, "stopped syncing on") {
+		t.Errorf("Text names a date for a zero Since:\n%s", m.Text)
+	}
+}
+
+func TestRenderSubjectIsOneLine(t *testing.T) {
+	e := firstEvent()
+	e.Connection.CustomerName = "Acme\r\nBcc: victim@example.com\n"
+	m, err := message.Render(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Reconnect your Gusto payroll connection for Acme Bcc: victim@example.com"; m.Subject != want {
+		t.Errorf("Subject = %q, want %q", m.Subject, want)
+	}
+}
+
+func TestTemplatesZeroAndNil(t *testing.T) {
+	want, err := message.Render(reminderEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nilT *message.Templates
+	for name, tm := range map[string]*message.Templates{"zero": {}, "nil": nilT} {
+		got, err := tm.Render(reminderEvent())
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got != want {
+			t.Errorf("%s Templates renders %+v, want the default %+v", name, got, want)
+		}
+	}
+}
+
+func TestTemplatesReplaceOne(t *testing.T) {
+	def, err := message.Render(firstEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := &message.Templates{
+		Subject: texttemplate.Must(texttemplate.New("subject").Parse(`[{{.Event.Connection.ConnectionID}}] {{.Provider}} needs you`)),
+	}
+	m, err := tm.Render(firstEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[conn_acme] Gusto needs you"; m.Subject != want {
+		t.Errorf("Subject = %q, want %q", m.Subject, want)
+	}
+	if m.Text != def.Text || m.HTML != def.HTML {
+		t.Error("replacing Subject changed the bodies")
+	}
+
+	tm = &message.Templates{
+		Text: texttemplate.Must(texttemplate.New("text").Parse(`{{range .Products}}{{.}};{{end}} {{.BrokenFor}}`)),
+		HTML: htmltemplate.Must(htmltemplate.New("html").Parse(`<p>{{.Customer}} since {{.BrokenSince}}</p>`)),
+	}
+	m, err = tm.Render(reminderEvent())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "employee directory;pay statements;Social Security numbers;deductions and contributions;employee documents; 3 days"; m.Text != want {
+		t.Errorf("Text = %q, want %q", m.Text, want)
+	}
+	if want := "<p>Northwind Holdings since March 3, 2025</p>"; m.HTML != want {
+		t.Errorf("HTML = %q, want %q", m.HTML, want)
+	}
+}
+
+func TestTemplatesError(t *testing.T) {
+	tests := []struct {
+		name string
+		tm   message.Templates
+		want string
+	}{
+		{"subject", message.Templates{Subject: texttemplate.Must(texttemplate.New("s").Parse(`{{.Nope}}`))}, "message: subject template: "},
+		{"text", message.Templates{Text: texttemplate.Must(texttemplate.New("t").Parse(`{{.Nope}}`))}, "message: text template: "},
+		{"html", message.Templates{HTML: htmltemplate.Must(htmltemplate.New("h").Parse(`{{.Nope}}`))}, "message: HTML template: "},
+		{"empty html", message.Templates{HTML: htmltemplate.New("h")}, "message: HTML template: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := tt.tm.Render(firstEvent())
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("Render error = %v, want one starting %q", err, tt.want)
+			}
+			if m != (message.Message{}) {
+				t.Errorf("Render returned %+v with its error", m)
+			}
+			var execErr texttemplate.ExecError
+			if tt.name != "empty html" && !errors.As(err, &execErr) {
+				t.Errorf("error %v does not wrap the template's ExecError", err)
+			}
+		})
+	}
+}
+
+// TestDefaultsParse checks that the files Defaults returns parse without a
+// FuncMap and render what Render renders, so an application can copy them.
+func TestDefaultsParse(t *testing.T) {
+	fsys := message.Defaults()
+	tm := &message.Templates{
+		Subject: texttemplate.Must(texttemplate.ParseFS(fsys, "subject.tmpl")),
+		Text:    texttemplate.Must(texttemplate.ParseFS(fsys, "text.tmpl")),
+		HTML:    htmltemplate.Must(htmltemplate.ParseFS(fsys, "html.tmpl")),
+	}
+	for _, e := range []finchreauth.Event{firstEvent(), reminderEvent(), noLinkEvent()} {
+		got, err := tm.Render(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := message.Render(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("templates parsed from Defaults render differently for %s", e.Connection.ConnectionID)
+		}
+	}
+}
+
+// TestRenderConcurrent renders from many goroutines with shared templates,
+// for the race detector.
+func TestRenderConcurrent(t *testing.T) {
+	tm := &message.Templates{HTML: htmltemplate.Must(htmltemplate.New("h").Parse(`<a href="{{.ReconnectURL}}">{{.Customer}}</a>`))}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			e := []finchreauth.Event{firstEvent(), reminderEvent(), noLinkEvent()}[i%3]
+			if _, err := message.Render(e); err != nil {
+				t.Error(err)
+			}
+			if _, err := tm.Render(e); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+}
