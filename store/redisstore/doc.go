@@ -4,38 +4,73 @@
 // (and Prefix) notifies each broken connection once in all, and reads the
 // token saved after a reconnect.
 //
-// # How each decision stays atomic
+// # How exactly-once holds
 //
-// Each key is one Redis hash, and each method that decides something is one
-// Lua script run with EVALSHA (EVAL when the server does not have it yet):
-// Redis runs a script alone, so the stale check, the start of an episode and
-// the grant of the notification lease in MarkReauth, and the compare-and-set
-// on IssuedAt with the superseded list in SaveToken, each happen as one step
-// that no other client can interleave with. Every script touches one key, so
-// the Store works on Redis Cluster too.
+// The Transport decides (who starts an episode, who holds the notification
+// lease, which token wins) by reading a record with Get and writing it back
+// with Put, a compare-and-set on the record's Version. Each Put is one Lua
+// script, run with EVALSHA (EVAL when the server does not have it yet), and
+// Redis runs a script alone: the check of the Version, the new hash, both
+// indexes and the fingerprint keys change in one step that no other client
+// can come between. Of any number of Puts from one read, exactly one
+// succeeds; the others get finchreauth.ErrConflict, having changed
+// nothing, and the Transport reads again. List is one script too, so each record it returns
+// is as it was in the index at that moment.
 //
-// # Data
+// # Keys
 //
-// The hash at Prefix+key (default "finchreauth:<connection id>", or
-// "finchreauth:fp:<fingerprint>") has the fields:
+// Every key starts with the Prefix (default "finchreauth:") and the Redis
+// Cluster hash tag {finchreauth}:
 //
-//	conn   connection id
-//	nr     "1" while the key needs re-authentication
-//	ep     episode id
-//	since  start of the episode, microseconds since the Unix epoch
-//	ntf    "1" once the episode's notification succeeded
-//	lease  end of the notification lease, microseconds (absent: none)
-//	tok    the access token, sealed if a Sealer is set
-//	fp     finchreauth.Fingerprint of the token (saved, or named by a MarkReauth)
-//	iat    the token's IssuedAt, microseconds
-//	sup    fingerprints of replaced tokens, newest first, space-separated
+//	<prefix>{finchreauth}:rec:<connection id>  hash: the record
+//	<prefix>{finchreauth}:fp:<fingerprint>     string: the connection id (Lookup)
+//	<prefix>{finchreauth}:since                sorted set: the records whose Since is set
+//	<prefix>{finchreauth}:due                  sorted set: the records whose Due is set
+//	<prefix>{finchreauth}:plaintext            set: the records whose token is in plaintext
+//	<prefix>{finchreauth}:schema               string: the layout's version (Migrate)
+//
+// A record's hash has the fields version, token (sealed if sealed is
+// "1"), since and due (microseconds since the Unix epoch), data (the
+// Transport's bytes, as given) and fingerprints (each as its length, a
+// colon and its bytes); a field that would be empty is absent. A
+// fingerprint key is written by every Put that lists the fingerprint and
+// never deleted. In the sorted sets the score is the time in microseconds
+// and the member the connection id: Redis orders equal scores by the
+// members' bytes, as Go orders strings, which is the order List returns.
+// A score holds microseconds exactly for times between the years 1685 and
+// 2255; Put refuses a Since or Due outside them.
 //
 // Keys do not expire. Configure Redis to persist (AOF or RDB) if it holds
 // the only copy of your tokens: a Redis that keeps nothing on disk loses
 // them on restart.
 //
+// # Redis Cluster
+//
+// Because of the hash tag, all the keys of one Store are in one slot, so
+// each script may touch any of them: on a Cluster, one Store lives on one
+// shard (and its replicas). A Store holds one small record per connection,
+// which one shard serves easily. To put two Stores on different shards,
+// give their Prefixes hash tags of their own ("app1:{app1}:"): Redis
+// hashes the first tag in a key.
+//
 // # Sealing
 //
-// With Store.Sealer set (tokenseal.NewAESGCM), the tok field holds only
-// sealed tokens, bound to their connection id.
+// Tokens are stored in plaintext unless Store.Sealer is set: anyone who
+// can read the Redis keyspace, its backups or its replication stream can
+// then call Finch with them. Set a Sealer (tokenseal.NewAESGCM, with a key
+// kept outside Redis): the token field then holds only sealed values,
+// bound to their connection id, and the record's sealed field says so. A
+// Store without a Sealer fails to read a sealed token, rather than return
+// the sealed bytes. A Store with a Sealer fails to read a token stored in
+// plaintext, which anyone who can write to Redis could have put there,
+// until Migrate seals it: to turn sealing on, set the Sealer in every
+// replica and call Migrate.
+//
+// # Migration
+//
+// Store.Migrate converts the keys that earlier versions of this package
+// wrote (one hash per connection, without the hash tag) to this layout,
+// and records the layout's version; with a Sealer, it seals the tokens
+// stored in plaintext. Run it at start-up, from every replica if
+// convenient, before the Transport uses the Store.
 package redisstore

@@ -25,206 +25,305 @@ type Store struct {
 	Client redis.UniversalClient
 
 	// Prefix starts every key the Store writes. If empty, "finchreauth:".
+	// The Store adds the hash tag {finchreauth} after it, so that all its
+	// keys are in one Redis Cluster slot; a Prefix with a hash tag of its
+	// own ("app1:{app1}:") picks the slot instead.
 	Prefix string
 
 	// Sealer, if set, seals tokens before they are written and opens them
 	// when read (see tokenseal.NewAESGCM); the connection id is the
-	// additional data. If nil, tokens are stored as they are.
+	// additional data. A record whose token is stored in plaintext is then
+	// refused until Migrate, run with the Sealer, seals it. If nil, tokens
+	// are stored in plaintext, and a record whose token is sealed cannot be
+	// read.
 	Sealer tokenseal.Sealer
 }
 
 var _ finchreauth.Store = (*Store)(nil)
 
-// maxSuperseded is how many replaced fingerprints a hash keeps.
-const maxSuperseded = 16
+// Errors of a Store that cannot be used, or of a call that names nothing.
+var (
+	errNoClient = errors.New("redisstore: Store's Client is nil")
+	errEmptyID  = errors.New("redisstore: empty connection id or fingerprint")
+	errLimit    = errors.New("redisstore: Query.Limit must be positive")
+)
 
-var errNoClient = errors.New("redisstore: Store's Client is nil")
+// The fields of a record's hash. A field that would be empty is absent.
+const (
+	fVersion      = "version"      // the record's Version
+	fToken        = "token"        // the token, sealed when fSealed is "1"
+	fSealed       = "sealed"       // "1" if fToken holds a tokenseal value
+	fSince        = "since"        // microseconds since the Unix epoch
+	fDue          = "due"          // likewise
+	fData         = "data"         // the Transport's bytes, as given
+	fFingerprints = "fingerprints" // encodeList(rec.Fingerprints)
+)
 
-// check returns an error if the Store cannot be used or ctx is done, so
-// that a cancelled call never reaches Redis.
-func (s *Store) check(ctx context.Context) error {
-	if s.Client == nil {
-		return errNoClient
-	}
-	return ctx.Err()
-}
+// maxScore bounds the microseconds a sorted set's scores (doubles) hold
+// exactly: the years 1685 to 2255.
+const maxScore = 1 << 53
 
-func (s *Store) key(k string) string {
-	if s.Prefix == "" {
-		return "finchreauth:" + k
-	}
-	return s.Prefix + k
-}
-
-// micros formats t as microseconds since the Unix epoch; the zero time is "".
-func micros(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return strconv.FormatInt(t.UnixMicro(), 10)
-}
-
-// parseMicros reads what micros wrote; "" is the zero time.
-func parseMicros(s string) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
+// Get implements finchreauth.Store.
+func (s *Store) Get(ctx context.Context, connectionID string) (finchreauth.Record, error) {
+	k, err := s.named(ctx, connectionID)
 	if err != nil {
-		return time.Time{}, fmt.Errorf("redisstore: bad time %q", s)
+		return finchreauth.Record{}, err
 	}
-	return time.UnixMicro(n).UTC(), nil
-}
-
-// MarkReauth implements finchreauth.Store, in one Lua script.
-func (s *Store) MarkReauth(ctx context.Context, m finchreauth.Mark) (finchreauth.MarkResult, error) {
-	if err := s.check(ctx); err != nil {
-		return finchreauth.MarkResult{}, err
-	}
-	v, err := markScript.Run(ctx, s.Client, []string{s.key(m.Key)},
-		m.ConnectionID, m.TokenFingerprint, m.Episode, micros(m.At), micros(m.LeaseUntil)).StringSlice()
+	h, err := s.Client.HGetAll(ctx, k.record(connectionID)).Result()
 	if err != nil {
-		return finchreauth.MarkResult{}, fmt.Errorf("redisstore: mark %s: %w", m.Key, err)
+		return finchreauth.Record{}, s.fail(ctx, "get "+connectionID, err)
 	}
-	if len(v) == 1 && v[0] == "stale" {
-		return finchreauth.MarkResult{Stale: true}, nil
+	if len(h) == 0 {
+		return finchreauth.Record{}, finchreauth.ErrNotFound
 	}
-	if len(v) != 4 {
-		return finchreauth.MarkResult{}, fmt.Errorf("redisstore: mark %s: script answered %d values", m.Key, len(v))
-	}
-	since, err := parseMicros(v[2])
+	return s.decode(connectionID, h)
+}
+
+// Put implements finchreauth.Store, in one Lua script: the compare-and-set
+// on Version, the hash, both indexes and the fingerprint keys change
+// together or not at all.
+func (s *Store) Put(ctx context.Context, rec finchreauth.Record) (int64, error) {
+	k, err := s.named(ctx, rec.ConnectionID)
 	if err != nil {
-		return finchreauth.MarkResult{}, err
+		return 0, err
 	}
-	return finchreauth.MarkResult{
-		Transitioned: v[0] == "start",
-		Notify:       v[0] == "start" || v[0] == "lease",
-		Notified:     v[3] == "1",
-		Episode:      v[1],
-		Since:        since,
-	}, nil
-}
-
-// MarkNotified implements finchreauth.Store.
-func (s *Store) MarkNotified(ctx context.Context, key, episode string) error {
-	if err := s.check(ctx); err != nil {
-		return err
-	}
-	if err := notifiedScript.Run(ctx, s.Client, []string{s.key(key)}, episode).Err(); err != nil {
-		return fmt.Errorf("redisstore: mark %s notified: %w", key, err)
-	}
-	return nil
-}
-
-var errEmptyToken = errors.New("redisstore: token needs a connection id and an access token")
-
-// SaveToken implements finchreauth.Store: a compare-and-set on IssuedAt in
-// one Lua script.
-func (s *Store) SaveToken(ctx context.Context, tok finchreauth.Token) (finchreauth.State, error) {
-	if err := s.check(ctx); err != nil {
-		return finchreauth.State{}, err
-	}
-	if tok.ConnectionID == "" || tok.AccessToken == "" {
-		return finchreauth.State{}, errEmptyToken
-	}
-	fp := tok.Fingerprint()
-	stored := []byte(tok.AccessToken)
-	if s.Sealer != nil {
-		var err error
-		if stored, err = s.Sealer.Seal(stored, []byte(tok.ConnectionID)); err != nil {
-			return finchreauth.State{}, fmt.Errorf("redisstore: seal token %s: %w", fp, err)
+	for _, fp := range rec.Fingerprints {
+		if fp == "" {
+			return 0, errEmptyID
 		}
 	}
-	v, err := saveScript.Run(ctx, s.Client, []string{s.key(tok.ConnectionID)},
-		tok.ConnectionID, stored, fp, micros(tok.IssuedAt), maxSuperseded).StringSlice()
-	if err != nil {
-		return finchreauth.State{}, fmt.Errorf("redisstore: save token %s of %s: %w", fp, tok.ConnectionID, err)
+	w := write{id: rec.ConnectionID, version: rec.Version, data: rec.Data, fingerprints: rec.Fingerprints}
+	if w.since, err = score(rec.Since); err != nil {
+		return 0, fmt.Errorf("redisstore: put %s: Since %w", rec.ConnectionID, err)
 	}
-	switch {
-	case len(v) == 1 && v[0] == "stale":
-		return finchreauth.State{}, finchreauth.ErrStaleToken
-	case len(v) == 1 && v[0] == "new":
-		return finchreauth.State{}, nil
-	case len(v) == 10 && v[0] == "ok":
-		return parseState(tok.ConnectionID, v[1:])
+	if w.due, err = score(rec.Due); err != nil {
+		return 0, fmt.Errorf("redisstore: put %s: Due %w", rec.ConnectionID, err)
 	}
-	return finchreauth.State{}, fmt.Errorf("redisstore: save token %s of %s: script answered %d values", fp, tok.ConnectionID, len(v))
+	if w.token, w.sealed, err = s.seal(rec); err != nil {
+		return 0, err
+	}
+	return s.put(ctx, k, w)
 }
 
-// stateFields are the hash fields a State is read from, in parseState's order.
-var stateFields = []string{"conn", "nr", "ep", "since", "ntf", "lease", "fp", "iat", "sup"}
+// write is a record as the hash holds it.
+type write struct {
+	id           string
+	version      int64 // the compare-and-set's expected Version
+	token        []byte
+	sealed       bool
+	since, due   string // score's results
+	data         []byte
+	fingerprints []string
+}
 
-func parseState(key string, v []string) (finchreauth.State, error) {
-	st := finchreauth.State{
-		Key:              key,
-		ConnectionID:     v[0],
-		NeedsReauth:      v[1] == "1",
-		Episode:          v[2],
-		Notified:         v[4] == "1",
-		TokenFingerprint: v[6],
-		Superseded:       strings.Fields(v[8]),
+// put runs putScript. It returns finchreauth.ErrConflict when the stored
+// Version is not w.version.
+func (s *Store) put(ctx context.Context, k layout, w write) (int64, error) {
+	keys := make([]string, 0, 4+len(w.fingerprints))
+	keys = append(keys, k.record(w.id), k.sinceIndex(), k.dueIndex(), k.plaintext())
+	for _, fp := range w.fingerprints {
+		keys = append(keys, k.fingerprint(fp))
 	}
-	if len(st.Superseded) == 0 {
-		st.Superseded = nil
+	sealed := ""
+	if w.sealed {
+		sealed = "1"
 	}
+	v, err := putScript.Run(ctx, s.Client, keys,
+		w.version, w.id, w.token, sealed, w.since, w.due, w.data, encodeList(w.fingerprints)).Int64()
+	if err != nil {
+		return 0, s.fail(ctx, "put "+w.id, err)
+	}
+	if v == 0 {
+		return 0, finchreauth.ErrConflict
+	}
+	return v, nil
+}
+
+// Lookup implements finchreauth.Store.
+func (s *Store) Lookup(ctx context.Context, fingerprint string) (string, error) {
+	k, err := s.named(ctx, fingerprint)
+	if err != nil {
+		return "", err
+	}
+	id, err := s.Client.Get(ctx, k.fingerprint(fingerprint)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", finchreauth.ErrNotFound
+	}
+	if err != nil {
+		return "", s.fail(ctx, "lookup "+fingerprint, err)
+	}
+	return id, nil
+}
+
+// List implements finchreauth.Store, in one Lua script that reads the index
+// and the records it names, so that every record comes back as it is in
+// the index.
+func (s *Store) List(ctx context.Context, q finchreauth.Query) ([]finchreauth.Record, error) {
+	k, err := s.layout(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if q.Limit <= 0 {
+		return nil, errLimit
+	}
+	// The scores from lo to hi; first, if at is set, the records at score
+	// at whose id sorts after q.AfterID. Stored times are whole
+	// microseconds: a bound between two is the one before.
+	index, lo, hi, at := k.sinceIndex(), "-inf", "+inf", ""
+	if !q.DueBy.IsZero() {
+		index = k.dueIndex()
+		switch us := q.DueBy.Truncate(time.Microsecond).UnixMicro(); {
+		case us <= -maxScore:
+			return nil, nil // no Put stores a Due that early
+		case us < maxScore:
+			hi = strconv.FormatInt(us, 10)
+		}
+	}
+	if !q.AfterTime.IsZero() {
+		after := q.AfterTime.Truncate(time.Microsecond)
+		switch us := after.UnixMicro(); {
+		case us >= maxScore, !q.DueBy.IsZero() && q.AfterTime.After(q.DueBy):
+			return nil, nil // nothing is after the cursor
+		case us > -maxScore:
+			lo = "(" + strconv.FormatInt(us, 10)
+			if after.Equal(q.AfterTime) {
+				at = strconv.FormatInt(us, 10)
+			}
+		}
+	}
+	v, err := listScript.Run(ctx, s.Client, []string{index}, k.record(""), lo, hi, at, q.AfterID, q.Limit).Slice()
+	if err != nil {
+		return nil, s.fail(ctx, "list", err)
+	}
+	out := make([]finchreauth.Record, 0, len(v)/2)
+	for i := 0; i+1 < len(v); i += 2 {
+		id, _ := v[i].(string)
+		flat, _ := v[i+1].([]any)
+		h := make(map[string]string, len(flat)/2)
+		for j := 0; j+1 < len(flat); j += 2 {
+			f, _ := flat[j].(string)
+			h[f], _ = flat[j+1].(string)
+		}
+		r, err := s.decode(id, h)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// seal returns the token as the hash stores it.
+func (s *Store) seal(rec finchreauth.Record) (token []byte, sealed bool, err error) {
+	if rec.Token == "" {
+		return nil, false, nil
+	}
+	if s.Sealer == nil {
+		return []byte(rec.Token), false, nil
+	}
+	b, err := s.Sealer.Seal([]byte(rec.Token), []byte(rec.ConnectionID))
+	if err != nil {
+		return nil, false, fmt.Errorf("redisstore: seal token %s of %s: %w", rec.Token.Fingerprint(), rec.ConnectionID, err)
+	}
+	return b, true, nil
+}
+
+// decode reads a record's hash. It opens a sealed token, and fails rather
+// than return one it cannot open.
+func (s *Store) decode(id string, h map[string]string) (finchreauth.Record, error) {
+	bad := func(field string) error {
+		return fmt.Errorf("redisstore: the record of %s has a malformed %s field", id, field)
+	}
+	r := finchreauth.Record{ConnectionID: id}
 	var err error
-	for _, f := range []struct {
-		t *time.Time
-		s string
-	}{{&st.Since, v[3]}, {&st.LeaseUntil, v[5]}, {&st.TokenIssuedAt, v[7]}} {
-		if *f.t, err = parseMicros(f.s); err != nil {
-			return finchreauth.State{}, err
+	if r.Version, err = strconv.ParseInt(h[fVersion], 10, 64); err != nil {
+		return finchreauth.Record{}, bad(fVersion)
+	}
+	for _, t := range []struct {
+		field string
+		to    *time.Time
+	}{{fSince, &r.Since}, {fDue, &r.Due}} {
+		if v, ok := h[t.field]; ok {
+			us, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return finchreauth.Record{}, bad(t.field)
+			}
+			*t.to = time.UnixMicro(us).UTC()
 		}
 	}
-	return st, nil
+	if v, ok := h[fFingerprints]; ok {
+		if r.Fingerprints, err = decodeList(v); err != nil {
+			return finchreauth.Record{}, bad(fFingerprints)
+		}
+	}
+	if v, ok := h[fData]; ok {
+		r.Data = []byte(v)
+	}
+	if v, ok := h[fToken]; ok {
+		sealed := h[fSealed] == "1"
+		switch {
+		case sealed && s.Sealer == nil:
+			return finchreauth.Record{}, fmt.Errorf("redisstore: the token of %s is sealed and the Store has no Sealer: set Store.Sealer to the tokenseal.AESGCM that sealed it", id)
+		case sealed:
+			b, err := s.Sealer.Open([]byte(v), []byte(id))
+			if err != nil {
+				return finchreauth.Record{}, fmt.Errorf("redisstore: open the token of %s: %w", id, err)
+			}
+			r.Token = finchreauth.Token(b)
+		case s.Sealer != nil:
+			// Anyone who can write to Redis could have put it there.
+			return finchreauth.Record{}, fmt.Errorf("redisstore: the token of %s is stored in plaintext and the Store has a Sealer: run Migrate with the Sealer set, which seals it", id)
+		default:
+			r.Token = finchreauth.Token(v)
+		}
+	}
+	return r, nil
 }
 
-// Token implements finchreauth.Store.
-func (s *Store) Token(ctx context.Context, connectionID string) (finchreauth.Token, error) {
-	if err := s.check(ctx); err != nil {
-		return finchreauth.Token{}, err
+// score formats t as a sorted-set score: microseconds since the Unix
+// epoch, or "" for the zero time.
+func score(t time.Time) (string, error) {
+	if t.IsZero() {
+		return "", nil
 	}
-	v, err := s.Client.HMGet(ctx, s.key(connectionID), "tok", "iat").Result()
-	if err != nil {
-		return finchreauth.Token{}, fmt.Errorf("redisstore: token of %s: %w", connectionID, err)
+	us := t.UnixMicro()
+	if us <= -maxScore || us >= maxScore {
+		return "", errors.New("is outside the years 1685 to 2255, which Redis orders to the microsecond")
 	}
-	stored, ok := v[0].(string)
-	if !ok {
-		return finchreauth.Token{}, finchreauth.ErrNotFound
-	}
-	iat, _ := v[1].(string)
-	tok := finchreauth.Token{ConnectionID: connectionID}
-	if tok.IssuedAt, err = parseMicros(iat); err != nil {
-		return finchreauth.Token{}, err
-	}
-	b := []byte(stored)
-	if s.Sealer != nil {
-		if b, err = s.Sealer.Open(b, []byte(connectionID)); err != nil {
-			return finchreauth.Token{}, fmt.Errorf("redisstore: token of %s: %w", connectionID, err)
-		}
-	}
-	tok.AccessToken = string(b)
-	return tok, nil
+	return strconv.FormatInt(us, 10), nil
 }
 
-// State implements finchreauth.Store.
-func (s *Store) State(ctx context.Context, key string) (finchreauth.State, error) {
-	if err := s.check(ctx); err != nil {
-		return finchreauth.State{}, err
+// encodeList writes each string as its length, a colon and its bytes, so
+// that any bytes come back as they were.
+func encodeList(list []string) string {
+	var b strings.Builder
+	for _, s := range list {
+		b.WriteString(strconv.Itoa(len(s)))
+		b.WriteByte(':')
+		b.WriteString(s)
 	}
-	v, err := s.Client.HMGet(ctx, s.key(key), stateFields...).Result()
-	if err != nil {
-		return finchreauth.State{}, fmt.Errorf("redisstore: state of %s: %w", key, err)
-	}
-	fields := make([]string, len(v))
-	found := false
-	for i, x := range v {
-		if str, ok := x.(string); ok {
-			fields[i], found = str, true
+	return b.String()
+}
+
+// decodeList reads what encodeList wrote.
+func decodeList(s string) ([]string, error) {
+	var list []string
+	for s != "" {
+		n, rest, ok := strings.Cut(s, ":")
+		l, err := strconv.Atoi(n)
+		if !ok || err != nil || l < 0 || l > len(rest) {
+			return nil, errors.New("malformed list")
 		}
+		list, s = append(list, rest[:l]), rest[l:]
 	}
-	if !found {
-		return finchreauth.State{}, finchreauth.ErrNotFound
+	return list, nil
+}
+
+// fail wraps an error from Redis; a done context's error is returned as it
+// is.
+func (s *Store) fail(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	return parseState(key, fields)
+	return fmt.Errorf("redisstore: %s: %w", op, err)
 }

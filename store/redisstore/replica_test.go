@@ -23,13 +23,15 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// openReplicaStore opens, in a replica, the store its parent described.
 func openReplicaStore(ctx context.Context) (finchreauth.Store, func(), error) {
 	c := redis.NewClient(&redis.Options{Addr: os.Getenv(envReplicaAddr)})
-	if err := c.Ping(ctx).Err(); err != nil {
+	s := &redisstore.Store{Client: c, Prefix: os.Getenv(envReplicaPrefix), Sealer: testSealer(nil)}
+	// Every replica migrates at start-up, as an application would.
+	if err := s.Migrate(ctx); err != nil {
 		c.Close()
 		return nil, nil, err
 	}
-	s := &redisstore.Store{Client: c, Prefix: os.Getenv(envReplicaPrefix), Sealer: testSealer(nil)}
 	return s, func() { c.Close() }, nil
 }
 
@@ -40,6 +42,9 @@ func openReplicaStore(ctx context.Context) (finchreauth.Store, func(), error) {
 func TestReplicas(t *testing.T) {
 	c := openRedis(t)
 	s := newStore(t, c, testSealer(t))
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	replicatest.Run(t, replicatest.Config{
 		Store: s,
 		Env:   []string{envReplicaAddr + "=" + os.Getenv(envRedis), envReplicaPrefix + "=" + s.Prefix},

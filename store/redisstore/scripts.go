@@ -3,89 +3,108 @@ package redisstore
 import "github.com/redis/go-redis/v9"
 
 // The scripts are immutable once built; go-redis runs them with EVALSHA and
-// falls back to EVAL on NOSCRIPT.
+// falls back to EVAL on NOSCRIPT. Redis runs a script alone: no other
+// client's command comes between two of its commands.
 
-// markScript decides MarkReauth. KEYS[1]: the hash. ARGV: connection id,
-// token fingerprint, episode, At and LeaseUntil (microseconds; "" for the
-// zero time). Returns {"stale"} or {outcome, episode, since, notified} where
-// outcome is "start" (Transitioned and Notify), "lease" (Notify) or "none".
-// Times are compared as numbers: microseconds of any date between 1685 and
-// 2255 are exact in Lua's doubles.
-var markScript = redis.NewScript(`
-local h = KEYS[1]
-local conn, fp, episode, at, until_ = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local f = redis.call('HMGET', h, 'nr', 'ntf', 'lease', 'conn', 'sup', 'fp')
-if fp ~= '' and f[5] and string.find(' ' .. f[5] .. ' ', ' ' .. fp .. ' ', 1, true) then
-	return {'stale'}
+// putScript is Put's compare-and-set. KEYS: the record's hash, the since
+// index, the due index, the plaintext set, then a key per fingerprint.
+// ARGV: the expected version, the connection id, the token, "1" if the
+// token is sealed, since and due (microseconds; "" for none), the data,
+// the encoded fingerprints. An empty value deletes its field. Returns the
+// new version, or 0 when the stored one (0 when there is none) is not the
+// expected one: then it has changed nothing.
+var putScript = redis.NewScript(`
+local rec, since, due, plain = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local id = ARGV[2]
+if (redis.call('HGET', rec, 'version') or '0') ~= ARGV[1] then
+	return 0
 end
-local outcome = 'none'
-if f[1] ~= '1' then
-	redis.call('HSET', h, 'nr', '1', 'ep', episode, 'since', at, 'ntf', '0')
-	outcome = 'start'
-elseif f[2] ~= '1' and (not f[3] or f[3] == '' or at == '' or tonumber(f[3]) <= tonumber(at)) then
-	outcome = 'lease'
-end
-if outcome ~= 'none' then
-	if until_ == '' then
-		redis.call('HDEL', h, 'lease')
+local set, del = {}, {}
+local fields = {'token', 'sealed', 'since', 'due', 'data', 'fingerprints'}
+for i, f in ipairs(fields) do
+	local v = ARGV[2 + i]
+	if v == '' then
+		del[#del + 1] = f
 	else
-		redis.call('HSET', h, 'lease', until_)
+		set[#set + 1] = f
+		set[#set + 1] = v
 	end
 end
-if (not f[4] or f[4] == '') and conn ~= '' then
-	redis.call('HSET', h, 'conn', conn)
+if #del > 0 then redis.call('HDEL', rec, unpack(del)) end
+if #set > 0 then redis.call('HSET', rec, unpack(set)) end
+local version = redis.call('HINCRBY', rec, 'version', 1)
+for i, index in ipairs({since, due}) do
+	local at = ARGV[4 + i]
+	if at == '' then
+		redis.call('ZREM', index, id)
+	else
+		redis.call('ZADD', index, at, id)
+	end
 end
--- A key that knows no token takes the marked one's fingerprint, so that
--- the SaveToken ending the episode supersedes it.
-if (not f[6] or f[6] == '') and fp ~= '' then
-	redis.call('HSET', h, 'fp', fp)
+if ARGV[3] ~= '' and ARGV[4] == '' then
+	redis.call('SADD', plain, id)
+else
+	redis.call('SREM', plain, id)
 end
-local r = redis.call('HMGET', h, 'ep', 'since', 'ntf')
-return {outcome, r[1] or '', r[2] or '', r[3] or '0'}
+for i = 5, #KEYS do
+	redis.call('SET', KEYS[i], id)
+end
+return version
 `)
 
-// notifiedScript is MarkNotified. KEYS[1]: the hash. ARGV[1]: the episode.
-var notifiedScript = redis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'nr', 'ep')
-if f[1] == '1' and f[2] == ARGV[1] then
-	redis.call('HSET', KEYS[1], 'ntf', '1')
-	redis.call('HDEL', KEYS[1], 'lease')
+// sealScript seals a token stored in plaintext, if it still is. KEYS: the
+// record's hash, the plaintext set. ARGV: the connection id, the token as
+// read, the token sealed. The Version stays: the record holds the same
+// token. Returns 1 if it sealed the token.
+var sealScript = redis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'token', 'sealed')
+if f[1] ~= ARGV[2] or f[2] == '1' then
+	return 0
 end
+redis.call('HSET', KEYS[1], 'token', ARGV[3], 'sealed', '1')
+redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 `)
 
-// saveScript is SaveToken's compare-and-set. KEYS[1]: the hash. ARGV:
-// connection id, token (sealed or not), fingerprint, IssuedAt
-// (microseconds, "" for the zero time), how many superseded fingerprints to keep. Returns
-// {"stale"}, or {"new"} when the key did not exist, or {"ok", the previous
-// state's fields as stateFields lists them}; the previous token itself is
-// never returned.
-var saveScript = redis.NewScript(`
-local h = KEYS[1]
-local conn, tok, fp, iat, keep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local p = redis.call('HMGET', h, 'conn', 'nr', 'ep', 'since', 'ntf', 'lease', 'fp', 'iat', 'sup')
-local exists = redis.call('EXISTS', h) == 1
-local oldfp = p[7] or ''
--- "" is the zero time, before every other.
-local function num(t) if not t or t == '' then return -math.huge end return tonumber(t) end
-if oldfp ~= '' and num(p[8]) > num(iat) then
-	return {'stale'}
+// listScript is List. KEYS[1]: the index (since or due). ARGV: the prefix
+// of the records' keys, the lowest and highest scores (as ZRANGE takes
+// them), a score at ("" for none), a connection id, the limit. Returns the
+// records at score at whose id sorts after the given one, then those from
+// lowest to highest score, at most limit in all: the connection id and the
+// hash (as HGETALL answers it) of each, in order.
+//
+// A sorted set orders equal scores by their members' bytes, as Go orders
+// strings, so the records after a cursor (a time and an id) are those at
+// its time whose id sorts after its id, then those at later times. Lua's
+// string comparison follows the server's locale: above compares bytes.
+//
+// The records' keys are not in KEYS (the index names them), but they are
+// in the index's slot, which Redis Cluster allows.
+var listScript = redis.NewScript(`
+local index, rec, lo, hi, at, after, limit = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local function above(a, b)
+	for i = 1, math.min(#a, #b) do
+		local x, y = string.byte(a, i), string.byte(b, i)
+		if x ~= y then return x > y end
+	end
+	return #a > #b
 end
-local sup = {}
-if oldfp ~= '' and oldfp ~= fp then
-	table.insert(sup, oldfp)
+local ids = {}
+if at ~= '' then
+	for _, id in ipairs(redis.call('ZRANGE', index, at, at, 'BYSCORE')) do
+		if #ids == limit then break end
+		if above(id, after) then ids[#ids + 1] = id end
+	end
 end
-for s in string.gmatch(p[9] or '', '%S+') do
-	if #sup >= keep then break end
-	if s ~= fp and s ~= oldfp then table.insert(sup, s) end
+if #ids < limit then
+	for _, id in ipairs(redis.call('ZRANGE', index, lo, hi, 'BYSCORE', 'LIMIT', 0, limit - #ids)) do
+		ids[#ids + 1] = id
+	end
 end
-redis.call('DEL', h)
-redis.call('HSET', h, 'conn', conn, 'tok', tok, 'fp', fp, 'iat', iat, 'sup', table.concat(sup, ' '))
-if not exists then
-	return {'new'}
+local out = {}
+for _, id in ipairs(ids) do
+	out[#out + 1] = id
+	out[#out + 1] = redis.call('HGETALL', rec .. id)
 end
-for i = 1, 9 do
-	if not p[i] then p[i] = '' end
-end
-return {'ok', p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9]}
+return out
 `)
