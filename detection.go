@@ -80,7 +80,7 @@ func (t *Transport) handle(d *detection) {
 	if !t.begin() {
 		return
 	}
-	defer t.running.Done()
+	defer t.end()
 	// A request carrying a token that a finished handling latched cannot
 	// reach Finch; its 401 was in flight while that handling ran.
 	if e := t.latch.get(d.token); e != nil && e.handled {

@@ -115,12 +115,6 @@ func (t *Transport) openEpisode(o opening, now time.Time, r *Record, d *recordDa
 			e.Entities = []string{o.entity}
 		}
 		d.Episode, r.Since, r.Due = e, now, now
-		if end := d.Ended; end != nil && end.Via == "webhook" && now.Sub(end.At) < t.retryInterval() {
-			// Finch said a moment ago that the connection works: the
-			// token of that reconnect may be on its way. Wait before
-			// telling the customer it broke again.
-			r.Due = end.At.Add(t.retryInterval())
-		}
 	case o.source == "webhook" && o.entity == "" && len(e.Entities) > 0:
 		e.Entities = nil // the whole connection now
 	case o.entity != "" && len(e.Entities) > 0 && !slices.Contains(e.Entities, o.entity):

@@ -1,14 +1,12 @@
 package finchreauth_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -201,27 +199,13 @@ func (s *faultStore) Put(ctx context.Context, rec finchreauth.Record) (v int64, 
 	return v, err
 }
 
-// handlingsInFlight counts the goroutines running a collapsed detection's
-// handling: those singleflight's DoChan starts (the Transport uses DoChan
-// for nothing else). Abandoned steps run in goroutines of their own.
-func handlingsInFlight() int {
-	buf := make([]byte, 1<<16)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			return bytes.Count(buf[:n], []byte("created by golang.org/x/sync/singleflight.(*Group).DoChan "))
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-}
-
-// waitIdle waits until no handling runs. A caller waits at most Timeout for
-// the handling of its detection, so a test whose step outlasts that waits
-// here before it looks at what the handling did. Abandoned steps (a hook
-// that ignores its context) are not waited for.
-func waitIdle(t *testing.T) {
+// waitIdle waits until tr runs nothing in the background. A caller waits at
+// most Timeout for the handling of its detection, so a test whose step
+// outlasts that waits here before it looks at what the handling did.
+// Abandoned steps (a hook that ignores its context) are not waited for.
+func waitIdle(t *testing.T, tr *finchreauth.Transport) {
 	t.Helper()
-	require.Eventually(t, func() bool { return handlingsInFlight() == 0 }, 10*time.Second, time.Millisecond, "a handling is still running")
+	require.Eventually(t, func() bool { return finchreauth.InFlight(tr) == 0 }, 10*time.Second, time.Millisecond, "a handling is still running")
 }
 
 // TestWaitIdleSeesAHandling: waitIdle can fail; it sees a handling that is
@@ -241,10 +225,11 @@ func TestWaitIdleSeesAHandling(t *testing.T) {
 	resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", "tok", nil).WithContext(ctx))
 	require.NoError(t, err)
 	readAll(t, resp)
-	assert.Equal(t, 1, handlingsInFlight(), "the handling is seen while it waits for its Notifier")
+	require.Eventually(t, func() bool { return finchreauth.InFlight(tr) == 1 }, 10*time.Second, time.Millisecond,
+		"the handling is seen while it waits for its Notifier")
 	close(gate)
-	waitIdle(t)
-	assert.Zero(t, handlingsInFlight())
+	waitIdle(t, tr)
+	assert.Zero(t, finchreauth.InFlight(tr))
 }
 
 // hookNames is the HookError.Hook a step's failure is reported as.
@@ -304,7 +289,7 @@ func runDetectionFault(t *testing.T, step string, kind faultKind) {
 		require.NoError(t, err)
 		assert.Equal(t, 401, resp.StatusCode)
 		readAll(t, resp)
-		waitIdle(t)
+		waitIdle(t, tr)
 	}
 
 	// The first call, under the fault.
@@ -364,7 +349,7 @@ func runDetectionFault(t *testing.T, step string, kind faultKind) {
 			assert.Equal(t, 401, a.resp.StatusCode)
 			readAll(t, a.resp)
 		}
-		waitIdle(t)
+		waitIdle(t, tr)
 		if kind != faultSlow {
 			assert.Zero(t, notes.n.Load())
 			assert.Zero(t, ff.count("/introspect"))
@@ -388,7 +373,7 @@ func runDetectionFault(t *testing.T, step string, kind faultKind) {
 		readAll(t, a.resp)
 		assert.Less(t, a.took, timeout+2*time.Second, "the caller is not held by the step")
 	}
-	waitIdle(t)
+	waitIdle(t, tr)
 
 	failed := kind == faultError || kind == faultPanic || kind == faultHang
 	if failed {
@@ -515,7 +500,7 @@ func newReconnectFaultRig(t *testing.T, step string, kind faultKind) *reconnectF
 	resp, err := r.tr.RoundTrip(newRequest(t, "GET", r.s.URL+"/employer/company", r.oldToken, nil))
 	require.NoError(t, err)
 	readAll(t, resp)
-	waitIdle(t)
+	waitIdle(t, r.tr)
 	require.Len(t, r.notes.delivered(), 1, "errors: %v", r.errs.all())
 	r.link = r.notes.delivered()[0].ReconnectURL
 	require.NotEmpty(t, r.link)

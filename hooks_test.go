@@ -103,7 +103,7 @@ func (r *hookRig) call(t *testing.T) {
 	assert.Equal(t, 401, resp.StatusCode)
 	assert.True(t, finchreauth.IsReauthResponse(resp))
 	readAll(t, resp)
-	waitIdle(t)
+	waitIdle(t, r.tr)
 }
 
 func (r *hookRig) hookErrors(t *testing.T, hook string) []*finchreauth.HookError {
@@ -331,7 +331,7 @@ func TestIntrospectRetries5xx(t *testing.T) {
 	resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", "tok", nil))
 	require.NoError(t, err)
 	readAll(t, resp)
-	waitIdle(t)
+	waitIdle(t, tr)
 	require.Len(t, notes.delivered(), 1)
 	assert.Equal(t, "conn_1", notes.delivered()[0].Connection.ConnectionID, "identity recovered after the 503s")
 	assert.GreaterOrEqual(t, ff.count("/introspect"), int64(2))
@@ -373,7 +373,7 @@ func TestCallerCancellationFailsNobodyElse(t *testing.T) {
 	close(release)
 	// ...while the handling it started goes on, undisturbed, to the end.
 	require.Eventually(t, func() bool { return len(r.notes.delivered()) == 1 }, 5*time.Second, time.Millisecond)
-	waitIdle(t)
+	waitIdle(t, r.tr)
 	assert.Empty(t, r.errs.all())
 }
 

@@ -154,7 +154,7 @@ func TestSecretHygieneFullFlow(t *testing.T) {
 		resp, err := tr.RoundTrip(newRequest(t, "GET", s.URL+"/employer/directory?limit=5", tok, nil))
 		require.NoError(t, err)
 		readAll(t, resp)
-		waitIdle(t)
+		waitIdle(t, tr)
 		h.dump(resp.Header)
 		return resp.StatusCode
 	}

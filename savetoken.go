@@ -138,17 +138,17 @@ func (d *recordData) admit(s saving) error {
 // compete reports whether tok should replace saved: unless Finch refuses tok
 // and still accepts saved.
 func (t *Transport) compete(ctx context.Context, s saving, saved Token) (bool, error) {
-	alive, err := t.alive(ctx, s.token, s)
+	alive, err := t.alive(ctx, s.conn, s.token)
 	if err != nil || alive {
 		return alive, err
 	}
-	old, err := t.alive(ctx, saved, s)
+	old, err := t.alive(ctx, s.conn, saved)
 	return !old, err
 }
 
 // alive asks /introspect whether Finch accepts tok.
-func (t *Transport) alive(ctx context.Context, tok Token, s saving) (bool, error) {
-	c, err := t.introspect(ctx, t.base(), string(tok), subject{conn: s.conn, fp: tok.Fingerprint()})
+func (t *Transport) alive(ctx context.Context, conn string, tok Token) (bool, error) {
+	c, err := t.introspect(ctx, t.base(), string(tok), subject{conn: conn, fp: tok.Fingerprint()})
 	var apiErr *APIError
 	switch {
 	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized:

@@ -15,7 +15,9 @@ type Status struct {
 	Since       time.Time `json:"since,omitzero"` // when the open episode began
 	// Notifications counts what the customer was sent in this episode
 	// (the first notification and the reminders); LastNotified is the
-	// latest, NextReminder when the next one is due (zero: none planned).
+	// latest, NextReminder when the next one is due: the first
+	// notification's retry while Notifications is 0, else the next
+	// reminder (zero: none planned).
 	Notifications int       `json:"notifications"`
 	LastNotified  time.Time `json:"last_notified,omitzero"`
 	NextReminder  time.Time `json:"next_reminder,omitzero"`
@@ -66,7 +68,7 @@ func (t *Transport) statusOf(r Record, d recordData) Status {
 	}
 	s.NeedsReauth, s.Since, s.Notifications, s.LastNotified = true, r.Since, e.Sent, e.LastSent
 	s.BrokenEntities = e.Entities
-	if e.Sent > 0 && e.Holder == "" {
+	if e.Holder == "" {
 		s.NextReminder = r.Due
 	}
 	s.ReconnectURL = d.linkFor(t.now(), t.linkMargin())

@@ -134,5 +134,6 @@ func TestReconnectedOncePerEpisode(t *testing.T) {
 	assert.Equal(t, 200, r.call(t, string(r.savedToken(t))))
 	reconnected, _ := r.hooks()
 	require.Len(t, reconnected, 1)
-	assert.Contains(t, []string{"webhook", "callback"}, reconnected[0].Via)
+	assert.Equal(t, "callback", reconnected[0].Via, "Finch's connected webhook came during the exchange: the callback ends the episode, with the token")
+	assert.Equal(t, r.savedToken(t), reconnected[0].Token)
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/finchkit/finchreauth/internal/finchapi"
@@ -134,9 +135,10 @@ type Transport struct {
 	stateless  statelessBudget // see reconnectStateless
 	latchedLen string          // len(latchedBody), in decimal
 
-	mu      sync.Mutex // guards closed and the Add side of running
-	closed  bool
-	running sync.WaitGroup
+	mu       sync.Mutex // guards closed and the Add side of running
+	closed   bool
+	running  sync.WaitGroup
+	inFlight atomic.Int64 // what running counts, for tests to wait on
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -359,7 +361,14 @@ func (t *Transport) begin() bool {
 		return false
 	}
 	t.running.Add(1)
+	t.inFlight.Add(1)
 	return true
+}
+
+// end is the counterpart of begin.
+func (t *Transport) end() {
+	t.inFlight.Add(-1)
+	t.running.Done()
 }
 
 // detach returns a context for work that outlives its caller: ctx's values
@@ -377,7 +386,7 @@ func (t *Transport) goDetached(ctx context.Context, fn func(context.Context)) {
 		return
 	}
 	go func() {
-		defer t.running.Done()
+		defer t.end()
 		ctx, cancel := t.detach(ctx)
 		defer cancel()
 		fn(ctx)
@@ -390,9 +399,10 @@ func (t *Transport) goDetached(ctx context.Context, fn func(context.Context)) {
 func (t *Transport) goTell(ctx context.Context, fn func(context.Context)) {
 	t.mu.Lock()
 	t.running.Add(1)
+	t.inFlight.Add(1)
 	t.mu.Unlock()
 	go func() {
-		defer t.running.Done()
+		defer t.end()
 		fn(context.WithoutCancel(ctx))
 	}()
 }

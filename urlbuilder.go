@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/finchkit/finchreauth/internal/finchapi"
+	"github.com/finchkit/finchreauth/internal/hook"
 )
 
 const (
@@ -348,20 +349,19 @@ func (t *Transport) StartHandler(authorize func(*http.Request) (connectionID str
 	})
 }
 
-// authorize asks the application's authorize function, containing a panic.
+// authorize asks the application's authorize function which connection the
+// request may see. A refusal is the application's answer, not a failure:
+// only a panic is reported.
 func (t *Transport) authorize(r *http.Request, authorize func(*http.Request) (string, error)) (string, bool) {
 	t.init()
 	if authorize == nil {
 		return "", false
 	}
-	conn, err := step(t, r.Context(), "authorize", subject{}, func(context.Context) (string, error) {
-		conn, err := authorize(r)
-		if err == nil && conn == "" {
-			err = errors.New("finchreauth: authorize returned no connection id")
-		}
-		return conn, err
-	})
-	return conn, err == nil
+	conn, err := hook.Run(r.Context(), t.timeout(), func(context.Context) (string, error) { return authorize(r) })
+	if p, ok := err.(hook.Panic); ok {
+		t.report(r.Context(), &HookError{Hook: "authorize", Panic: p.Value, Err: errPanicked})
+	}
+	return conn, err == nil && conn != ""
 }
 
 func noStore(w http.ResponseWriter) {

@@ -189,11 +189,26 @@ func (t *Transport) onWebhook(ctx context.Context, id string, ev webhook) error 
 }
 
 // heal ends the connection's episode because Finch says it works again (for
-// one entity, when entity is set).
+// one entity, when entity is set). When Finch says so of the whole
+// connection, its saved token must work too: after a reconnect, Finch says
+// "connected" before the callback has saved the new token, and the episode
+// is the callback's to end (with the token). A token Finch still refuses
+// leaves the episode open; a failed check answers 500, so that Finch
+// delivers the event again.
 func (t *Transport) heal(ctx context.Context, conn, entity, event string) error {
+	r, d, err := t.load(ctx, conn)
+	if err != nil {
+		return err
+	}
+	works := true
+	if d.Episode != nil && entity == "" && r.Token != "" {
+		if works, err = t.alive(ctx, conn, r.Token); err != nil {
+			return err
+		}
+	}
 	var end *ended
 	by := rand.Text()
-	_, _, err := t.update(ctx, conn, func(r *Record, d *recordData) (bool, error) {
+	_, _, err = t.update(ctx, conn, func(r *Record, d *recordData) (bool, error) {
 		end = nil
 		if slices.Contains(d.Events, event) {
 			return false, nil
@@ -201,7 +216,7 @@ func (t *Transport) heal(ctx context.Context, conn, entity, event string) error 
 		d.Events = slices.Insert(d.Events, 0, event)
 		e := d.Episode
 		switch {
-		case e == nil:
+		case e == nil, !works:
 			return true, nil
 		case entity != "" && len(e.Entities) == 0:
 			return true, nil // one entity works, the rest of the connection does not
