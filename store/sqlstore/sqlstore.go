@@ -2,21 +2,20 @@ package sqlstore
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/finchkit/finchreauth"
-	"github.com/finchkit/finchreauth/internal/fingerprints"
 	"github.com/finchkit/finchreauth/store/tokenseal"
 )
 
-// Store is a finchreauth.Store in a SQL table. Set its fields, call Migrate
+// Store is a finchreauth.Store in SQL tables. Set its fields, call Migrate
 // once, then share it: it is safe for concurrent use, and any number of
-// processes can use the same table. Do not change the fields after the
+// processes can use the same tables. Do not change the fields after the
 // first call.
 //
 // The zero value is not usable: calls fail with an error naming the missing
@@ -28,13 +27,17 @@ type Store struct {
 	// Dialect is the database's SQL flavour: Postgres or SQLite. Required.
 	Dialect Dialect
 
-	// Table names the table, optionally with its schema ("finch.reauth").
-	// If empty, "finchreauth". Migrate also creates Table+"_schema".
+	// Table names the records table, optionally with its schema
+	// ("finch.reauth"). If empty, "finchreauth". Migrate also creates
+	// Table+"_fingerprints" and Table+"_schema".
 	Table string
 
 	// Sealer, if set, seals tokens before they are written and opens them
 	// when read (see tokenseal.NewAESGCM); the connection id is the
-	// additional data. If nil, tokens are stored as they are.
+	// additional data. A record whose token is stored in plaintext is then
+	// refused until Migrate, run with the Sealer, seals it. If nil, tokens
+	// are stored in plaintext, and a record whose token is sealed cannot
+	// be read. Set one.
 	Sealer tokenseal.Sealer
 
 	once sync.Once
@@ -56,220 +59,251 @@ func (s *Store) init() (*queries, error) {
 	return s.q, s.err
 }
 
-// Migrate creates the table, or upgrades it to the schema this package
-// uses. Call it once at start-up (from every replica if convenient: calls
-// are serialised, with an advisory lock on PostgreSQL and the write lock on
-// SQLite). A table already at a newer version than this package knows is
-// left alone.
-func (s *Store) Migrate(ctx context.Context) error {
+var errEmptyID = errors.New("sqlstore: empty connection id or fingerprint")
+
+// start checks the Store, ctx and the id a call is about.
+func (s *Store) start(ctx context.Context, id string) (*queries, error) {
 	q, err := s.init()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	tx, err := s.DB.BeginTx(ctx, nil)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, errEmptyID
+	}
+	return q, nil
+}
+
+// fail wraps a database error of a call about what; if ctx is done, the
+// error says so (drivers do not all wrap ctx.Err()).
+func fail(ctx context.Context, what string, err error) error {
+	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("sqlstore: %s: %w (%v)", what, cerr, err)
+	}
+	return fmt.Errorf("sqlstore: %s: %w", what, err)
+}
+
+// Get implements finchreauth.Store.
+func (s *Store) Get(ctx context.Context, connectionID string) (finchreauth.Record, error) {
+	q, err := s.start(ctx, connectionID)
 	if err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
+		return finchreauth.Record{}, err
 	}
-	defer tx.Rollback()
-	if q.d == Postgres {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "finchreauth "+q.table); err != nil {
-			return fmt.Errorf("sqlstore: migrate: %w", err)
+	r := finchreauth.Record{ConnectionID: connectionID}
+	var sc scanned
+	switch err := s.DB.QueryRowContext(ctx, q.get, connectionID).Scan(sc.into(&r)...); {
+	case errors.Is(err, sql.ErrNoRows):
+		return finchreauth.Record{}, finchreauth.ErrNotFound
+	case err != nil:
+		return finchreauth.Record{}, fail(ctx, "get "+connectionID, err)
+	}
+	if err := s.finish(&r, sc); err != nil {
+		return finchreauth.Record{}, err
+	}
+	return r, nil
+}
+
+// scanned holds the columns of a record that need decoding.
+type scanned struct {
+	token        []byte
+	sealed       bool
+	fingerprints sql.NullString
+}
+
+// into returns the destinations of the record columns, in the order of
+// the constant columns.
+func (sc *scanned) into(r *finchreauth.Record) []any {
+	return []any{&r.Version, nullBytes{&sc.token}, &sc.sealed, &sc.fingerprints,
+		nullTime{&r.Since}, nullTime{&r.Due}, nullBytes{&r.Data}}
+}
+
+// errSealedNoSealer is the answer for a sealed token read by a Store
+// without a Sealer: its ciphertext is not the token.
+var errSealedNoSealer = errors.New("the token is sealed and the Store has no Sealer: set Store.Sealer to the tokenseal.AESGCM that sealed it")
+
+// errPlaintext is the answer for a plaintext token read by a Store with a
+// Sealer: anyone who can write the table could have put it there.
+var errPlaintext = errors.New("the token is stored in plaintext and the Store has a Sealer: run Migrate with the Sealer set, which seals it")
+
+// finish decodes sc into r: the token, opened if sealed, and the
+// fingerprints.
+func (s *Store) finish(r *finchreauth.Record, sc scanned) error {
+	if sc.fingerprints.Valid {
+		if err := json.Unmarshal([]byte(sc.fingerprints.String), &r.Fingerprints); err != nil {
+			return fmt.Errorf("sqlstore: the fingerprints of %s do not decode: %w", r.ConnectionID, err)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+q.schemaTable+` (version INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	var version int
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM `+q.schemaTable).Scan(&version); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
-	}
-	for v := version; v < len(q.migrations); v++ {
-		if _, err := tx.ExecContext(ctx, q.migrations[v]); err != nil {
-			return fmt.Errorf("sqlstore: migrate %s to version %d: %w", q.table, v+1, err)
+	switch {
+	case len(sc.token) == 0:
+	case sc.sealed && s.Sealer == nil:
+		return fmt.Errorf("sqlstore: record of %s: %w", r.ConnectionID, errSealedNoSealer)
+	case sc.sealed:
+		plain, err := s.Sealer.Open(sc.token, []byte(r.ConnectionID))
+		if err != nil {
+			return fmt.Errorf("sqlstore: open the token of %s: %w", r.ConnectionID, err)
 		}
-	}
-	if version < len(q.migrations) {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+q.schemaTable); err != nil {
-			return fmt.Errorf("sqlstore: migrate: %w", err)
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO `+q.schemaTable+` (version) VALUES (`+fmt.Sprint(len(q.migrations))+`)`); err != nil {
-			return fmt.Errorf("sqlstore: migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("sqlstore: migrate: %w", err)
+		r.Token = finchreauth.Token(plain)
+	case s.Sealer != nil:
+		return fmt.Errorf("sqlstore: record of %s: %w", r.ConnectionID, errPlaintext)
+	default:
+		r.Token = finchreauth.Token(sc.token)
 	}
 	return nil
 }
 
-// DropTables removes the Store's table and its schema table, if they exist,
-// with everything in them. It is meant for tests and for uninstalling.
+// Put implements finchreauth.Store: a compare-and-set on the version and
+// the upsert of the fingerprints, in one transaction (see the package
+// documentation).
+func (s *Store) Put(ctx context.Context, rec finchreauth.Record) (int64, error) {
+	q, err := s.start(ctx, rec.ConnectionID)
+	if err != nil {
+		return 0, err
+	}
+	for _, fp := range rec.Fingerprints {
+		if fp == "" {
+			return 0, errEmptyID
+		}
+	}
+	var token []byte
+	sealed := false
+	if rec.Token != "" {
+		token = []byte(rec.Token)
+		if s.Sealer != nil {
+			if token, err = s.Sealer.Seal(token, []byte(rec.ConnectionID)); err != nil {
+				return 0, fmt.Errorf("sqlstore: seal token %s of %s: %w", rec.Token.Fingerprint(), rec.ConnectionID, err)
+			}
+			sealed = true
+		}
+	}
+	var fps any // NULL for nil, so that Get returns nil
+	if rec.Fingerprints != nil {
+		b, _ := json.Marshal(rec.Fingerprints) // strings: cannot fail
+		fps = string(b)
+	}
+	what := "put " + rec.ConnectionID
+
+	tx, err := s.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fail(ctx, what, err)
+	}
+	defer tx.Rollback()
+	args := []any{rec.ConnectionID, bytesArg(token), sealed, fps, q.timeArg(rec.Since), q.timeArg(rec.Due), bytesArg(rec.Data)}
+	stmt := q.insert
+	if rec.Version != 0 {
+		stmt, args = q.update, append(args, rec.Version)
+	}
+	var version int64
+	switch err := tx.QueryRowContext(ctx, stmt, args...).Scan(&version); {
+	case errors.Is(err, sql.ErrNoRows), lostRace(err):
+		return 0, finchreauth.ErrConflict
+	case err != nil:
+		return 0, fail(ctx, what, err)
+	}
+	if len(rec.Fingerprints) > 0 {
+		if _, err := tx.ExecContext(ctx, q.index, rec.ConnectionID, fps); lostRace(err) {
+			return 0, finchreauth.ErrConflict
+		} else if err != nil {
+			return 0, fail(ctx, what+": index its fingerprints", err)
+		}
+	}
+	if err := tx.Commit(); lostRace(err) {
+		return 0, finchreauth.ErrConflict
+	} else if err != nil {
+		return 0, fail(ctx, what+": commit", err)
+	}
+	return version, nil
+}
+
+// lostRace reports whether err is PostgreSQL's answer to a transaction that
+// lost a race and was rolled back: a serialization failure (40001), which
+// REPEATABLE READ and SERIALIZABLE give where READ COMMITTED waits and finds
+// another version, or a deadlock (40P01). Nothing was written: to the
+// caller it is ErrConflict, and the Transport reads again. Drivers such as
+// pgx and lib/pq give the SQLSTATE through a SQLState method.
+func lostRace(err error) bool {
+	var e interface{ SQLState() string }
+	if err == nil || !errors.As(err, &e) {
+		return false
+	}
+	return e.SQLState() == "40001" || e.SQLState() == "40P01"
+}
+
+// Lookup implements finchreauth.Store.
+func (s *Store) Lookup(ctx context.Context, fingerprint string) (string, error) {
+	q, err := s.start(ctx, fingerprint)
+	if err != nil {
+		return "", err
+	}
+	var id string
+	switch err := s.DB.QueryRowContext(ctx, q.lookup, fingerprint).Scan(&id); {
+	case errors.Is(err, sql.ErrNoRows):
+		return "", finchreauth.ErrNotFound
+	case err != nil:
+		return "", fail(ctx, "look up "+fingerprint, err)
+	}
+	return id, nil
+}
+
+// List implements finchreauth.Store, from the index on (since,
+// connection_id) or (due, connection_id).
+func (s *Store) List(ctx context.Context, lq finchreauth.Query) ([]finchreauth.Record, error) {
+	q, err := s.init()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if lq.Limit <= 0 {
+		return nil, errors.New("sqlstore: Query.Limit must be positive")
+	}
+	// The stored times are whole microseconds: a cursor between two of
+	// them is passed as the earlier one with a NULL id, so that only
+	// later times pass; DueBy, truncated, selects the same records.
+	after, afterID := q.instant(lq.AfterTime), any(lq.AfterID)
+	if !lq.AfterTime.Equal(lq.AfterTime.Truncate(time.Microsecond)) {
+		afterID = nil
+	}
+	stmt, args := q.listSince, []any{after, afterID, lq.Limit}
+	if !lq.DueBy.IsZero() {
+		stmt, args = q.listDue, append(args, q.instant(lq.DueBy))
+	}
+	rows, err := s.DB.QueryContext(ctx, stmt, args...)
+	if err != nil {
+		return nil, fail(ctx, "list", err)
+	}
+	defer rows.Close()
+	var out []finchreauth.Record
+	for rows.Next() {
+		var r finchreauth.Record
+		var sc scanned
+		if err := rows.Scan(append([]any{&r.ConnectionID}, sc.into(&r)...)...); err != nil {
+			return nil, fail(ctx, "list", err)
+		}
+		if err := s.finish(&r, sc); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fail(ctx, "list", err)
+	}
+	return out, nil
+}
+
+// DropTables removes the Store's tables, if they exist, with everything in
+// them. It is meant for tests and for uninstalling.
 func (s *Store) DropTables(ctx context.Context) error {
 	q, err := s.init()
 	if err != nil {
 		return err
 	}
-	for _, t := range []string{q.table, q.schemaTable} {
+	for _, t := range []string{q.table, q.fps, q.schema} {
 		if _, err := s.DB.ExecContext(ctx, `DROP TABLE IF EXISTS `+t); err != nil {
 			return fmt.Errorf("sqlstore: drop %s: %w", t, err)
 		}
 	}
 	return nil
-}
-
-// MarkReauth implements finchreauth.Store, in one statement (see the
-// package documentation).
-func (s *Store) MarkReauth(ctx context.Context, m finchreauth.Mark) (finchreauth.MarkResult, error) {
-	q, err := s.init()
-	if err != nil {
-		return finchreauth.MarkResult{}, err
-	}
-	nonce := rand.Text()
-	start, regrant := nonce+":start", nonce+":lease"
-	var res finchreauth.MarkResult
-	var holder string
-	err = s.DB.QueryRowContext(ctx, q.mark,
-		m.Key, m.ConnectionID, m.TokenFingerprint, m.Episode, q.timeArg(m.At), q.timeArg(m.LeaseUntil), start, regrant,
-	).Scan(&res.Episode, nullTime{&res.Since}, &res.Notified, &holder)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		// The WHERE clause refused the update: the token is superseded.
-		return finchreauth.MarkResult{Stale: true}, nil
-	case err != nil:
-		return finchreauth.MarkResult{}, fmt.Errorf("sqlstore: mark %s: %w", m.Key, err)
-	}
-	res.Transitioned = holder == start
-	res.Notify = res.Transitioned || holder == regrant
-	return res, nil
-}
-
-// MarkNotified implements finchreauth.Store.
-func (s *Store) MarkNotified(ctx context.Context, key, episode string) error {
-	q, err := s.init()
-	if err != nil {
-		return err
-	}
-	if _, err := s.DB.ExecContext(ctx, q.notified, key, episode); err != nil {
-		return fmt.Errorf("sqlstore: mark %s notified: %w", key, err)
-	}
-	return nil
-}
-
-// errEmptyToken is SaveToken's answer to a token without a connection id or
-// an access token.
-var errEmptyToken = errors.New("sqlstore: token needs a connection id and an access token")
-
-// SaveToken implements finchreauth.Store: a compare-and-set on IssuedAt,
-// in one transaction (see the package documentation).
-func (s *Store) SaveToken(ctx context.Context, tok finchreauth.Token) (finchreauth.State, error) {
-	q, err := s.init()
-	if err != nil {
-		return finchreauth.State{}, err
-	}
-	if tok.ConnectionID == "" || tok.AccessToken == "" {
-		return finchreauth.State{}, errEmptyToken
-	}
-	sealed := []byte(tok.AccessToken)
-	if s.Sealer != nil {
-		if sealed, err = s.Sealer.Seal(sealed, []byte(tok.ConnectionID)); err != nil {
-			return finchreauth.State{}, fmt.Errorf("sqlstore: seal token %s: %w", tok.Fingerprint(), err)
-		}
-	}
-	fp := tok.Fingerprint()
-	key := tok.ConnectionID
-	fail := func(what string, err error) (finchreauth.State, error) {
-		return finchreauth.State{}, fmt.Errorf("sqlstore: save token %s of %s: %s: %w", fp, key, what, err)
-	}
-
-	tx, err := s.DB.BeginTx(ctx, nil)
-	if err != nil {
-		return fail("begin", err)
-	}
-	defer tx.Rollback()
-	var inserted string
-	switch err := tx.QueryRowContext(ctx, q.ensure, key).Scan(&inserted); {
-	case errors.Is(err, sql.ErrNoRows): // the row exists
-	case err != nil:
-		return fail("insert", err)
-	}
-	var prev finchreauth.State
-	var superseded string
-	if err := tx.QueryRowContext(ctx, q.lock, key).Scan(&prev.ConnectionID, &prev.NeedsReauth, &prev.Episode,
-		nullTime{&prev.Since}, &prev.Notified, nullTime{&prev.LeaseUntil}, &prev.TokenFingerprint,
-		nullTime{&prev.TokenIssuedAt}, &superseded); err != nil {
-		return fail("lock", err)
-	}
-	if inserted != "" {
-		prev = finchreauth.State{} // the row is the empty one just inserted
-	} else {
-		prev.Key = key
-		prev.Superseded = splitFPs(superseded)
-	}
-	if prev.TokenFingerprint != "" && prev.TokenIssuedAt.After(tok.IssuedAt) {
-		return finchreauth.State{}, finchreauth.ErrStaleToken
-	}
-	next := fingerprints.Supersede(prev.Superseded, prev.TokenFingerprint, fp)
-	r, err := tx.ExecContext(ctx, q.replace, key, key, sealed, fp, q.timeArg(tok.IssuedAt), strings.Join(next, " "))
-	if err != nil {
-		return fail("update", err)
-	}
-	if n, err := r.RowsAffected(); err != nil || n != 1 {
-		// The row is locked: this cannot happen unless the isolation
-		// promises were broken. Refuse rather than guess.
-		return fail("update", fmt.Errorf("%d rows changed (%v)", n, err))
-	}
-	if err := tx.Commit(); err != nil {
-		return fail("commit", err)
-	}
-	return prev, nil
-}
-
-func splitFPs(s string) []string {
-	if s == "" {
-		return nil
-	}
-	return strings.Fields(s)
-}
-
-// Token implements finchreauth.Store.
-func (s *Store) Token(ctx context.Context, connectionID string) (finchreauth.Token, error) {
-	q, err := s.init()
-	if err != nil {
-		return finchreauth.Token{}, err
-	}
-	tok := finchreauth.Token{ConnectionID: connectionID}
-	var stored []byte
-	switch err := s.DB.QueryRowContext(ctx, q.token, connectionID).Scan(&stored, nullTime{&tok.IssuedAt}); {
-	case errors.Is(err, sql.ErrNoRows):
-		return finchreauth.Token{}, finchreauth.ErrNotFound
-	case err != nil:
-		return finchreauth.Token{}, fmt.Errorf("sqlstore: token of %s: %w", connectionID, err)
-	}
-	if s.Sealer != nil {
-		if stored, err = s.Sealer.Open(stored, []byte(connectionID)); err != nil {
-			return finchreauth.Token{}, fmt.Errorf("sqlstore: token of %s: %w", connectionID, err)
-		}
-	}
-	tok.AccessToken = string(stored)
-	return tok, nil
-}
-
-// State implements finchreauth.Store.
-func (s *Store) State(ctx context.Context, key string) (finchreauth.State, error) {
-	q, err := s.init()
-	if err != nil {
-		return finchreauth.State{}, err
-	}
-	st := finchreauth.State{Key: key}
-	var superseded string
-	switch err := s.DB.QueryRowContext(ctx, q.state, key).Scan(&st.ConnectionID, &st.NeedsReauth, &st.Episode,
-		nullTime{&st.Since}, &st.Notified, nullTime{&st.LeaseUntil}, &st.TokenFingerprint,
-		nullTime{&st.TokenIssuedAt}, &superseded); {
-	case errors.Is(err, sql.ErrNoRows):
-		return finchreauth.State{}, finchreauth.ErrNotFound
-	case err != nil:
-		return finchreauth.State{}, fmt.Errorf("sqlstore: state of %s: %w", key, err)
-	}
-	st.Superseded = splitFPs(superseded)
-	return st, nil
 }

@@ -30,6 +30,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,8 +100,13 @@ func Run(t *testing.T, cfg Config) {
 	defer fake.Close()
 	first := fake.AddConnection(finchtest.Connection{CustomerName: "Replica Corp"})
 	conn, _ := fake.ConnectionForToken(first)
-	if _, err := cfg.Store.SaveToken(ctx, finchreauth.Token{ConnectionID: conn.ID, AccessToken: first, IssuedAt: time.Now().Add(-time.Hour)}); err != nil {
-		t.Fatalf("saving the first token %s: %v", finchreauth.Fingerprint(first), err)
+	firstFP := finchreauth.Fingerprint(first)
+	// The parent's own Transport on the shared store saves the first token
+	// and reads the connection's status; it never calls Finch itself.
+	parent := &finchreauth.Transport{Base: fake.Client().Transport, APIBaseURL: fake.URL, Store: cfg.Store}
+	defer parent.Close()
+	if err := parent.SaveToken(ctx, conn.ID, finchreauth.Token(first)); err != nil {
+		t.Fatalf("saving the first token %s: %v", firstFP, err)
 	}
 	notifyFile := t.TempDir() + "/notifications"
 
@@ -148,9 +154,14 @@ func Run(t *testing.T, cfg Config) {
 		t.Fatalf("%d notifications across %d replicas: %q; want exactly 1", len(notes), len(reps), notes)
 	}
 	t.Logf("the one notification: %s (introspect calls: %d)", notes[0], fake.Calls("GET", "/introspect"))
-	st, err := cfg.Store.State(ctx, conn.ID)
-	if err != nil || !st.NeedsReauth || !st.Notified {
-		t.Fatalf("store state after the break: NeedsReauth %t, Notified %t, %v; want both true", st.NeedsReauth, st.Notified, err)
+	if !strings.Contains(notes[0], " connection="+conn.ID+" ") || !strings.Contains(notes[0], " reminder=0 ") {
+		t.Errorf("the notification %q is not the first one of connection %s", notes[0], conn.ID)
+	}
+	if st, err := parent.Status(ctx, conn.ID); err != nil || !st.NeedsReauth || st.Notifications != 1 {
+		t.Fatalf("status after the break: NeedsReauth %t, Notifications %d, %v; want true, 1", st.NeedsReauth, st.Notifications, err)
+	}
+	if r, err := cfg.Store.Get(ctx, conn.ID); err != nil || r.Since.IsZero() || r.Token.Fingerprint() != firstFP {
+		t.Fatalf("record after the break: Since %v, token %v, %v; want an open episode and token %s", r.Since, r.Token, err, firstFP)
 	}
 
 	code := fake.IssueCode(conn.ID)
@@ -167,13 +178,21 @@ func Run(t *testing.T, cfg Config) {
 	if notes := readNotes(t, notifyFile); len(notes) != 1 {
 		t.Errorf("%d notifications after the reconnect; want still 1", len(notes))
 	}
-	st, err = cfg.Store.State(ctx, conn.ID)
+	if st, err := parent.Status(ctx, conn.ID); err != nil || st.NeedsReauth {
+		t.Errorf("status after the reconnect: NeedsReauth %t, %v; want false", st.NeedsReauth, err)
+	}
+	r, err := cfg.Store.Get(ctx, conn.ID)
 	switch {
 	case err != nil:
-		t.Errorf("store state after the reconnect: %v", err)
-	case st.NeedsReauth || st.TokenFingerprint != saved || len(st.Superseded) == 0 || st.Superseded[0] != finchreauth.Fingerprint(first):
-		t.Errorf("store state after the reconnect: NeedsReauth %t, token %s, superseded %q; want false, %s, [%s ...]",
-			st.NeedsReauth, st.TokenFingerprint, st.Superseded, saved, finchreauth.Fingerprint(first))
+		t.Errorf("record after the reconnect: %v", err)
+	case !r.Since.IsZero() || r.Token.Fingerprint() != saved || len(r.Fingerprints) < 2 || r.Fingerprints[0] != saved || !slices.Contains(r.Fingerprints, firstFP):
+		t.Errorf("record after the reconnect: Since %v, token %v, fingerprints %q; want zero, token:%s, [%s ... %s ...]",
+			r.Since, r.Token, r.Fingerprints, saved, saved, firstFP)
+	}
+	for _, fp := range []string{firstFP, saved} {
+		if id, err := cfg.Store.Lookup(ctx, fp); err != nil || id != conn.ID {
+			t.Errorf("Lookup(%s) after the reconnect = %q, %v; want %s", fp, id, err, conn.ID)
+		}
 	}
 	all("exit", "bye")
 }
@@ -272,8 +291,12 @@ func (r *replica) stop(t *testing.T) {
 		r.cmd.Process.Kill()
 		<-r.done
 	}
-	if r.cmd.ProcessState != nil && !r.cmd.ProcessState.Success() && !t.Failed() {
+	switch {
+	case r.cmd.ProcessState != nil && !r.cmd.ProcessState.Success() && !t.Failed():
 		t.Errorf("replica %d ended with %v; its stderr:\n%s", r.i, r.cmd.ProcessState, r.stderr)
+	case r.stderr.String() != "":
+		// What its ErrorHandler reported: failures the scenario survived.
+		t.Logf("replica %d's stderr:\n%s", r.i, r.stderr)
 	}
 }
 
@@ -334,8 +357,9 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 	base := &http.Transport{MaxConnsPerHost: callers, MaxIdleConnsPerHost: callers}
 	defer base.CloseIdleConnections()
 	tr := &finchreauth.Transport{
-		Base:  base,
-		Store: store,
+		Base:       base,
+		APIBaseURL: finchURL,
+		Store:      store,
 		Notifier: finchreauth.NotifierFunc(func(ctx context.Context, e finchreauth.Event) error {
 			select {
 			case <-time.After(delay):
@@ -348,7 +372,8 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 			}
 			defer f.Close()
 			// One write with O_APPEND: lines from replicas never interleave.
-			_, err = fmt.Fprintf(f, "replica=%s key=%s episode=%s token=%s\n", idx, e.Key, e.Episode, e.TokenFingerprint)
+			_, err = fmt.Fprintf(f, "replica=%s connection=%s episode=%s reminder=%d token=%s\n",
+				idx, e.Connection.ConnectionID, e.Episode, e.Reminder, e.TokenFingerprint)
 			return err
 		}),
 		ErrorHandler: func(ctx context.Context, err error) {
@@ -370,7 +395,7 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		return resp.StatusCode, resp.Header.Get("Finchreauth"), nil
+		return resp.StatusCode, resp.Header.Get(finchreauth.Header), nil
 	}
 
 	fmt.Println("ready")
@@ -379,7 +404,7 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 		cmd, arg, _ := strings.Cut(in.Text(), " ")
 		switch cmd {
 		case "call":
-			tok, err := store.Token(ctx, connID)
+			tok, err := tr.Token(ctx, connID)
 			if err != nil {
 				return fmt.Errorf("reading the token: %v", err)
 			}
@@ -392,7 +417,7 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 				wg.Go(func() {
 					first := true
 					for {
-						status, mark, err := get(tok.AccessToken)
+						status, mark, err := get(string(tok))
 						calls.Add(1)
 						switch {
 						case err != nil:
@@ -407,9 +432,9 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 								healthy.Done()
 							}
 							continue
-						case status == http.StatusUnauthorized && mark == "detected":
+						case status == http.StatusUnauthorized && mark == finchreauth.Detected:
 							detected.Add(1)
-						case status == http.StatusUnauthorized && mark == "latched":
+						case status == http.StatusUnauthorized && mark == finchreauth.Latched:
 							latched.Add(1)
 						default:
 							errs <- fmt.Errorf("Finch answered %d (mark %q)", status, mark)
@@ -437,16 +462,16 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 			if err != nil {
 				return fmt.Errorf("exchanging the code: %v", err)
 			}
-			if _, err := tr.SaveToken(ctx, finchreauth.Token{ConnectionID: connID, AccessToken: tok, IssuedAt: time.Now()}); err != nil {
+			if err := tr.SaveToken(ctx, connID, finchreauth.Token(tok)); err != nil {
 				return fmt.Errorf("saving token %s: %v", finchreauth.Fingerprint(tok), err)
 			}
 			fmt.Println("saved " + finchreauth.Fingerprint(tok))
 		case "recall":
-			tok, err := store.Token(ctx, connID)
+			tok, err := tr.Token(ctx, connID)
 			if err != nil {
 				return fmt.Errorf("reading the token: %v", err)
 			}
-			status, _, err := get(tok.AccessToken)
+			status, _, err := get(string(tok))
 			if err != nil {
 				return err
 			}
