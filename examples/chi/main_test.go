@@ -3,16 +3,17 @@ package main
 import (
 	"testing"
 
-	"github.com/finchkit/finchreauth/examples/internal/scenario/scenariotest"
+	"github.com/finchkit/finchreauth/examples/internal/tenants/tenantstest"
+	"go.uber.org/goleak"
 )
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestRun plays the scenario, as CI does with go run: it must succeed,
+// tell the story, show no secret and leave nothing running.
 func TestRun(t *testing.T) {
-	scenariotest.Play(t, run,
-		`start refused: bob is not a member of tenant "acme"`,
-		"GET  app /tenants/acme/finch/reconnect\n            303 See Other -> Finch /authorize?session=",
-		"303 See Other -> app /tenants/acme/finch/callback?code=…&state=…",
-		"303 See Other -> app /tenants/acme/settings?connection_id=",
-		`the page says "Payroll: connected"`,
-		"GET /employer/directory 200",
-	)
+	tenantstest.Play(t, routes)
 }
+
+// TestRefusals: only a tenant's members get past /tenants/{tenant}/.
+func TestRefusals(t *testing.T) { tenantstest.Refusals(t, routes) }

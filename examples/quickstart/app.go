@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,36 +19,29 @@ import (
 // its customers through a finchreauth.Transport, and serves the pages its
 // customers' browsers visit: Finch Connect's callback and a dashboard.
 type app struct {
-	URL      string                   // where the app is served, e.g. http://127.0.0.1:41235
-	finchURL string                   // Finch's API (here the fake's)
-	store    *finchreauth.MemoryStore // tokens and re-authentication episodes
-	tr       *finchreauth.Transport   // notices reauthenticate_user
-	connect  *finchreauth.Connect     // reconnect links and the callback
-	client   *http.Client             // the app's client for Finch calls, through tr
+	URL      string                 // where the app is served, e.g. http://127.0.0.1:41235
+	finchURL string                 // Finch's API (here the fake's)
+	tr       *finchreauth.Transport // notices reauthenticate_user, keeps tokens and episodes, serves the callback
+	client   *http.Client           // the app's client for Finch calls, through tr
 	srv      *demoapp.Server
-	errs     demoapp.Errors // what the library's ErrorHandlers reported
+	errs     demoapp.Errors // what the Transport's ErrorHandler reported
 
 	mu          sync.Mutex
-	outbox      []finchreauth.Event                 // the notifications the app "sent"
-	reconnected map[string]finchreauth.Reconnection // by connection id
+	outbox      []finchreauth.Event        // the notifications the app "sent"
+	reconnected []finchreauth.Reconnection // what OnReconnected was told
 }
 
 // startApp configures the library and starts serving on a loopback port.
 // finchURL, clientID and clientSecret are the Finch the app talks to and its
-// credentials there; base carries the app's calls to Finch.
-func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper) (*app, error) {
+// credentials there; base carries the app's calls to Finch; now is the
+// app's clock.
+func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, now func() time.Time) (*app, error) {
 	// Listen first: the redirect URI must name the app's real address.
 	srv, err := demoapp.Listen()
 	if err != nil {
 		return nil, err
 	}
-	a := &app{
-		URL:         srv.URL,
-		finchURL:    finchURL,
-		store:       finchreauth.NewMemoryStore(),
-		srv:         srv,
-		reconnected: map[string]finchreauth.Reconnection{},
-	}
+	a := &app{URL: srv.URL, finchURL: finchURL, srv: srv}
 
 	// StateKeys sign the state each reconnect link carries. Use 32 random
 	// bytes kept in your secret store, not regenerated at each start (here
@@ -55,47 +49,54 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper) (
 	stateKey := make([]byte, 32)
 	rand.Read(stateKey)
 
+	// Connect is the way back from Finch Connect: where it sends the
+	// employer (RedirectURI, registered with Finch, served by the
+	// Transport's CallbackHandler) and where the callback sends them on.
+	connect := &finchreauth.Connect{
+		ClientID:     clientID,
+		ClientSecret: clientSecret,
+		StateKeys:    [][]byte{stateKey},
+		RedirectURI:  a.URL + "/finch/callback",
+		SuccessURL:   a.URL + "/dashboard",                  // ?connection_id=...
+		FailureURL:   a.URL + "/dashboard/reconnect-failed", // ?reason=...
+	}
+	if err := connect.Validate(); err != nil { // at start-up, not at the first broken connection
+		srv.Shutdown(context.Background())
+		return nil, err
+	}
 	a.tr = &finchreauth.Transport{
-		Base:         base,
-		Store:        a.store,
-		Notifier:     finchreauth.NotifierFunc(a.notify),
-		APIBaseURL:   finchURL,      // where /introspect goes; in production "https://api.tryfinch.com"
-		ErrorHandler: a.errs.Record, // the library's errors name tokens by fingerprint only: safe to log
+		Base: base,
+		// The Finch API the Transport watches (requests to other hosts
+		// pass through untouched) and calls. In production leave it
+		// empty: https://api.tryfinch.com.
+		APIBaseURL:    finchURL,
+		Store:         finchreauth.NewMemoryStore(), // tokens and episodes; share one between replicas
+		Notifier:      finchreauth.NotifierFunc(a.notify),
+		Connect:       connect, // each notification carries a Connect session link
+		OnReconnected: a.onReconnected,
+		ErrorHandler:  a.errs.Record, // the library's errors name tokens by fingerprint only: safe to log
+		Now:           now,           // the demo's clock, so that a day passes at once; in production leave it nil
 	}
-	a.connect = &finchreauth.Connect{
-		ClientID:       clientID,
-		ClientSecret:   clientSecret,
-		StateKeys:      [][]byte{stateKey},
-		RedirectURI:    a.URL + "/finch/callback",
-		SuccessURL:     a.URL + "/dashboard",
-		FailureURL:     a.URL + "/dashboard/reconnect-failed",
-		APIBaseURL:     finchURL, // in production, leave both empty: Finch's own hosts
-		ConnectBaseURL: finchURL,
-		Base:           base,
-		Transport:      a.tr, // the callback saves the new token through it
-		OnReconnected:  a.onReconnected,
-		ErrorHandler:   a.errs.Record,
-	}
-	// The Transport asks Connect for the link each notification carries.
-	a.tr.Links = a.connect
 	a.client = a.tr.WrapClient(&http.Client{Timeout: 10 * time.Second})
 
 	mux := http.NewServeMux()
-	mux.Handle("/finch/callback", a.connect.CallbackHandler())
+	mux.Handle("/finch/callback", a.tr.CallbackHandler())
 	mux.HandleFunc("GET /dashboard", a.dashboard)
 	mux.HandleFunc("GET /dashboard/reconnect-failed", a.reconnectFailed)
 	srv.Serve(mux)
 	return a, nil
 }
 
-// close stops the Transport's handlings, then the server.
+// close stops serving, then the Transport's work in flight.
 func (a *app) close(ctx context.Context) error {
+	err := a.srv.Shutdown(ctx)
 	a.tr.Close()
-	return a.srv.Shutdown(ctx)
+	return err
 }
 
 // notify is the app's Notifier: a real app sends an e-mail or shows a
-// banner. The Transport calls it once per broken connection.
+// banner. The Transport calls it once per broken connection, and once per
+// reminder.
 func (a *app) notify(ctx context.Context, e finchreauth.Event) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -106,34 +107,40 @@ func (a *app) notify(ctx context.Context, e finchreauth.Event) error {
 func (a *app) notifications() []finchreauth.Event {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return append([]finchreauth.Event(nil), a.outbox...)
+	return slices.Clone(a.outbox)
 }
 
-// onReconnected runs after the callback saved the new token.
+// onReconnected runs once the connection works again: a real app resumes
+// the customer's syncs.
 func (a *app) onReconnected(ctx context.Context, r finchreauth.Reconnection) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.reconnected[r.ConnectionID] = r
+	a.reconnected = append(a.reconnected, r)
+}
+
+func (a *app) reconnections() []finchreauth.Reconnection {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.reconnected)
 }
 
 // dashboard is where the callback sends the employer after a reconnect
-// (SuccessURL?connection_id=...). It shows what the app's store says.
+// (SuccessURL?connection_id=...). It shows what the Transport says of the
+// connection.
 func (a *app) dashboard(w http.ResponseWriter, r *http.Request) {
 	connID := r.URL.Query().Get("connection_id")
-	st, err := a.store.State(r.Context(), connID)
+	st, err := a.tr.Status(r.Context(), connID)
 	if err != nil {
 		http.Error(w, "unknown connection", http.StatusNotFound)
 		return
 	}
-	a.mu.Lock()
-	rec, ok := a.reconnected[connID]
-	a.mu.Unlock()
 	status := "connected"
 	switch {
 	case st.NeedsReauth:
-		status = "needs to be reconnected"
-	case ok:
-		status = fmt.Sprintf("%s reconnected its %s account; new token %s", rec.CustomerName, rec.ProviderID, st.TokenFingerprint)
+		status = fmt.Sprintf("needs to be reconnected (since %s)", st.Since.UTC().Format(time.DateTime))
+	case !st.LastReconnected.IsZero():
+		tok, _ := a.tr.Token(r.Context(), connID) // a Token prints as its fingerprint
+		status = fmt.Sprintf("%s reconnected its %s account; new token %s", st.CustomerName, st.ProviderID, tok.Fingerprint())
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	fmt.Fprintf(w, "<!DOCTYPE html>\n<title>Dashboard</title>\n<p id=\"status\">%s</p>\n", html.EscapeString(status))

@@ -1,9 +1,10 @@
 // Command quickstart shows finchreauth end to end, in one process, over real
 // HTTP on the loopback interface: a fake Finch (package finchtest) and an
 // application that calls it. The employer's connection breaks, a burst of
-// calls produces exactly one notification with a reconnect link, the
-// customer follows the link through Finch Connect back to the application,
-// and calls succeed again with the new token.
+// calls produces exactly one notification with a reconnect link, a day later
+// a reminder goes out with the same link, the customer follows it through
+// Finch Connect back to the application's callback, and calls succeed again
+// with the new token.
 //
 //	go run ./examples/quickstart
 //
@@ -37,6 +38,7 @@ type demo struct {
 	*scenario.Demo // the narration (W), the fake Finch, the browsers
 
 	app     *app
+	clock   *clock
 	browser *browser.Browser
 
 	connID  string
@@ -57,6 +59,7 @@ func run(ctx context.Context, sd *scenario.Demo) error {
 		{"The application calls Finch", d.callsSucceed},
 		{"The employer's connection breaks", d.breakConnection},
 		{fmt.Sprintf("A burst of %d concurrent calls", burst), d.burst},
+		{"A day later, a reminder", d.remind},
 		{"The customer follows the link", d.reconnect},
 		{"Calls succeed again, on the new token", d.callsSucceedAgain},
 	} {
@@ -65,11 +68,7 @@ func run(ctx context.Context, sd *scenario.Demo) error {
 			return fmt.Errorf("step %d (%s): %w", i+1, step.title, err)
 		}
 	}
-	if err := d.app.errs.Err(); err != nil {
-		return fmt.Errorf("the library reported errors: %w", err)
-	}
-	fmt.Fprintln(d.W, "\nOK: every step went as expected.")
-	return nil
+	return d.Done(d.app.errs.Take())
 }
 
 func (d *demo) say(format string, args ...any) {
@@ -93,11 +92,14 @@ func (d *demo) setup(ctx context.Context) error {
 	})
 	d.connID, d.token = acme.ID, acme.Token
 
-	// The fake's client transport keeps at most 256 connections to it, so
-	// the burst below does not open one per goroutine. In production,
-	// http.DefaultTransport (or yours) is the base.
+	// The app and the fake Finch share a clock that the demo can move a
+	// day on. The fake's client transport keeps at most 256 connections to
+	// it, so the burst below does not open one per goroutine. In
+	// production, http.DefaultTransport (or yours) is the base.
+	d.clock = &clock{}
+	d.Finch.SetClock(d.clock.Now)
 	var err error
-	d.app, err = startApp(d.Finch.URL, d.Finch.ClientID, d.Finch.ClientSecret, d.Finch.Client().Transport)
+	d.app, err = startApp(d.Finch.URL, d.Finch.ClientID, d.Finch.ClientSecret, d.Finch.Client().Transport, d.clock.Now)
 	if err != nil {
 		return err
 	}
@@ -106,7 +108,7 @@ func (d *demo) setup(ctx context.Context) error {
 
 	// When Acme first connected, the app exchanged Connect's code for a
 	// token and saved it. Here it saves the token the fake issued.
-	if _, err := d.app.tr.SaveToken(ctx, finchreauth.Token{ConnectionID: d.connID, AccessToken: d.token, IssuedAt: time.Now()}); err != nil {
+	if err := d.app.tr.SaveToken(ctx, d.connID, finchreauth.Token(d.token)); err != nil {
 		return err
 	}
 	d.say("fake Finch (API and Connect)  %s", d.Finch.URL)
@@ -175,10 +177,10 @@ func (d *demo) burst(ctx context.Context) error {
 			if finchreauth.IsReauthResponse(resp) {
 				unauthorized.Add(1)
 			}
-			switch resp.Header.Get(finchreauth.HeaderMark) {
-			case finchreauth.MarkDetected:
+			switch resp.Header.Get(finchreauth.Header) {
+			case finchreauth.Detected:
 				detected.Add(1)
-			case finchreauth.MarkLatched:
+			case finchreauth.Latched:
 				latched.Add(1)
 			}
 		})
@@ -216,8 +218,8 @@ func (d *demo) burst(ctx context.Context) error {
 			return err
 		}
 		resp.Body.Close()
-		if !finchreauth.IsReauthResponse(resp) || resp.Header.Get(finchreauth.HeaderMark) != finchreauth.MarkLatched {
-			return fmt.Errorf("expected a latched 401 after the burst, got %d %q", resp.StatusCode, resp.Header.Get(finchreauth.HeaderMark))
+		if !finchreauth.IsReauthResponse(resp) || resp.Header.Get(finchreauth.Header) != finchreauth.Latched {
+			return fmt.Errorf("expected a latched 401 after the burst, got %d %q", resp.StatusCode, resp.Header.Get(finchreauth.Header))
 		}
 	}
 	reached = d.Finch.Calls("GET", "/employer/directory") - before
@@ -240,6 +242,37 @@ func (d *demo) burst(ctx context.Context) error {
 	)
 }
 
+// remind moves the clock a day on: the customer has not reconnected, and
+// the first reminder (after 24h; then 72h and a week) is due. Remind sends
+// it; in production, run Transport.Run, which calls Remind every minute.
+func (d *demo) remind(ctx context.Context) error {
+	d.clock.advance(24*time.Hour + time.Minute)
+	if err := d.app.tr.Remind(ctx); err != nil {
+		return err
+	}
+	notes := d.app.notifications()
+	if err := check(len(notes) == 2, "a reminder, got %d notifications in all", len(notes)); err != nil {
+		return err
+	}
+	first, r := notes[0], notes[1]
+	d.say("Remind: reminder %d to %s <%s>, broken for %s, with the same link: %v",
+		r.Reminder, r.Connection.CustomerName, r.Connection.CustomerEmail, r.Age().Round(time.Minute), r.ReconnectURL == first.ReconnectURL)
+
+	// What the app's dashboard reads of the connection.
+	st, err := d.app.tr.Status(ctx, d.connID)
+	if err != nil {
+		return err
+	}
+	d.say("Status: needs reauth %v, %d notifications, next reminder %s after the first",
+		st.NeedsReauth, st.Notifications, st.NextReminder.Sub(st.Since).Round(time.Hour))
+	return errors.Join(
+		check(r.Reminder == 1 && r.Source == "reminder", "reminder 1, got %d from %q", r.Reminder, r.Source),
+		check(r.Episode == first.Episode, "the reminder to be of the same episode"),
+		check(r.ReconnectURL == first.ReconnectURL, "the reminder to carry the same link"),
+		check(st.NeedsReauth && st.Notifications == 2, "Status to say needs reauth after 2 notifications, got %v after %d", st.NeedsReauth, st.Notifications),
+	)
+}
+
 // reconnect plays the customer's browser: the link, Finch Connect's page,
 // the Reconnect button, the app's callback and the dashboard.
 func (d *demo) reconnect(ctx context.Context) error {
@@ -252,7 +285,7 @@ func (d *demo) reconnect(ctx context.Context) error {
 	if err := check(connectPage.Status == http.StatusOK, "Finch Connect's page (200), got %d", connectPage.Status); err != nil {
 		return err
 	}
-	d.say("            Finch Connect says: %q", connectPage.Text("connection"))
+	d.say("         Finch Connect says: %q", connectPage.Text("connection"))
 
 	toCallback, err := d.browser.Submit(ctx, connectPage, "Reconnect")
 	if err != nil {
@@ -283,37 +316,44 @@ func (d *demo) reconnect(ctx context.Context) error {
 		return err
 	}
 	status := page.Text("status")
-	d.say("            the dashboard says: %q", status)
+	d.say("         the dashboard says: %q", status)
 	return check(page.Status == http.StatusOK && strings.Contains(status, "reconnected"),
 		"the dashboard to say reconnected, got %d %q", page.Status, status)
 }
 
 // callsSucceedAgain calls Finch with the token the callback saved.
 func (d *demo) callsSucceedAgain(ctx context.Context) error {
-	tok, err := d.app.store.Token(ctx, d.connID)
+	tok, err := d.app.tr.Token(ctx, d.connID)
 	if err != nil {
 		return err
 	}
-	st, err := d.app.store.State(ctx, d.connID)
+	st, err := d.app.tr.Status(ctx, d.connID)
 	if err != nil {
 		return err
 	}
-	d.say("the store holds a new token for %s: %s (was %s); needs reauth: %v",
-		tok.ConnectionID, tok.Fingerprint(), finchreauth.Fingerprint(d.token), st.NeedsReauth)
+	d.say("the Transport holds a new token for %s: %s (was %s); needs reauth: %v",
+		d.connID, tok.Fingerprint(), finchreauth.Fingerprint(d.token), st.NeedsReauth)
+
+	// OnReconnected runs detached from the callback.
+	if err := scenario.Eventually(ctx, "OnReconnected", func() bool { return len(d.app.reconnections()) > 0 }); err != nil {
+		return err
+	}
+	rec := d.app.reconnections()[0]
+	d.say("OnReconnected: %s, via %s, after %s and %d notifications", rec.CustomerName, rec.Via, rec.Downtime().Round(time.Minute), rec.Notifications)
 
 	var co company
 	var people directory
-	if err := d.app.finchGet(ctx, tok.AccessToken, "/employer/company", &co); err != nil {
+	if err := d.app.finchGet(ctx, string(tok), "/employer/company", &co); err != nil {
 		return err
 	}
 	d.say("GET /employer/company    200  %s (company id unchanged: %v)", co.LegalName, co.ID == d.company.ID)
-	if err := d.app.finchGet(ctx, tok.AccessToken, "/employer/directory", &people); err != nil {
+	if err := d.app.finchGet(ctx, string(tok), "/employer/directory", &people); err != nil {
 		return err
 	}
 	sameIDs := slices.Equal(people.ids(), d.people.ids())
 	d.say("GET /employer/directory  200  %d employees (same individual ids as before: %v)", len(people.Individuals), sameIDs)
 
-	// A job that still holds the old token gets Finch's 401; the store
+	// A job that still holds the old token gets Finch's 401; the Transport
 	// knows that token was replaced, so nobody is notified again.
 	var ignored company
 	oldErr := d.app.finchGet(ctx, d.token, "/employer/company", &ignored)
@@ -321,11 +361,30 @@ func (d *demo) callsSucceedAgain(ctx context.Context) error {
 	d.say("a job still holding the old token: 401, IsReauth %v; notifications: still %d", finchreauth.IsReauth(oldErr), notes)
 
 	return errors.Join(
-		check(tok.Fingerprint() != finchreauth.Fingerprint(d.token), "a new token"),
+		check(tok != finchreauth.Token(d.token), "a new token"),
 		check(!st.NeedsReauth, "the connection no longer needs reauth"),
+		check(rec.Via == "callback" && rec.Token == tok, "OnReconnected via the callback with the new token, got %q with %s", rec.Via, rec.Token),
 		check(co.ID == d.company.ID, "the same company id"),
 		check(sameIDs, "the same individual ids"),
 		check(finchreauth.IsReauth(oldErr), "the old token to be refused with reauthenticate_user, got %v", oldErr),
-		check(notes == 1, "still 1 notification, got %d", notes),
+		check(notes == 2, "still 2 notifications, got %d", notes),
 	)
+}
+
+// clock is the demo's clock: real time, moved on by what advance added.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
 }

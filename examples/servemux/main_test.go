@@ -3,17 +3,17 @@ package main
 import (
 	"testing"
 
-	"github.com/finchkit/finchreauth/examples/internal/scenario/scenariotest"
+	"github.com/finchkit/finchreauth/examples/internal/tenants/tenantstest"
+	"go.uber.org/goleak"
 )
 
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestRun plays the scenario, as CI does with go run: it must succeed,
+// tell the story, show no secret and leave nothing running.
 func TestRun(t *testing.T) {
-	scenariotest.Play(t, run,
-		"the store says needs reauth: true",
-		"start refused: not signed in",
-		`start refused: bob does not own connection`,
-		"303 See Other -> Finch /authorize?session=",
-		"303 See Other -> app /integrations/finch/callback?code=…&state=…",
-		`the page says "Payroll: connected"`,
-		"GET /employer/directory 200",
-	)
+	tenantstest.Play(t, routes)
 }
+
+// TestRefusals: only a tenant's members get past /tenants/{tenant}/.
+func TestRefusals(t *testing.T) { tenantstest.Refusals(t, routes) }

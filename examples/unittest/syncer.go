@@ -5,7 +5,8 @@
 // employee directory from Finch. syncer_test.go tests it three ways: with a
 // fake RoundTripper as the Transport's Base (no network at all), against
 // the fake Finch of package finchtest, and by checking what the Transport
-// told the application's Notifier.
+// told the application's Notifier: after failed syncs, after Finch's
+// webhook, and a day later (a reminder).
 package unittest
 
 import (

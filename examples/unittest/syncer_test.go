@@ -6,13 +6,20 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/finchtest"
+	"go.uber.org/goleak"
 )
+
+// The Transport's work runs in goroutines that Close stops: goleak checks
+// that every test closed what it started.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // roundTripFunc is a fake http.RoundTripper: the test decides every answer.
 type roundTripFunc func(*http.Request) (*http.Response, error)
@@ -58,6 +65,11 @@ func (f *flags) count() int {
 	return len(f.ids)
 }
 
+// fakeAPI is the Finch API the fake RoundTripper plays. The Transport
+// watches only its APIBaseURL, so it must be the URL the code under test
+// calls.
+const fakeAPI = "https://finch.invalid" // never dialled
+
 // With a fake RoundTripper as the Transport's Base, nothing leaves the
 // process: each case scripts Finch's answers, one per directory call.
 func TestDirectoryWithFakeRoundTripper(t *testing.T) {
@@ -97,12 +109,12 @@ func TestDirectoryWithFakeRoundTripper(t *testing.T) {
 				calls++
 				return reply(req, a.status, a.body), nil
 			})
-			tr := &finchreauth.Transport{Base: fake}
+			tr := &finchreauth.Transport{Base: fake, APIBaseURL: fakeAPI}
 			defer tr.Close()
 			var flagged flags
 			s := &Syncer{
 				Client:         &http.Client{Transport: tr},
-				BaseURL:        "https://finch.invalid", // never dialled
+				BaseURL:        fakeAPI,
 				PageSize:       2,
 				NeedsAttention: flagged.add,
 			}
@@ -151,7 +163,7 @@ func TestDirectoryWithFakeFinch(t *testing.T) {
 				conn, _ := finch.ConnectionForToken(token)
 				finch.Break(conn.ID)
 			}
-			tr := &finchreauth.Transport{Base: finch.Client().Transport}
+			tr := &finchreauth.Transport{Base: finch.Client().Transport, APIBaseURL: finch.URL}
 			defer tr.Close()
 			var flagged flags
 			s := &Syncer{Client: &http.Client{Transport: tr}, BaseURL: finch.URL, PageSize: 2, NeedsAttention: flagged.add}
@@ -190,6 +202,22 @@ func (n *events) all() []finchreauth.Event {
 	return append([]finchreauth.Event(nil), n.got...)
 }
 
+// newTransport returns a Transport for the fake Finch, with a Connect so
+// that events carry a reconnect link, and the application's Notifier.
+func newTransport(finch *finchtest.Server, notifier finchreauth.Notifier) *finchreauth.Transport {
+	return &finchreauth.Transport{
+		Base:       finch.Client().Transport,
+		APIBaseURL: finch.URL,
+		Notifier:   notifier,
+		Connect: &finchreauth.Connect{
+			ClientID:     finch.ClientID,
+			ClientSecret: finch.ClientSecret,
+			RedirectURI:  "https://app.example/finch/callback",
+			StateKeys:    [][]byte{[]byte("a fixed test key, 32 bytes long.")},
+		},
+	}
+}
+
 // However many syncs see the broken connection at once, the Transport
 // calls the application's Notifier once, while every sync flags the
 // customer.
@@ -204,7 +232,7 @@ func TestOneNotificationPerBrokenConnection(t *testing.T) {
 			finch.Break(conn.ID)
 
 			notifier := &events{}
-			tr := &finchreauth.Transport{Base: finch.Client().Transport, Notifier: notifier}
+			tr := newTransport(finch, notifier)
 			defer tr.Close()
 			var flagged flags
 			s := &Syncer{Client: &http.Client{Transport: tr}, BaseURL: finch.URL, NeedsAttention: flagged.add}
@@ -228,9 +256,103 @@ func TestOneNotificationPerBrokenConnection(t *testing.T) {
 			if e.Connection.ConnectionID != conn.ID || e.Connection.CustomerName != "Acme Corp" {
 				t.Errorf("notified connection %q of %q, want %q of Acme Corp", e.Connection.ConnectionID, e.Connection.CustomerName, conn.ID)
 			}
-			if e.TokenFingerprint != finchreauth.Fingerprint(token) {
-				t.Errorf("event names token %s, want %s", e.TokenFingerprint, finchreauth.Fingerprint(token))
+			if e.Source != "detection" || e.TokenFingerprint != finchreauth.Fingerprint(token) {
+				t.Errorf("event from %q names token %s, want a detection of %s", e.Source, e.TokenFingerprint, finchreauth.Fingerprint(token))
+			}
+			if !strings.HasPrefix(e.ReconnectURL, finch.URL+"/authorize?session=") {
+				t.Errorf("event's link is %q, want a Connect session", e.ReconnectURL)
 			}
 		})
+	}
+}
+
+// When Finch's webhook says the connection broke, the customer hears of it
+// before any sync fails, and once: the syncs that fail afterwards notify
+// nobody. finchtest sends its webhooks to the Transport's WebhookHandler,
+// served by an httptest server.
+func TestNotifiedByWebhook(t *testing.T) {
+	finch := finchtest.NewServer()
+	defer finch.Close()
+	token := finch.AddConnection(finchtest.Connection{CustomerName: "Acme Corp"})
+	conn, _ := finch.ConnectionForToken(token)
+
+	notifier := &events{}
+	tr := newTransport(finch, notifier)
+	defer tr.Close()
+	// The application saved the token when the employer connected: the
+	// webhook names only the connection, the Transport asks Finch the rest.
+	if err := tr.SaveToken(context.Background(), conn.ID, finchreauth.Token(token)); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "c2VjcmV0IG9mIHRoZSB0ZXN0IHdlYmhvb2sgZW5kcG9pbnQ=" // base64, as Finch shows it
+	app := httptest.NewServer(tr.WebhookHandler(secret))
+	defer app.Close()
+	if err := finch.SetWebhook(finchtest.Webhook{URL: app.URL, Secrets: []string{secret}}); err != nil {
+		t.Fatal(err)
+	}
+
+	finch.Break(conn.ID) // sends account.updated, and returns once the handler answered
+	if d := finch.Webhooks(); len(d) != 1 || d[0].StatusCode != http.StatusOK {
+		t.Fatalf("webhook deliveries: %+v, want one answered 200", d)
+	}
+	// The notification goes out after the webhook is acknowledged.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(notifier.all()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	var flagged flags
+	s := &Syncer{Client: &http.Client{Transport: tr}, BaseURL: finch.URL, NeedsAttention: flagged.add}
+	if _, err := s.Directory(context.Background(), Customer{ID: "cust_1", AccessToken: token}); !finchreauth.IsReauth(err) {
+		t.Errorf("sync after the break: %v, want a re-authentication error", err)
+	}
+
+	got := notifier.all()
+	if len(got) != 1 {
+		t.Fatalf("%d notifications, want 1", len(got))
+	}
+	if e := got[0]; e.Source != "webhook" || e.Connection.CustomerName != "Acme Corp" || e.ReconnectURL == "" {
+		t.Errorf("notified from %q for %q with link %q, want the webhook's, for Acme Corp, with a link", e.Source, e.Connection.CustomerName, e.ReconnectURL)
+	}
+	if flagged.count() != 1 {
+		t.Errorf("flagged %d times, want 1", flagged.count())
+	}
+}
+
+// A reminder goes out a day after the first notification. The Transport's
+// clock is a field: a test moves it instead of waiting, and calls Remind,
+// which Transport.Run calls every minute in production.
+func TestReminderADayLater(t *testing.T) {
+	finch := finchtest.NewServer()
+	defer finch.Close()
+	token := finch.AddConnection(finchtest.Connection{CustomerName: "Acme Corp"})
+	conn, _ := finch.ConnectionForToken(token)
+	finch.Break(conn.ID)
+
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	notifier := &events{}
+	tr := newTransport(finch, notifier)
+	tr.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	defer tr.Close()
+	s := &Syncer{Client: &http.Client{Transport: tr}, BaseURL: finch.URL}
+	s.Directory(context.Background(), Customer{ID: "cust_1", AccessToken: token})
+
+	for _, tc := range []struct {
+		after time.Duration
+		want  int // notifications so far
+	}{{23 * time.Hour, 1}, {24 * time.Hour, 2}} {
+		mu.Lock()
+		now = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC).Add(tc.after)
+		mu.Unlock()
+		if err := tr.Remind(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := notifier.all(); len(got) != tc.want {
+			t.Fatalf("after %s: %d notifications, want %d", tc.after, len(got), tc.want)
+		}
+	}
+	first, reminder := notifier.all()[0], notifier.all()[1]
+	if reminder.Reminder != 1 || reminder.Episode != first.Episode || reminder.ReconnectURL != first.ReconnectURL {
+		t.Errorf("reminder %d of episode %s with link %q; want reminder 1 of %s with the first link", reminder.Reminder, reminder.Episode, reminder.ReconnectURL, first.Episode)
 	}
 }

@@ -54,16 +54,6 @@ func (b *Browser) Name(baseURL, label string) {
 	}
 }
 
-// SetCookie stores a cookie for baseURL, as a sign-in would.
-func (b *Browser) SetCookie(baseURL string, c *http.Cookie) error {
-	u, err := url.Parse(baseURL)
-	if err != nil {
-		return err
-	}
-	b.client.Jar.SetCookies(u, []*http.Cookie{c})
-	return nil
-}
-
 // Close closes the Browser's idle connections.
 func (b *Browser) Close() { b.tr.CloseIdleConnections() }
 
@@ -81,6 +71,17 @@ func (b *Browser) Get(ctx context.Context, rawURL string) (*Page, error) {
 	if err != nil {
 		return nil, err
 	}
+	return b.do(req, "")
+}
+
+// Post submits form to rawURL as a browser's form does, without a page to
+// submit it from: what a forged or scripted request sends.
+func (b *Browser) Post(ctx context.Context, rawURL string, form url.Values) (*Page, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, rawURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	return b.do(req, "")
 }
 
@@ -193,21 +194,6 @@ func (p *Page) Title() string {
 		return strings.TrimSpace(html.UnescapeString(m[1]))
 	}
 	return ""
-}
-
-// Href returns the absolute URL of the link (<a href>) with the given id, or
-// nil.
-func (p *Page) Href(id string) *url.URL {
-	re := regexp.MustCompile(`(?is)<a\b([^>]*\bid="` + regexp.QuoteMeta(id) + `"[^>]*)>`)
-	m := re.FindStringSubmatch(p.Body)
-	if m == nil {
-		return nil
-	}
-	u, err := p.URL.Parse(parseAttrs(m[1])["href"])
-	if err != nil {
-		return nil
-	}
-	return u
 }
 
 // Text returns the text of the element with the given id, or "".

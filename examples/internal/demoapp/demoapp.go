@@ -1,8 +1,8 @@
 // Package demoapp is the plumbing the examples' applications share and that
 // none of them is about: serving on a loopback port, a stand-in sign-in, and
-// a record of what the library's ErrorHandlers reported. What each example
-// shows (how it mounts Connect's handlers, its Authorize hook, its Notifier)
-// stays in the example's own app.go.
+// a record of what the library's ErrorHandler reported. What each example
+// shows (how it mounts the Transport's handlers, who may reconnect what, its
+// Notifier) stays in the example's own code.
 package demoapp
 
 import (
@@ -23,7 +23,7 @@ type Server struct {
 }
 
 // Listen reserves a loopback port. Listening before configuring the app lets
-// Connect's RedirectURI name the app's real address.
+// Connect.RedirectURI name the app's real address.
 func Listen() (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -83,15 +83,14 @@ func (s *Sessions) User(r *http.Request) (string, error) {
 	return user, nil
 }
 
-// Errors records what the library's ErrorHandlers report. They name tokens
-// by fingerprint only, so they are safe to log. The zero value is ready to
-// use.
+// Errors records what the library's ErrorHandler reports. It names tokens
+// by fingerprint only, so it is safe to log. The zero value is ready to use.
 type Errors struct {
 	mu   sync.Mutex
 	errs []error
 }
 
-// Record is an ErrorHandler (Transport.ErrorHandler, Connect.ErrorHandler).
+// Record is a Transport.ErrorHandler.
 func (e *Errors) Record(ctx context.Context, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -105,11 +104,4 @@ func (e *Errors) Take() []error {
 	errs := e.errs
 	e.errs = nil
 	return errs
-}
-
-// Err joins everything reported so far; nil if nothing was.
-func (e *Errors) Err() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return errors.Join(e.errs...)
 }

@@ -70,7 +70,8 @@ func (d *Demo) close() error {
 	return errors.Join(errs...)
 }
 
-func (d *Demo) say(format string, args ...any) {
+// Say writes one line of narration.
+func (d *Demo) Say(format string, args ...any) {
 	fmt.Fprintf(d.W, format+"\n", args...)
 }
 
@@ -92,7 +93,7 @@ func (d *Demo) Connect(c finchtest.Connection) Employer {
 // Connect's code for that token.
 func SaveTokens(ctx context.Context, tr *finchreauth.Transport, employers ...Employer) error {
 	for _, e := range employers {
-		if _, err := tr.SaveToken(ctx, finchreauth.Token{ConnectionID: e.ID, AccessToken: e.Token, IssuedAt: time.Now()}); err != nil {
+		if err := tr.SaveToken(ctx, e.ID, finchreauth.Token(e.Token)); err != nil {
 			return err
 		}
 	}
@@ -102,7 +103,16 @@ func SaveTokens(ctx context.Context, tr *finchreauth.Transport, employers ...Emp
 // Browser returns a new browser that narrates to W, showing the fake Finch
 // as "Finch" and appURL as "app". It is closed at the end of the play.
 func (d *Demo) Browser(appURL string) *browser.Browser {
-	b := browser.New(d.W)
+	return d.browser(d.W, appURL)
+}
+
+// QuietBrowser is Browser without the narration.
+func (d *Demo) QuietBrowser(appURL string) *browser.Browser {
+	return d.browser(io.Discard, appURL)
+}
+
+func (d *Demo) browser(w io.Writer, appURL string) *browser.Browser {
+	b := browser.New(w)
 	b.Name(d.Finch.URL, "Finch")
 	b.Name(appURL, "app")
 	d.browsers = append(d.browsers, b)
@@ -117,6 +127,7 @@ func (d *Demo) Directory(ctx context.Context, client *http.Client, token string)
 		return 0, err
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Finch-API-Version", "2020-09-17")
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -126,85 +137,52 @@ func (d *Demo) Directory(ctx context.Context, client *http.Client, token string)
 	return resp.StatusCode, nil
 }
 
-// Refused plays a browser that signs in as user (none if user is "") at
-// appURL+"/login?user=" and opens start, a link to Connect's StartHandler:
-// it expects 403, Connect.Authorize having refused.
-func (d *Demo) Refused(ctx context.Context, appURL, user, start string) error {
-	b := d.Browser(appURL)
-	if user != "" {
-		if _, err := b.Get(ctx, appURL+"/login?user="+user); err != nil {
-			return err
-		}
-	}
-	p, err := b.Get(ctx, start)
+// NewTokenWorks reads the token the Transport saved for e and calls Finch
+// with it through the Transport: it expects 200, and a token other than the
+// one e started with. label names the token in the narration.
+func (d *Demo) NewTokenWorks(ctx context.Context, tr *finchreauth.Transport, e Employer, label string) error {
+	tok, err := tr.Token(ctx, e.ID)
 	if err != nil {
 		return err
 	}
-	if p.Status != http.StatusForbidden {
-		return fmt.Errorf("expected 403 for %q, got %d", user, p.Status)
+	if tok == finchreauth.Token(e.Token) {
+		return errors.New("expected a new token to be saved")
 	}
-	return nil
-}
-
-// Reconnect starts from settings, the page that shows a connection needs
-// reconnecting, and clicks through: its Reconnect link (Connect's
-// StartHandler), Finch Connect's Reconnect button, the app's callback
-// (Connect's CallbackHandler) and the page it redirects to, which must say
-// "Payroll: connected". page names the settings page in errors.
-func (d *Demo) Reconnect(ctx context.Context, b *browser.Browser, settings *browser.Page, page string) error {
-	d.say("            the page says %q", settings.Text("status"))
-	link := settings.Href("reconnect")
-	if link == nil {
-		return fmt.Errorf("expected a Reconnect link on %s", page)
-	}
-	p, err := b.Get(ctx, link.String()) // StartHandler: 303 to Finch Connect
+	status, err := d.Directory(ctx, &http.Client{Transport: tr}, string(tok))
 	if err != nil {
 		return err
 	}
-	if p, err = b.Follow(ctx, p); err != nil { // Finch Connect's page
-		return err
-	}
-	if p, err = b.Submit(ctx, p, "Reconnect"); err != nil { // 303 to the app's callback
-		return err
-	}
-	if p, err = b.Follow(ctx, p); err != nil { // CallbackHandler: 303 to SuccessURL
-		return err
-	}
-	if p, err = b.Follow(ctx, p); err != nil { // the settings page again
-		return err
-	}
-	d.say("            the page says %q", p.Text("status"))
-	if got := p.Text("status"); got != "Payroll: connected" {
-		return fmt.Errorf("expected %s to say connected, got %q (error: %q)", page, got, p.Text("error"))
-	}
-	return nil
-}
-
-// NewTokenWorks reads the token the callback saved for e and calls Finch
-// with it through client: it expects 200. label names the token in the
-// narration.
-func (d *Demo) NewTokenWorks(ctx context.Context, client *http.Client, store finchreauth.Store, e Employer, label string) error {
-	tok, err := store.Token(ctx, e.ID)
-	if err != nil {
-		return err
-	}
-	status, err := d.Directory(ctx, client, tok.AccessToken)
-	if err != nil {
-		return err
-	}
-	d.say("\n%s %s (was %s): GET /employer/directory %d", label, tok.Fingerprint(), finchreauth.Fingerprint(e.Token), status)
+	d.Say("   %s %s (was %s): GET /employer/directory %d", label, tok.Fingerprint(), finchreauth.Fingerprint(e.Token), status)
 	if status != http.StatusOK {
 		return fmt.Errorf("expected 200 with the new token, got %d", status)
 	}
 	return nil
 }
 
-// Done ends a run: errs are what the app's ErrorHandlers reported since the
+// Eventually waits, for at most 10 seconds, until cond holds: for what the
+// Transport does after answering (a webhook's notification goes out once
+// the webhook is acknowledged). what names cond in the error.
+func Eventually(ctx context.Context, what string, cond func() bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("expected %s: %w", what, ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// Done ends a run: errs are what the app's ErrorHandler reported since the
 // last step that expected some; there must be none.
 func (d *Demo) Done(errs []error) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("unexpected errors: %w", err)
 	}
-	d.say("OK")
+	d.Say("\nOK: every step went as expected.")
 	return nil
 }

@@ -1,0 +1,30 @@
+// Command echo mounts finchreauth's handlers on an echo instance, in a
+// multi-tenant app behind a sign-in: each tenant's start and status
+// endpoints under /tenants/:tenant/finch/ (echo handlers that read the
+// tenant with c.Param and call the Transport's ReconnectURL and Status),
+// and one callback and one webhook endpoint for every tenant, at
+// /finch/callback and /finch/webhooks.
+//
+//	cd examples/echo && go run .
+//
+// It lives in a module of its own so that the root module does not depend
+// on echo. It starts a fake Finch (package finchtest) and the app on
+// loopback ports, with two tenants, acme (alice) and globex (bob). Acme's
+// connection breaks and Finch says so by webhook: the app notifies once. A
+// visitor with no session, bob, and alice at a tenant that does not exist
+// are refused at every route under /tenants/; alice reconnects from acme's
+// settings page, through Finch Connect and the callback, and acme's data is
+// back. The scenario is shared by every router example
+// (examples/internal/tenants); app.go is what is about echo. It checks every
+// step and exits with status 1 if one failed.
+package main
+
+import (
+	"github.com/finchkit/finchreauth/examples/internal/scenario"
+	"github.com/finchkit/finchreauth/examples/internal/tenants"
+)
+
+func main() { scenario.Main("echo", run) }
+
+// run plays the router examples' scenario with this app's routes.
+var run = tenants.Script(routes)

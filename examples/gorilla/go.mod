@@ -1,0 +1,18 @@
+module github.com/finchkit/finchreauth/examples/gorilla
+
+go 1.26.0
+
+replace github.com/finchkit/finchreauth => ../..
+
+require (
+	github.com/finchkit/finchreauth v0.0.0
+	github.com/gorilla/mux v1.8.1
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/hashicorp/go-cleanhttp v0.5.2 // indirect
+	github.com/hashicorp/go-retryablehttp v0.7.8 // indirect
+	github.com/patrickmn/go-cache v2.1.0+incompatible // indirect
+	golang.org/x/sync v0.25.0 // indirect
+)
