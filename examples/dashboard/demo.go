@@ -1,0 +1,318 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/finchtest"
+)
+
+// config is what main (or a test) chooses.
+type config struct {
+	// Addr is the application's listen address; port 0 picks a free one.
+	Addr string
+	// Logger, if set, is the Transport's Logger.
+	Logger *slog.Logger
+}
+
+// customer is one employer of the HR application, with its Finch connection.
+type customer struct {
+	Key          string // in the application's URLs: /customers/acme/...
+	Name         string
+	Email        string
+	ProviderID   string
+	ConnectionID string             // from the fake Finch
+	Entities     []finchtest.Entity // set for the multi-entity employer
+}
+
+// entityName returns the name of the customer's entity with that id.
+func (c *customer) entityName(id string) string {
+	for _, e := range c.Entities {
+		if e.ID == id {
+			return e.Name
+		}
+	}
+	return id
+}
+
+// The employers the demo starts with.
+func initialCustomers() []*customer {
+	return []*customer{
+		{Key: "acme", Name: "Acme Corp", Email: "payroll@acme.example", ProviderID: "gusto"},
+		{Key: "globex", Name: "Globex Corporation", Email: "hr@globex.example", ProviderID: "adp_workforce_now"},
+		{Key: "initech", Name: "Initech Holdings", Email: "people@initech.example", ProviderID: "paychex_flex",
+			Entities: []finchtest.Entity{
+				{ID: "ent_initech_east", Name: "Initech East", SourceID: "IE-01"},
+				{ID: "ent_initech_west", Name: "Initech West", SourceID: "IW-02"},
+			}},
+	}
+}
+
+// demo is the application and the fake Finch it talks to.
+type demo struct {
+	// URL is the application's base URL, such as http://127.0.0.1:8080.
+	URL string
+
+	finch     *finchtest.Server
+	tr        *finchreauth.Transport
+	api       *http.Client // the application's client for Finch: through tr
+	clock     *clock
+	inbox     *inbox
+	activity  *activity
+	customers []*customer
+	pages     pages
+	source    *sourceIndex
+
+	ln  net.Listener
+	srv *http.Server
+
+	mu    sync.Mutex
+	syncs map[string]syncResult // customer key -> the last sync
+}
+
+// newDemo starts the fake Finch, connects the employers to it, and builds the
+// application on a listener at cfg.Addr. Serve runs it.
+func newDemo(cfg config) (_ *demo, err error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	d := &demo{
+		URL:       baseURL(ln.Addr()),
+		ln:        ln,
+		clock:     &clock{},
+		customers: initialCustomers(),
+		syncs:     map[string]syncResult{},
+		source:    newSourceIndex(),
+	}
+	d.activity = &activity{now: d.clock.Now}
+	d.inbox = &inbox{activity: d.activity}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if d.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+
+	// The fake Finch reads the demo clock too: webhook timestamps must agree
+	// with the Transport's clock (it refuses those more than 5 minutes off),
+	// and "a day later" must be a day later for codes and sessions as well.
+	d.finch = finchtest.NewServer()
+	d.finch.SetClock(d.clock.Now)
+
+	stateKey := make([]byte, 32)
+	rand.Read(stateKey)
+	webhookKey := make([]byte, 32)
+	rand.Read(webhookKey)
+	webhookSecret := base64.StdEncoding.EncodeToString(webhookKey) // as Finch shows it
+
+	d.tr = &finchreauth.Transport{
+		Base:       d.finch.Client().Transport, // in production: nil, or your own
+		APIBaseURL: d.finch.URL,                // in production: empty (https://api.tryfinch.com)
+		Store:      finchreauth.NewMemoryStore(),
+		Notifier:   d.inbox,
+		Connect: &finchreauth.Connect{
+			ClientID:       d.finch.ClientID,
+			ClientSecret:   d.finch.ClientSecret,
+			RedirectURI:    d.URL + "/finch/callback",
+			SuccessURL:     d.URL + "/connect/success",
+			FailureURL:     d.URL + "/connect/failure",
+			StateKeys:      [][]byte{stateKey},
+			ConnectBaseURL: d.finch.URL, // in production: empty (https://connect.tryfinch.com)
+			OnUnsaved: func(_ context.Context, r finchreauth.Reconnection) {
+				d.activity.add("Connect.OnUnsaved", "a token for connection %s was not saved (%s; the link was for %s): %s",
+					r.ConnectionID, r.Reason, r.Expected, r.Token)
+			},
+		},
+		OnReconnected: func(_ context.Context, r finchreauth.Reconnection) {
+			d.activity.add("OnReconnected", "%s works again, via %s, after %s; %d message(s) sent",
+				d.nameOf(r.ConnectionID), r.Via, r.Downtime().Round(time.Second), r.Notifications)
+		},
+		ErrorHandler: func(_ context.Context, err error) {
+			d.activity.add("ErrorHandler", "%v", err)
+		},
+		// A notification that failed is tried again after RetryInterval
+		// (default 30 seconds), and Run wakes up that often: 5 seconds
+		// keeps the demo brisk.
+		RetryInterval: 5 * time.Second,
+		Logger:        cfg.Logger,
+		Now:           d.clock.Now,
+	}
+	if err := d.tr.Connect.Validate(); err != nil {
+		return nil, err
+	}
+	d.api = d.tr.WrapClient(&http.Client{Timeout: 30 * time.Second})
+
+	ctx := context.Background()
+	for _, c := range d.customers {
+		tok := d.finch.AddConnection(finchtest.Connection{
+			CustomerName: c.Name, CustomerEmail: c.Email, ProviderID: c.ProviderID, Entities: c.Entities,
+		})
+		conn, _ := d.finch.ConnectionForToken(tok)
+		c.ConnectionID = conn.ID
+		// When the employer first connected, the application exchanged
+		// Connect's code for this token and saved it.
+		if err := d.tr.SaveToken(ctx, c.ConnectionID, finchreauth.Token(tok)); err != nil {
+			return nil, err
+		}
+	}
+
+	if err := d.finch.SetWebhook(finchtest.Webhook{URL: d.URL + "/finch/webhooks", Secrets: []string{webhookSecret}}); err != nil {
+		return nil, err
+	}
+	d.srv = &http.Server{Handler: d.routes(webhookSecret), ReadHeaderTimeout: 10 * time.Second}
+	return d, nil
+}
+
+// Serve serves the application until ctx is done, then shuts everything down:
+// the HTTP server (waiting for requests in flight), the reminder loop, the
+// Transport and the fake Finch.
+func (d *demo) Serve(ctx context.Context) error {
+	served := make(chan error, 1)
+	go func() { served <- d.srv.Serve(d.ln) }()
+
+	// Reminders on the real clock, as an application runs them. The
+	// "next day" button calls Remind as well, after moving the demo clock.
+	runCtx, stopRun := context.WithCancel(context.Background())
+	var run sync.WaitGroup
+	run.Go(func() { d.tr.Run(runCtx) })
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-served:
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := d.srv.Shutdown(shutCtx); serr != nil && err == nil {
+		err = serr
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	stopRun()
+	run.Wait()
+	d.close()
+	return err
+}
+
+// close stops the Transport's work and the fake Finch.
+func (d *demo) close() {
+	if d.tr != nil {
+		d.tr.Close()
+		d.api.CloseIdleConnections()
+	}
+	if d.finch != nil {
+		d.finch.Close()
+	}
+	if d.srv == nil {
+		d.ln.Close()
+	}
+}
+
+func (d *demo) customer(key string) *customer {
+	for _, c := range d.customers {
+		if c.Key == key {
+			return c
+		}
+	}
+	return nil
+}
+
+func (d *demo) byConnection(connID string) *customer {
+	for _, c := range d.customers {
+		if c.ConnectionID == connID {
+			return c
+		}
+	}
+	return nil
+}
+
+// nameOf names a connection by its customer, or by its id.
+func (d *demo) nameOf(connID string) string {
+	if c := d.byConnection(connID); c != nil {
+		return c.Name
+	}
+	return "connection " + connID
+}
+
+// baseURL is the URL a browser on this machine opens for addr.
+func baseURL(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return "http://" + addr.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// clock is the demo's clock: the real time plus an offset that the "next
+// day" button moves forward. The Transport and the fake Finch both read it.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// Offset is how far the demo clock runs ahead of the real one.
+func (c *clock) Offset() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.offset
+}
+
+// activity is the log the dashboard shows: what the library's hooks said.
+type activity struct {
+	now     func() time.Time
+	mu      sync.Mutex
+	entries []entry
+}
+
+type entry struct {
+	At         time.Time
+	Hook, Text string
+}
+
+func (a *activity) add(hook, format string, args ...any) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.entries = append(a.entries, entry{At: a.now(), Hook: hook, Text: fmt.Sprintf(format, args...)})
+	if n := len(a.entries); n > 50 {
+		a.entries = a.entries[n-50:]
+	}
+}
+
+// recent returns the entries, newest first.
+func (a *activity) recent() []entry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]entry, len(a.entries))
+	for i, e := range a.entries {
+		out[len(out)-1-i] = e
+	}
+	return out
+}

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+)
+
+// routes is the application's HTTP surface. In a real application every
+// /customers/{customer}/... route would first check that the signed-in user
+// belongs to that customer; the demo has one user who sees every customer.
+func (d *demo) routes(webhookSecret string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { d.dashboard(w, r, nil) })
+	mux.HandleFunc("GET /connect/success", d.success)
+	mux.HandleFunc("GET /connect/failure", d.failure)
+	mux.HandleFunc("GET /inbox", d.inboxPage)
+	mux.HandleFunc("GET /embedded/{customer}", d.embeddedPage)
+	mux.HandleFunc("POST /embedded/{customer}/code", d.embeddedCode)
+	mux.HandleFunc("GET /source/{pkg}/{file}", d.sourcePage)
+	mux.Handle("GET /static/", http.FileServerFS(staticFS))
+
+	// The library's handlers: the start endpoint, the callback Finch Connect
+	// sends the employer back to, and Finch's webhooks.
+	mux.Handle("/customers/{customer}/reconnect", d.tr.StartHandler(func(r *http.Request) (string, error) {
+		if c := d.customer(r.PathValue("customer")); c != nil {
+			return c.ConnectionID, nil // the signed-in user's customer
+		}
+		return "", errors.New("no such customer")
+	}))
+	mux.Handle("/finch/callback", d.tr.CallbackHandler())
+	mux.Handle("POST /finch/webhooks", d.tr.WebhookHandler(webhookSecret))
+
+	// The application's own action, and the demo's simulations.
+	mux.HandleFunc("POST /customers/{customer}/sync", d.withCustomer(d.sync))
+	mux.HandleFunc("POST /customers/{customer}/break", d.withCustomer(d.breakConnection))
+	mux.HandleFunc("POST /customers/{customer}/break-entity/{entity}", d.withCustomer(d.breakEntity))
+	mux.HandleFunc("POST /customers/{customer}/other-account", d.withCustomer(d.otherAccount))
+	mux.HandleFunc("POST /clock/next-day", d.nextDay)
+	return mux
+}
+
+func (d *demo) withCustomer(h func(http.ResponseWriter, *http.Request, *customer)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c := d.customer(r.PathValue("customer"))
+		if c == nil {
+			http.NotFound(w, r)
+			return
+		}
+		h(w, r, c)
+	}
+}
+
+// back sends the browser to the customer's card on the dashboard.
+func back(w http.ResponseWriter, r *http.Request, c *customer) {
+	http.Redirect(w, r, "/#customer-"+c.Key, http.StatusSeeOther)
+}
+
+// syncResult is what the last sync of a customer did.
+type syncResult struct {
+	At    time.Time
+	Token string // the token used, as its fingerprint
+	Calls []syncCall
+	Err   string
+}
+
+// syncCall is one request of a sync and what came back.
+type syncCall struct {
+	Method, Path string
+	Status       int
+	Mark         string // the Finchreauth header: detected or latched
+	FinchCode    string
+	Summary      string
+	Err          string
+}
+
+// Outcome says what the call's answer means.
+func (c syncCall) Outcome() string {
+	switch {
+	case c.Err != "":
+		return "error: " + c.Err
+	case c.Mark == finchreauth.Latched:
+		return "answered locally, Finch not called (Finchreauth: latched)"
+	case c.Mark == finchreauth.Detected:
+		return c.FinchCode + " from Finch (Finchreauth: detected)"
+	case c.Status == http.StatusAccepted:
+		return "accepted: the first sync is not done yet"
+	case c.Status < 300:
+		return c.Summary
+	}
+	return "Finch error " + c.FinchCode
+}
+
+// OK reports whether the call succeeded.
+func (c syncCall) OK() bool { return c.Err == "" && c.Status >= 200 && c.Status < 300 }
+
+// sync is the application's sync job: a couple of API calls with the
+// customer's current token, through the Transport.
+func (d *demo) sync(w http.ResponseWriter, r *http.Request, c *customer) {
+	res := d.runSync(r.Context(), c)
+	d.mu.Lock()
+	d.syncs[c.Key] = res
+	d.mu.Unlock()
+	back(w, r, c)
+}
+
+// runSync reads the company and the directory with the customer's token.
+func (d *demo) runSync(ctx context.Context, c *customer) syncResult {
+	res := syncResult{At: d.clock.Now()}
+	tok, err := d.tr.Token(ctx, c.ConnectionID)
+	if err != nil {
+		res.Err = err.Error()
+		return res
+	}
+	res.Token = tok.String()
+	for _, path := range []string{"/employer/company", "/employer/directory"} {
+		call := syncCall{Method: http.MethodGet, Path: path}
+		req, err := http.NewRequestWithContext(ctx, call.Method, d.finch.URL+path, nil)
+		if err != nil {
+			call.Err = err.Error()
+			res.Calls = append(res.Calls, call)
+			continue
+		}
+		req.Header.Set("Authorization", "Bearer "+string(tok))
+		req.Header.Set("Finch-API-Version", "2020-09-17")
+		resp, err := d.api.Do(req)
+		if err != nil {
+			call.Err = err.Error() // never holds the token: it travels in a header
+			res.Calls = append(res.Calls, call)
+			continue
+		}
+		call.Status = resp.StatusCode
+		call.Mark = resp.Header.Get(finchreauth.Header)
+		if apiErr := finchreauth.ParseAPIError(resp); apiErr != nil {
+			call.FinchCode = apiErr.FinchCode
+			if call.FinchCode == "" {
+				call.FinchCode = apiErr.Name
+			}
+		} else {
+			call.Summary = summarize(path, resp.Body)
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		res.Calls = append(res.Calls, call)
+	}
+	return res
+}
+
+// summarize says in a few words what a successful answer held.
+func summarize(path string, body io.Reader) string {
+	var v struct {
+		LegalName   string `json:"legal_name"`
+		Individuals []any  `json:"individuals"`
+	}
+	if err := json.NewDecoder(io.LimitReader(body, 1<<20)).Decode(&v); err != nil {
+		return "OK"
+	}
+	if path == "/employer/company" {
+		return "company: " + v.LegalName
+	}
+	return fmt.Sprintf("%d people in the directory", len(v.Individuals))
+}
+
+// breakConnection is the employer changing their payroll password: the fake
+// Finch puts the connection in the re-authentication state and sends
+// account.updated to the application's webhook, and returns once the webhook
+// was answered.
+func (d *demo) breakConnection(w http.ResponseWriter, r *http.Request, c *customer) {
+	before := d.inbox.count()
+	d.finch.Break(c.ConnectionID)
+	d.waitForMail(r.Context(), before)
+	back(w, r, c)
+}
+
+// breakEntity breaks one entity of a multi-entity connection.
+func (d *demo) breakEntity(w http.ResponseWriter, r *http.Request, c *customer) {
+	id := r.PathValue("entity")
+	if c.entityName(id) == id {
+		http.NotFound(w, r)
+		return
+	}
+	before := d.inbox.count()
+	d.finch.BreakEntity(c.ConnectionID, id)
+	d.waitForMail(r.Context(), before)
+	back(w, r, c)
+}
+
+// waitForMail waits a little for the notification a webhook set off: the
+// Transport answers the webhook once the episode is recorded and notifies
+// after, so without this the page could show the dashboard a moment before
+// the message arrives (a reload would show it). It gives up after a second:
+// a notification that failed is only retried after RetryInterval.
+func (d *demo) waitForMail(ctx context.Context, before int) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for d.inbox.count() == before {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// otherAccount plays the employer who, at Finch Connect, signs in to another
+// payroll account than the broken one. The fake's Connect page has Reconnect
+// and Cancel only, so this asks the fake to approve the customer's link as
+// another connection (finchtest ApproveAs) and sends the browser where
+// Connect would: the application's callback.
+func (d *demo) otherAccount(w http.ResponseWriter, r *http.Request, c *customer) {
+	link, err := d.tr.ReconnectURL(r.Context(), c.ConnectionID)
+	if err != nil {
+		http.Error(w, "no reconnect link: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	callback, err := d.finch.ApproveAs(link, "other-"+c.Key+"-"+rand.Text()[:8])
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	http.Redirect(w, r, callback, http.StatusSeeOther)
+}
+
+// nextDay moves the demo clock a day forward and sends the reminders that
+// are due, as the application's scheduler (or Transport.Run) would.
+func (d *demo) nextDay(w http.ResponseWriter, r *http.Request) {
+	d.clock.advance(24 * time.Hour)
+	if err := d.tr.Remind(r.Context()); err != nil {
+		d.activity.add("Remind", "%v", err)
+	}
+	to := "/"
+	if r.FormValue("back") == "/inbox" {
+		to = "/inbox"
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// embeddedCode stands in for Finch Connect's JavaScript: in the embedded
+// flow, Connect runs in the application's page and hands the code to its
+// onSuccess callback. Here the fake Finch issues that code (finchtest
+// IssueCode: a code bound to no redirect_uri), as if the employer had
+// completed Connect in the modal.
+func (d *demo) embeddedCode(w http.ResponseWriter, r *http.Request) {
+	c := d.customer(r.PathValue("customer"))
+	if c == nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(map[string]string{"code": d.finch.IssueCode(c.ConnectionID)})
+}
+
+// outcomeView is the banner of the pages Connect.SuccessURL and FailureURL.
+type outcomeView struct {
+	Kind   string // success, cancelled, mismatch or failure
+	Title  string
+	Detail string
+	Reason string
+}
+
+// success is Connect.SuccessURL: the callback sends the browser here, with
+// connection_id, after it saved the new token.
+func (d *demo) success(w http.ResponseWriter, r *http.Request) {
+	conn := r.URL.Query().Get("connection_id")
+	o := &outcomeView{Kind: "success", Title: "Success", Detail: d.nameOf(conn) + " is reconnected: the new token is saved and syncs work again."}
+	// Anyone can open this URL: the banner says what the Store says.
+	if st, err := d.tr.Status(r.Context(), conn); err != nil || st.NeedsReauth || d.byConnection(conn) == nil {
+		o = &outcomeView{Kind: "failure", Title: "Not reconnected", Detail: "This page was opened for a connection that is not reconnected."}
+	}
+	d.dashboard(w, r, o)
+}
+
+// failure is Connect.FailureURL: the callback sends the browser here with a
+// reason (a finchreauth.Reason) and, when known, the connection_id.
+func (d *demo) failure(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	reason := finchreauth.Reason(q.Get("reason"))
+	name := "the connection"
+	if conn := q.Get("connection_id"); conn != "" {
+		name = d.nameOf(conn)
+	}
+	o := &outcomeView{Kind: "failure", Title: "Reconnect failed", Reason: string(reason)}
+	switch reason {
+	case finchreauth.ReasonCancelled:
+		o.Kind, o.Title = "cancelled", "Cancelled"
+		o.Detail = "Finch Connect was closed before reconnecting. " + name + " still needs reconnecting; the same link still works."
+	case finchreauth.ReasonConnectionMismatch:
+		o.Kind, o.Title = "mismatch", "Mismatch"
+		o.Detail = "A different payroll account was connected than the one that needs reconnecting. Nothing was saved: " +
+			name + " still needs reconnecting. Reconnect again and sign in to the same account as before."
+	case finchreauth.ReasonExpired:
+		o.Detail = "The reconnect link expired. Use Reconnect to get a new one."
+	case finchreauth.ReasonInvalidState:
+		o.Detail = "This link was used already, or was not made by this application. Use Reconnect to get a new one."
+	case finchreauth.ReasonExchangeFailed:
+		o.Detail = "Finch did not accept the code Connect sent back. Please go through Connect again."
+	case finchreauth.ReasonUnavailable, finchreauth.ReasonSaveFailed:
+		o.Detail = "We could not record the reconnect. Nothing was lost: please try again in a moment."
+	case finchreauth.ReasonSuperseded:
+		o.Detail = "The connection already works with a newer token; nothing to do."
+	case finchreauth.ReasonLinkFailed:
+		o.Detail = "We could not make a reconnect link. Please try again in a moment."
+	case finchreauth.ReasonMisconfigured, finchreauth.ReasonInvalidRequest:
+		o.Detail = "The application is misconfigured or the request was malformed (" + string(reason) + ")."
+	default:
+		o.Detail = "Finch Connect came back with " + strconv.Quote(string(reason)) + "."
+	}
+	d.dashboard(w, r, o)
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"errors"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/message"
+)
+
+// The "how it works" panel: each step of the flow, with the library's file
+// and function that does it. The demo serves those files read-only from
+// where the build found the packages, so that each reference links to the
+// code itself (TestHowItWorksReferences checks that every one resolves).
+
+// ref names a function in a package's source: Func is "Name" or
+// "Recv.Name".
+type ref struct {
+	Pkg, File, Func string
+}
+
+// step is one step of the panel.
+type step struct {
+	Title, Text string
+	Refs        []ref
+}
+
+// Package keys of ref.Pkg.
+const (
+	pkgRoot    = "finchreauth"
+	pkgMessage = "message"
+	pkgDemo    = "demo"
+)
+
+var howItWorks = []step{
+	{"The application calls Finch through the Transport",
+		"A sync sends GET /employer/company and /employer/directory with the customer's saved token. Every answer but a 401 passes through untouched.",
+		[]ref{{pkgDemo, "handlers.go", "demo.runSync"}, {pkgRoot, "transport.go", "Transport.WrapClient"}, {pkgRoot, "transport.go", "Transport.RoundTrip"}}},
+	{"Finch answers 401 reauthenticate_user",
+		"The Transport reads the 401's body under a cap, hands the caller Finch's answer intact, marked \"Finchreauth: detected\".",
+		[]ref{{pkgRoot, "detection.go", "Transport.on401"}, {pkgRoot, "apierror.go", "peekAPIError"}}},
+	{"One handling per broken token",
+		"Concurrent detections of a token collapse into one: it asks /introspect whose token it is and opens the connection's episode in the Store.",
+		[]ref{{pkgRoot, "detection.go", "Transport.handleDetection"}, {pkgRoot, "episode.go", "Transport.open"}}},
+	{"Finch's webhook says the same",
+		"account.updated with status reauth (sent by the fake Finch on a break) opens the same episode: the customer hears once, whichever comes first.",
+		[]ref{{pkgRoot, "webhook_handler.go", "Transport.WebhookHandler"}, {pkgRoot, "webhook_handler.go", "Transport.onWebhook"}}},
+	{"A reconnect link",
+		"A Connect session (POST /connect/sessions/reauthenticate), bound to the connection by a signed, expiring state.",
+		[]ref{{pkgRoot, "urlbuilder.go", "Connect.mint"}, {pkgRoot, "urlbuilder.go", "Connect.sessionURL"}, {pkgRoot, "state.go", "signState"}}},
+	{"The customer is told once",
+		"Under the episode's lease the Notifier gets an Event; package message renders the e-mail.",
+		[]ref{{pkgRoot, "episode.go", "Transport.deliver"}, {pkgMessage, "message.go", "Render"}, {pkgDemo, "inbox.go", "inbox.Notify"}}},
+	{"Later calls do not reach Finch",
+		"For LatchTTL, requests with the refused token are answered locally: \"Finchreauth: latched\".",
+		[]ref{{pkgRoot, "latch.go", "latch.add"}, {pkgRoot, "latch.go", "latchedResponse"}}},
+	{"Reminders",
+		"Remind (or Run) sends what is due: after 1, 3 and 7 days, then weekly.",
+		[]ref{{pkgRoot, "reminders.go", "Transport.Remind"}, {pkgRoot, "reminders.go", "Transport.remind"}, {pkgRoot, "episode.go", "Transport.nextReminder"}, {pkgDemo, "handlers.go", "demo.nextDay"}}},
+	{"The dashboard's status",
+		"Needs reconnecting since when, messages sent, the next reminder, the broken entities.",
+		[]ref{{pkgRoot, "status.go", "Transport.Status"}, {pkgRoot, "status.go", "Transport.statusOf"}}},
+	{"Reconnect from the dashboard",
+		"The start endpoint: a 303 to the episode's link, or a new one.",
+		[]ref{{pkgRoot, "urlbuilder.go", "Transport.StartHandler"}, {pkgRoot, "urlbuilder.go", "Transport.ReconnectURL"}}},
+	{"Back from Finch Connect",
+		"The callback verifies and claims the state, exchanges the code at POST /auth/token, checks the token is for the link's connection, and sends the browser to SuccessURL or FailureURL?reason=... The embedded flow POSTs JSON and gets JSON.",
+		[]ref{{pkgRoot, "callback_handler.go", "Transport.CallbackHandler"}, {pkgRoot, "callback_handler.go", "Transport.reconnect"}, {pkgRoot, "callback_handler.go", "Transport.exchange"}, {pkgRoot, "callback_handler.go", "readEmbedded"}, {pkgRoot, "callback_handler.go", "Transport.redirectOutcome"}}},
+	{"The new token is saved",
+		"The episode ends, the latch is cleared, OnReconnected is called once.",
+		[]ref{{pkgRoot, "callback_handler.go", "Transport.keep"}, {pkgRoot, "savetoken.go", "Transport.save"}, {pkgRoot, "savetoken.go", "Transport.reconnected"}}},
+}
+
+// sourceIndex knows where the packages' source files are.
+type sourceIndex struct {
+	dirs map[string]string // package key -> directory; missing if unknown
+}
+
+// newSourceIndex finds the directories from the file names the compiler
+// recorded for a function of each package. A binary built with -trimpath
+// records module paths instead: the panel then shows names without links.
+func newSourceIndex() *sourceIndex {
+	x := &sourceIndex{dirs: map[string]string{}}
+	for key, fn := range map[string]any{pkgRoot: finchreauth.Fingerprint, pkgMessage: message.Render, pkgDemo: baseURL} {
+		pc := reflect.ValueOf(fn).Pointer()
+		f := runtime.FuncForPC(pc)
+		if f == nil {
+			continue
+		}
+		file, _ := f.FileLine(pc)
+		if st, err := os.Stat(file); err == nil && st.Mode().IsRegular() {
+			x.dirs[key] = filepath.Dir(file)
+		}
+	}
+	return x
+}
+
+var goFileName = regexp.MustCompile(`^[a-z0-9_]+\.go$`)
+
+// read returns the source of a file of a known package.
+func (x *sourceIndex) read(pkg, file string) ([]byte, error) {
+	dir, ok := x.dirs[pkg]
+	if !ok || !goFileName.MatchString(file) || strings.HasSuffix(file, "_test.go") {
+		return nil, os.ErrNotExist
+	}
+	return os.ReadFile(filepath.Join(dir, file))
+}
+
+// locate returns the lines of r's declaration (doc comment included), 1-based.
+func (x *sourceIndex) locate(r ref) (from, to int, err error) {
+	src, err := x.read(r.Pkg, r.File)
+	if err != nil {
+		return 0, 0, err
+	}
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, r.File, src, parser.ParseComments)
+	if err != nil {
+		return 0, 0, err
+	}
+	recv, name, ok := strings.Cut(r.Func, ".")
+	if !ok {
+		recv, name = "", r.Func
+	}
+	for _, decl := range f.Decls {
+		fd, ok := decl.(*ast.FuncDecl)
+		if !ok || fd.Name.Name != name || receiver(fd) != recv {
+			continue
+		}
+		start := fd.Pos()
+		if fd.Doc != nil {
+			start = fd.Doc.Pos()
+		}
+		return fset.Position(start).Line, fset.Position(fd.End()).Line, nil
+	}
+	return 0, 0, errors.New("no func " + r.Func + " in " + r.File)
+}
+
+// receiver returns the name of fd's receiver type, "" for a function.
+func receiver(fd *ast.FuncDecl) string {
+	if fd.Recv == nil || len(fd.Recv.List) == 0 {
+		return ""
+	}
+	t := fd.Recv.List[0].Type
+	if s, ok := t.(*ast.StarExpr); ok {
+		t = s.X
+	}
+	if id, ok := t.(*ast.Ident); ok {
+		return id.Name
+	}
+	return ""
+}
+
+// refView is a ref as the panel shows it.
+type refView struct {
+	ref
+	Href string // "" when the source is not at hand
+}
+
+type stepView struct {
+	step
+	Links []refView
+}
+
+// steps returns the panel's steps with their links.
+func (x *sourceIndex) steps() []stepView {
+	out := make([]stepView, len(howItWorks))
+	for i, s := range howItWorks {
+		out[i].step = s
+		for _, r := range s.Refs {
+			v := refView{ref: r}
+			if from, _, err := x.locate(r); err == nil {
+				v.Href = "/source/" + r.Pkg + "/" + r.File + "?func=" + r.Func + "#L" + strconv.Itoa(from)
+			}
+			out[i].Links = append(out[i].Links, v)
+		}
+	}
+	return out
+}
+
+// sourceLine is one line of a file on the source page.
+type sourceLine struct {
+	N    int
+	Text string
+	Mark bool // in the function asked for
+}

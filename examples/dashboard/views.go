@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bytes"
+	"embed"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/finchtest"
+	"github.com/finchkit/finchreauth/message"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticRoot embed.FS
+
+// staticFS serves /static/... from the static folder.
+var staticFS fs.FS = staticRoot
+
+// pages holds one template set per page: the layout and the page's content.
+type pages map[string]*template.Template
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.Local().Format("Mon Jan 2, 15:04:05")
+	},
+	"ago": func(now, t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		if d := now.Sub(t); d >= 0 {
+			return message.FormatAge(d) + " ago"
+		}
+		return "in " + message.FormatAge(t.Sub(now))
+	},
+	"product": message.ProductName,
+	"join":    strings.Join,
+	"srcdoc":  srcdoc,
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
+	},
+}
+
+func parsePages() (pages, error) {
+	p := pages{}
+	for _, name := range []string{"dashboard", "inbox", "embedded", "source"} {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, err
+		}
+		p[name] = t
+	}
+	return p, nil
+}
+
+// frame is what the layout shows on every page.
+type frame struct {
+	Title    string
+	Nav      string // the current page: dashboard, inbox, embedded
+	Now      time.Time
+	Ahead    time.Duration // how far the demo clock runs ahead
+	Mail     int
+	FinchURL string
+}
+
+func (d *demo) frame(title, nav string) frame {
+	return frame{Title: title, Nav: nav, Now: d.clock.Now(), Ahead: d.clock.Offset(), Mail: d.inbox.count(), FinchURL: d.finch.URL}
+}
+
+// AheadText says how far the demo clock runs ahead.
+func (f frame) AheadText() string {
+	if f.Ahead <= 0 {
+		return ""
+	}
+	return "+" + message.FormatAge(f.Ahead)
+}
+
+func (d *demo) render(w http.ResponseWriter, name string, v any) {
+	var b bytes.Buffer
+	if err := d.pages[name].ExecuteTemplate(&b, "layout", v); err != nil {
+		http.Error(w, "template: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(b.Bytes())
+}
+
+// card is one customer on the dashboard.
+type card struct {
+	*customer
+	Status    finchreauth.Status
+	StatusErr string
+	Token     string   // the saved token, as its fingerprint
+	Broken    []string // names of the broken entities, when only some are
+	Finch     finchtest.Connection
+	Sync      *syncResult
+}
+
+// Reminders is how many reminders went out in this episode.
+func (c card) Reminders() int { return max(c.Status.Notifications-1, 0) }
+
+// FinchSays is the fake Finch's own view of the connection, behind the
+// scenes: what the application only learns from a 401 or a webhook.
+func (c card) FinchSays() string {
+	s := c.Finch.Status
+	var broken []string
+	for _, e := range c.Finch.Entities {
+		if e.Status != "" && e.Status != "connected" {
+			broken = append(broken, e.Name+": "+e.Status)
+		}
+	}
+	if len(broken) > 0 {
+		s += " (" + strings.Join(broken, ", ") + ")"
+	}
+	return s
+}
+
+type dashboardView struct {
+	frame
+	Outcome  *outcomeView
+	Cards    []card
+	Steps    []stepView
+	Activity []entry
+	Webhooks []finchtest.WebhookDelivery
+}
+
+func (d *demo) dashboard(w http.ResponseWriter, r *http.Request, o *outcomeView) {
+	ctx := r.Context()
+	v := dashboardView{frame: d.frame("Payroll connections", "dashboard"), Outcome: o, Steps: d.source.steps(), Activity: d.activity.recent()}
+	for _, c := range d.customers {
+		cd := card{customer: c}
+		st, err := d.tr.Status(ctx, c.ConnectionID)
+		if err != nil {
+			cd.StatusErr = err.Error()
+		}
+		cd.Status = st
+		for _, id := range st.BrokenEntities {
+			cd.Broken = append(cd.Broken, c.entityName(id))
+		}
+		if tok, err := d.tr.Token(ctx, c.ConnectionID); err == nil {
+			cd.Token = tok.String()
+		}
+		cd.Finch, _ = d.finch.Connection(c.ConnectionID)
+		d.mu.Lock()
+		if s, ok := d.syncs[c.Key]; ok {
+			cd.Sync = &s
+		}
+		d.mu.Unlock()
+		v.Cards = append(v.Cards, cd)
+	}
+	hooks := d.finch.Webhooks()
+	for i := len(hooks) - 1; i >= 0 && len(v.Webhooks) < 8; i-- {
+		v.Webhooks = append(v.Webhooks, hooks[i])
+	}
+	d.render(w, "dashboard", v)
+}
+
+type inboxView struct {
+	frame
+	Mails []mail
+}
+
+func (d *demo) inboxPage(w http.ResponseWriter, r *http.Request) {
+	d.render(w, "inbox", inboxView{frame: d.frame("Inbox", "inbox"), Mails: d.inbox.all()})
+}
+
+type embeddedView struct {
+	frame
+	Customer *customer
+	Status   finchreauth.Status
+	State    string
+	Err      string
+}
+
+// embeddedPage is the embedded flow: the page that, in production, opens
+// Finch Connect in a modal with Finch's JavaScript SDK and hands the code it
+// gets to the callback.
+func (d *demo) embeddedPage(w http.ResponseWriter, r *http.Request) {
+	c := d.customer(r.PathValue("customer"))
+	if c == nil {
+		http.NotFound(w, r)
+		return
+	}
+	v := embeddedView{frame: d.frame("Embedded Connect: "+c.Name, "embedded"), Customer: c}
+	st, err := d.tr.Status(r.Context(), c.ConnectionID)
+	v.Status = st
+	switch {
+	case err != nil:
+		v.Err = err.Error()
+	case st.NeedsReauth:
+		// The state that binds the reconnect to this connection travels on
+		// the episode's link; the page hands it back with the code.
+		link, err := d.tr.ReconnectURL(r.Context(), c.ConnectionID)
+		if err != nil {
+			v.Err = err.Error()
+			break
+		}
+		if u, err := url.Parse(link); err == nil {
+			v.State = u.Query().Get("state")
+		}
+	}
+	d.render(w, "embedded", v)
+}
+
+type sourceView struct {
+	frame
+	Pkg, File, Func string
+	Lines           []sourceLine
+}
+
+// sourcePage shows a source file of the library (or of the demo), with the
+// function asked for highlighted.
+func (d *demo) sourcePage(w http.ResponseWriter, r *http.Request) {
+	pkg, file, fn := r.PathValue("pkg"), r.PathValue("file"), r.URL.Query().Get("func")
+	src, err := d.source.read(pkg, file)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	from, to := 0, -1
+	if fn != "" {
+		from, to, _ = d.source.locate(ref{Pkg: pkg, File: file, Func: fn})
+	}
+	v := sourceView{frame: d.frame(file, "source"), Pkg: pkg, File: file, Func: fn}
+	for i, line := range strings.Split(strings.TrimSuffix(string(src), "\n"), "\n") {
+		n := i + 1
+		v.Lines = append(v.Lines, sourceLine{N: n, Text: line, Mark: n >= from && n <= to})
+	}
+	d.render(w, "source", v)
+}
