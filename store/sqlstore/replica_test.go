@@ -23,6 +23,7 @@ const (
 
 func TestMain(m *testing.M) {
 	replicatest.Main(openReplicaStore) // a replica of TestReplicas runs and exits here
+	killChildMain()                    // so does the child of TestKilledBetweenExchangeAndSave
 	goleak.VerifyTestMain(m)
 }
 
