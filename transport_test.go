@@ -590,3 +590,18 @@ func TestMiddleware(t *testing.T) {
 	assert.Equal(t, "conn_1", notes.delivered()[0].Connection.ConnectionID)
 	assert.Equal(t, []string{"/employer/directory", "/introspect"}, seen, "the /introspect went through the rest of the chain; the second call was latched")
 }
+
+type idleCounter struct {
+	http.RoundTripper
+	closed atomic.Int64
+}
+
+func (c *idleCounter) CloseIdleConnections() { c.closed.Add(1) }
+
+func TestCloseIdleConnectionsReachesBase(t *testing.T) {
+	base := &idleCounter{}
+	tr := &finchreauth.Transport{Base: base}
+	(&http.Client{Transport: tr}).CloseIdleConnections()
+	tr.WrapClient(&http.Client{Transport: base}).CloseIdleConnections()
+	assert.EqualValues(t, 2, base.closed.Load())
+}

@@ -177,16 +177,16 @@ func outcomeOf(ctx context.Context, status int) string {
 }
 
 // Backoff waits as retryablehttp.DefaultBackoff does (doubling from min,
-// capped at max; a Retry-After header on a 429 or 503 first), never more
-// than MaxRetryAfter, plus up to a quarter more at random, so that many
-// calls refused at once do not come back at once.
+// capped at max; a Retry-After header on a 429 or 503 first), plus up to a
+// quarter more at random, so that many calls refused at once do not come
+// back at once; never more than MaxRetryAfter.
 func Backoff(min, max time.Duration, attempt int, resp *http.Response) time.Duration {
 	d := retryablehttp.DefaultBackoff(min, max, attempt, resp)
 	if d <= 0 {
 		return 0
 	}
 	d = minDuration(d, MaxRetryAfter)
-	return d + rand.N(d/4+1)
+	return minDuration(d+rand.N(d/4+1), MaxRetryAfter)
 }
 
 func minDuration(a, b time.Duration) time.Duration {
