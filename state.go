@@ -92,7 +92,8 @@ func encodeState(key []byte, connectionID string, expires time.Time, nonce [stat
 }
 
 // verifyState checks a state's signature against every key, in constant time,
-// and its expiry against now. It does not consult the replay set.
+// and its expiry against now. Whether it was spent is the record's to say (see
+// claim in callback_handler.go).
 func verifyState(keys [][]byte, state string, now time.Time) (statePayload, error) {
 	if err := checkStateKeys(keys); err != nil {
 		return statePayload{}, err
