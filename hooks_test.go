@@ -463,3 +463,53 @@ func (w lockedWriter) String() string {
 	defer w.mu.Unlock()
 	return w.b.String()
 }
+
+// countingMetrics records what a Transport counts.
+type countingMetrics struct {
+	mu       sync.Mutex
+	counts   map[string]int64
+	observed []float64
+}
+
+func (m *countingMetrics) Count(_ context.Context, name, outcome string, n int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.counts == nil {
+		m.counts = map[string]int64{}
+	}
+	if outcome != "" {
+		name += "{" + outcome + "}"
+	}
+	m.counts[name] += n
+}
+
+func (m *countingMetrics) Observe(_ context.Context, name string, v float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.observed = append(m.observed, v)
+}
+
+// TestMetrics: the counts a Transport reports through its Metrics hook, for
+// one episode from detection to reconnect.
+func TestMetrics(t *testing.T) {
+	m := &countingMetrics{}
+	r := newReconnectRig(t, func(r *reconnectRig) { r.tr.Metrics = m; r.connect.AuthorizeURLs = true })
+	link := r.breakAndNotify(t)
+	r.call(t, r.token) // latched
+	r.call(t, r.token) // latched
+	r.clk.advance(time.Hour)
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	assert.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
+	r.hooks()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	assert.Equal(t, map[string]int64{
+		"finchreauth.detections":           1,
+		"finchreauth.latched":              2,
+		"finchreauth.notifications{sent}":  1,
+		"finchreauth.reconnects{callback}": 1,
+		"finchreauth.finch_calls{ok}":      2, // /introspect, /auth/token
+	}, m.counts)
+	assert.Equal(t, []float64{3600}, m.observed, "time to reconnect, in seconds")
+}
