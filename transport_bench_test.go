@@ -65,13 +65,13 @@ func BenchmarkPassThrough(b *testing.B) {
 			resp.Body.Close()
 		}
 	}
-	b.Run("bare", func(b *testing.B) { run(b, base) })
-	b.Run("finchreauth", func(b *testing.B) {
+	b.Run("rt=bare", func(b *testing.B) { run(b, base) })
+	b.Run("rt=finchreauth", func(b *testing.B) {
 		t := &Transport{Base: base}
 		defer t.Close()
 		run(b, t)
 	})
-	b.Run("finchreauth-1M-latched", func(b *testing.B) {
+	b.Run("rt=finchreauth-1M-latched", func(b *testing.B) {
 		t := &Transport{Base: base}
 		defer t.Close()
 		fillLatch(t, 1_000_000)
@@ -93,7 +93,7 @@ func BenchmarkContention(b *testing.B) {
 			name string
 			rt   http.RoundTripper
 		}{{"bare", base}, {"finchreauth", t}} {
-			b.Run(fmt.Sprintf("goroutines=%dxGOMAXPROCS/%s", p, c.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("g=%dxGOMAXPROCS/rt=%s", p, c.name), func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetParallelism(p)
 				var n atomic.Int64
