@@ -86,6 +86,12 @@ func (t *Transport) handle(d *detection) {
 	if e := t.latch.get(d.token); e != nil && e.handled {
 		return
 	}
+	select {
+	case t.slots <- struct{}{}: // the handling's turn; the Timeouts start now
+		defer func() { <-t.slots }()
+	case <-t.stop.Done():
+		return
+	}
 	ctx, cancel := t.detach(d.ctx)
 	defer cancel()
 	conn, ttl := t.handleDetection(ctx, d)

@@ -25,6 +25,7 @@ const (
 	defaultRetryInterval = 30 * time.Second
 	defaultTimeout       = 10 * time.Second
 	defaultFinchCalls    = 16
+	defaultHandlings     = 64
 )
 
 // The header a Transport sets on the 401 responses it recognises as
@@ -93,8 +94,12 @@ type Transport struct {
 
 	// MaxFinchCalls bounds the library's own calls to Finch in flight
 	// (/introspect, Connect sessions, code exchanges), so that a storm
-	// cannot trip Finch's rate limits. If zero, 16.
+	// cannot trip Finch's rate limits. If zero, 16. MaxHandlings bounds
+	// the handlings of detections in flight, so that a storm of broken
+	// tokens reaches the Store a few at a time (the others wait their
+	// turn, their callers already answered). If zero, 64.
 	MaxFinchCalls int
+	MaxHandlings  int
 
 	// LatchTTL is how long a refused token is answered locally after a
 	// handling; if zero, 10 minutes; if negative, never. RetryInterval is
@@ -127,7 +132,8 @@ type Transport struct {
 	latch    *latch
 	store    Store
 	limit    finchapi.Limiter
-	api      *url.URL // APIBaseURL, parsed; nil if it does not parse
+	slots    chan struct{} // one per handling in flight
+	api      *url.URL      // APIBaseURL, parsed; nil if it does not parse
 	apiErr   error
 	stop     context.Context
 	cancel   context.CancelFunc
@@ -169,6 +175,10 @@ func (t *Transport) init() {
 			n = defaultFinchCalls
 		}
 		t.limit = finchapi.NewLimiter(n)
+		t.slots = make(chan struct{}, max(t.MaxHandlings, 0))
+		if t.MaxHandlings <= 0 {
+			t.slots = make(chan struct{}, defaultHandlings)
+		}
 		raw := strings.TrimSuffix(t.APIBaseURL, "/")
 		if raw == "" {
 			raw = defaultAPIBaseURL
