@@ -1,32 +1,97 @@
 package storebench_test
 
 import (
-	"os"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/store/internal/storebench"
+	"go.uber.org/goleak"
 )
 
-// TestFigures measures the MemoryStore, the baseline for the shared stores.
-func TestFigures(t *testing.T) {
-	if os.Getenv(storebench.Env) == "" {
-		t.Skip(storebench.Env + " is not set: the figures run only when asked for")
-	}
-	storebench.Run(t, "memory", finchreauth.NewMemoryStore(), 2)
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// The MemoryStore's figures: the baseline for the shared stores.
+
+func BenchmarkLatency(b *testing.B) {
+	storebench.BenchLatency(b, finchreauth.NewMemoryStore(), 2)
 }
 
-// TestSmoke runs a small Latency and Storm, so that the harness itself is
-// tested on every run.
-func TestSmoke(t *testing.T) {
-	s := finchreauth.NewMemoryStore()
-	if _, err := storebench.Latency(t.Context(), s, 200, 50, 4); err != nil {
+func BenchmarkDetectionStorm(b *testing.B) {
+	for _, transports := range []int{1, 4} {
+		b.Run(fmt.Sprintf("transports=%d", transports), func(b *testing.B) {
+			storebench.BenchStorm(b, finchreauth.NewMemoryStore(), 10_000, transports)
+		})
+	}
+}
+
+func BenchmarkReconnect(b *testing.B) {
+	storebench.BenchReconnect(b, finchreauth.NewMemoryStore(), 16)
+}
+
+// BenchmarkMassBreakage is the root package's, with the store's calls
+// timed as the shared stores' are.
+func BenchmarkMassBreakage(b *testing.B) {
+	storebench.BenchMass(b, func(testing.TB) finchreauth.Store { return finchreauth.NewMemoryStore() })
+}
+
+// TestLatency runs every measured call on a small fixture, so that the
+// harness is tested on every run.
+func TestLatency(t *testing.T) {
+	ctx := t.Context()
+	f, _, err := storebench.Preload(ctx, finchreauth.NewMemoryStore(), 1_000, 4)
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, transports := range []int{1, 3} {
-		if _, err := storebench.Storm(t.Context(), s, 300, transports, 2, time.Millisecond); err != nil {
-			t.Fatal(err)
+	for i := range 2_500 { // past the end of the sequence: it wraps
+		for name, call := range map[string]func() error{
+			"Get":        func() error { return f.Get(ctx, i) },
+			"Put":        func() error { return f.Put(ctx, i) },
+			"Lookup":     func() error { return f.Lookup(ctx, i) },
+			"List/Since": func() error { return f.List(ctx, i, false) },
+			"List/DueBy": func() error { return f.List(ctx, i, true) },
+		} {
+			if err := call(); err != nil {
+				t.Fatalf("%s %d: %v", name, i, err)
+			}
 		}
+	}
+}
+
+// TestStorm runs small storms, on one Transport and on three sharing the
+// store: each must count one /introspect call, one episode and one
+// notification.
+func TestStorm(t *testing.T) {
+	s := finchreauth.NewMemoryStore()
+	for _, transports := range []int{1, 3} {
+		for range 2 {
+			r, err := storebench.Storm(t.Context(), s, 300, transports)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Release < storebench.StormNotifyDelay {
+				t.Errorf("release %s, shorter than the Notifier's %s", r.Release, storebench.StormNotifyDelay)
+			}
+		}
+	}
+}
+
+// TestReconnect reconnects a few connections at once and checks them.
+func TestReconnect(t *testing.T) {
+	r, err := storebench.PrepareReconnects(t.Context(), finchreauth.NewMemoryStore(), 50, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := r.Fire()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Check(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if res.Latency.N != 50 || res.Latency.Max <= 0 || res.Latency.Max > res.Wall+time.Millisecond {
+		t.Errorf("implausible figures: %s", res)
 	}
 }
