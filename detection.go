@@ -20,6 +20,7 @@ type detection struct {
 	method, path, rid string
 	base              http.RoundTripper
 	ctx               context.Context // the caller's, for its values
+	queued            chan struct{}   // closed if the handling waits for a slot
 }
 
 // on401 examines a 401 from Finch and returns what the caller gets: a copy of
@@ -47,15 +48,19 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	// arrives after it finished, was covered by it. One that arrives while
 	// a handling runs joins it; the first one latches the token at once,
 	// briefly, so that requests sent from now on do not reach Finch.
-	switch e := t.latch.get(token); {
+	e := t.latch.get(token)
+	switch {
 	case e != nil && e.handled:
 		return &out
 	case e != nil:
 		t.count(ctx, "finchreauth.detections.collapsed", "")
 	default:
-		t.latch.add(token, "", false, t.retryLatch())
+		e = t.latch.add(token, "", false, t.retryLatch())
 	}
 	d := &detection{token: token, at: t.now(), method: req.Method, path: req.URL.Path, rid: apiErr.RequestID, base: base, ctx: ctx}
+	if e != nil {
+		d.queued = e.queued
+	}
 	// The flight is keyed by the latch's keyed hash: the group's map never
 	// holds a token.
 	k := t.latch.key(token)
@@ -63,14 +68,20 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 		t.handle(d)
 		return nil, nil
 	})
-	// The caller waits for the handling at most Timeout, and no longer than
-	// its own context allows; the handling goes on either way.
+	// The caller waits for the handling at most Timeout, no longer than
+	// its own context allows, and not at all once the handling waits for
+	// its turn behind others; the handling goes on either way.
+	var queued <-chan struct{}
+	if e != nil {
+		queued = e.queued
+	}
 	timer := time.NewTimer(t.timeout())
 	defer timer.Stop()
 	select {
 	case <-ch:
 	case <-ctx.Done():
 	case <-timer.C:
+	case <-queued:
 	}
 	return &out
 }
@@ -86,12 +97,20 @@ func (t *Transport) handle(d *detection) {
 	if e := t.latch.get(d.token); e != nil && e.handled {
 		return
 	}
+	// The handling's turn, when a slot is free; its Timeouts start then.
 	select {
-	case t.slots <- struct{}{}: // the handling's turn; the Timeouts start now
-		defer func() { <-t.slots }()
-	case <-t.stop.Done():
-		return
+	case t.slots <- struct{}{}:
+	default:
+		if d.queued != nil {
+			close(d.queued)
+		}
+		select {
+		case t.slots <- struct{}{}:
+		case <-t.stop.Done():
+			return
+		}
 	}
+	defer func() { <-t.slots }()
 	ctx, cancel := t.detach(d.ctx)
 	defer cancel()
 	conn, ttl := t.handleDetection(ctx, d)

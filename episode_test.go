@@ -95,7 +95,7 @@ func TestFinchCallsBounded(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	tr.Close()
+	waitIdle(t, tr) // callers of queued handlings do not wait for them
 	assert.EqualValues(t, tokens, ff.count("/introspect"), "every token identified")
 	assert.LessOrEqual(t, gauge.peak.Load(), int64(limit), "never more than MaxFinchCalls at once")
 	assert.Greater(t, gauge.peak.Load(), int64(1), "and they do run concurrently")

@@ -39,6 +39,10 @@ type latchEntry struct {
 	// handled is false while the detection that added the entry is being
 	// handled, true once a handling finished.
 	handled bool
+	// queued, for an entry that is not handled, is closed when its
+	// handling has to wait for a slot: its callers need not wait behind
+	// the queue.
+	queued chan struct{}
 }
 
 func newLatch(now func() time.Time) *latch {
@@ -76,21 +80,24 @@ func (l *latch) get(token string) *latchEntry {
 	return nil
 }
 
-// add latches token until now+ttl. An unhandled entry (added when a
-// handling starts) never replaces a live one; a handled one replaces
-// whatever is there.
-func (l *latch) add(token, conn string, handled bool, ttl time.Duration) {
+// add latches token until now+ttl, and returns the token's entry. An
+// unhandled entry (added when a handling starts) never replaces a live one;
+// a handled one replaces whatever is there.
+func (l *latch) add(token, conn string, handled bool, ttl time.Duration) *latchEntry {
 	if ttl <= 0 {
-		return
+		return nil
 	}
 	now := l.now()
 	key := l.key(token)
 	k := string(key[:])
 	e := &latchEntry{conn: conn, until: now.Add(ttl), handled: handled}
+	if !handled {
+		e.queued = make(chan struct{})
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !handled && l.get(token) != nil {
-		return
+	if live := l.get(token); !handled && live != nil {
+		return live
 	}
 	l.c.Set(k, e, ttl)
 	if conn != "" {
@@ -101,6 +108,7 @@ func (l *latch) add(token, conn string, handled bool, ttl time.Duration) {
 		l.lastSweep = now
 	}
 	l.n.Store(int64(l.c.ItemCount()))
+	return e
 }
 
 // forget drops every entry of the connection.

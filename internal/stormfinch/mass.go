@@ -75,8 +75,7 @@ type MassResult struct {
 // on one Transport over store (limit calls to Finch at once, a Timeout of
 // timeout), makes one call with every token, waits until every connection
 // was notified, and checks: exactly conns notifications, at most limit calls
-// to Finch in flight, every caller answered within timeout (and a little
-// for the scheduler).
+// to Finch in flight, every caller answered within timeout.
 func RunMass(b *testing.B, store finchreauth.Store, conns, tokens, limit int, timeout time.Duration) MassResult {
 	b.Helper()
 	finch := &MassFinch{IntrospectDelay: time.Millisecond}
@@ -162,7 +161,7 @@ func RunMass(b *testing.B, store finchreauth.Store, conns, tokens, limit int, ti
 		b.Fatalf("%d notifications for %d connections", res.Notifications, conns)
 	case res.PeakCalls > int64(limit):
 		b.Fatalf("%d calls to Finch in flight, over the limit of %d", res.PeakCalls, limit)
-	case res.MaxWait > timeout+timeout/2:
+	case res.MaxWait > timeout:
 		b.Fatalf("a caller waited %s, with a Timeout of %s", res.MaxWait, timeout)
 	}
 	return res
