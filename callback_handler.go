@@ -186,9 +186,12 @@ func (t *Transport) reconnect(ctx context.Context, code, state, connectErr strin
 	case stateErr != nil:
 		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", stateErr)
 	}
-	if err := t.claim(ctx, p); errors.Is(err, errSpent) {
+	switch err := t.claim(ctx, p); {
+	case errors.Is(err, errSpent):
 		return Reconnection{}, fail(ReasonInvalidState, http.StatusConflict, p.connectionID, err)
-	} else if err != nil {
+	case errors.Is(err, errBusy):
+		return Reconnection{}, fail(ReasonUnavailable, http.StatusConflict, p.connectionID, err)
+	case err != nil:
 		return Reconnection{}, fail(ReasonUnavailable, http.StatusServiceUnavailable, p.connectionID, err)
 	}
 	// From here on the code is being spent: the work runs detached from
@@ -196,31 +199,58 @@ func (t *Transport) reconnect(ctx context.Context, code, state, connectErr strin
 	ctx, cancel := t.detach(ctx)
 	defer cancel()
 	tok, err := t.exchange(ctx, code, embedded)
+	var rec Reconnection
+	var cerr *callbackError
 	if err != nil {
-		return Reconnection{}, fail(ReasonExchangeFailed, http.StatusBadGateway, p.connectionID, err)
+		cerr = fail(ReasonExchangeFailed, http.StatusBadGateway, p.connectionID, err)
+	} else {
+		rec, cerr = t.keep(ctx, tok, saving{conn: p.connectionID, nonce: p.nonce}, embedded)
 	}
-	return t.keep(ctx, tok, saving{conn: p.connectionID, nonce: p.nonce}, embedded)
+	if cerr != nil {
+		t.unclaim(ctx, p) // the state may be tried again, up to maxAttempts
+	}
+	return rec, cerr
 }
+
+// errBusy is a state whose code is being exchanged by another callback:
+// two attempts of one state at once could each obtain a token, and only the
+// later would be alive.
+var errBusy = errors.New("finchreauth: another reconnect with this link is under way")
 
 // claim records one attempt to spend a code with p's state.
 func (t *Transport) claim(ctx context.Context, p statePayload) error {
 	_, _, err := t.update(ctx, p.connectionID, func(r *Record, d *recordData) (bool, error) {
 		c := d.claim(p.nonce)
-		if c != nil && (c.Done || c.Attempts >= maxAttempts) {
+		switch {
+		case c != nil && (c.Done || c.Attempts >= maxAttempts):
 			return false, errSpent
-		}
-		if c == nil {
+		case c != nil && c.Busy && t.now().Sub(c.Started) < t.leaseFor():
+			return false, errBusy
+		case c == nil:
 			d.Claims = append(d.Claims, claim{Nonce: p.nonce, Expires: p.expires})
 			c = &d.Claims[len(d.Claims)-1]
 		}
 		c.Attempts++
-		c.Started = t.now()
+		c.Started, c.Busy = t.now(), true
 		if d.Link != nil && d.Link.Nonce == p.nonce {
 			d.Link = nil // Connect spent the link's session: the next one is new
 		}
 		return true, nil
 	})
 	return err
+}
+
+// unclaim records that an attempt with p's state ended without a
+// reconnect.
+func (t *Transport) unclaim(ctx context.Context, p statePayload) {
+	t.update(ctx, p.connectionID, func(r *Record, d *recordData) (bool, error) {
+		c := d.claim(p.nonce)
+		if c == nil || !c.Busy {
+			return false, nil
+		}
+		c.Busy = false
+		return true, nil
+	})
 }
 
 // reconnectStateless is the callback for a code that came back without a

@@ -479,3 +479,30 @@ func TestStatelessCallbackRefusals(t *testing.T) {
 		assert.Equal(t, "", reason, "the budget comes back")
 	})
 }
+
+// TestStateOneAttemptAtATime: while a code of a link's state is being
+// exchanged, another code with the same state is refused (try again): two
+// exchanges at once would each obtain a token, and only the later one would
+// live. (Four replicas given the same state at once saved a dead token.)
+func TestStateOneAttemptAtATime(t *testing.T) {
+	hold := &holdExchange{release: make(chan struct{}), held: make(chan struct{})}
+	r := newReconnectRig(t, func(r *reconnectRig) {
+		r.connect.AuthorizeURLs = true
+		hold.base = r.finch.Client().Transport
+		r.tr.Base = hold
+	})
+	link := r.breakAndNotify(t)
+	first, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	second, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	hold.code = query(t, first).Get("code")
+	done := make(chan url.Values)
+	go func() { done <- serveCallback(t, r.tr, first) }()
+	<-hold.held
+	assert.Equal(t, "unavailable", serveCallback(t, r.tr, second).Get("reason"), "the same state, at the same time")
+	close(hold.release)
+	assert.Equal(t, "", (<-done).Get("reason"))
+	assert.Equal(t, "invalid_state", serveCallback(t, r.tr, second).Get("reason"), "and once it reconnected, the state is spent")
+	assert.Equal(t, 200, r.call(t, string(r.savedToken(t))))
+}

@@ -70,7 +70,7 @@ func (t *Transport) remind(ctx context.Context, conn string, now time.Time) {
 		// process that spent it may have died. Say so once.
 		for i := range d.Claims {
 			c := &d.Claims[i]
-			if !c.Done && !c.Reported && !c.Started.Before(r.Since) && now.Sub(c.Started) > t.leaseFor() {
+			if c.Busy && !c.Reported && !c.Started.Before(r.Since) && now.Sub(c.Started) > t.leaseFor() {
 				c.Reported, abandoned = true, c
 			}
 		}

@@ -126,7 +126,7 @@ func (d *recordData) admit(s saving) error {
 		if c == nil || c.Done {
 			return errSpent
 		}
-		c.Done = true
+		c.Done, c.Busy = true, false
 	case s.stateless:
 		if d.Episode == nil || d.Link == nil {
 			return errNoLink

@@ -50,3 +50,10 @@ func TestReplicas(t *testing.T) {
 		Env:   []string{envReplicaAddr + "=" + os.Getenv(envRedis), envReplicaPrefix + "=" + s.Prefix},
 	})
 }
+
+// TestTokens: two Transports on one Redis store, with clocks two hours
+// apart and with answers in reverse order: a live token is never replaced
+// by a dead one (see replicatest.Tokens).
+func TestTokens(t *testing.T) {
+	replicatest.Tokens(t, newStore(t, openRedis(t), testSealer(t)))
+}

@@ -79,3 +79,12 @@ func runReplicas(t *testing.T, db *sql.DB, d sqlstore.Dialect, dialect, driver, 
 		},
 	})
 }
+
+// TestTokens: two Transports on one shared table, with clocks two hours
+// apart and with answers in reverse order: a live token is never replaced
+// by a dead one (see replicatest.Tokens).
+func TestTokens(t *testing.T) {
+	forEachDialect(t, func(t *testing.T, db *sql.DB, d sqlstore.Dialect) {
+		replicatest.Tokens(t, newStore(t, db, d, testSealer(t)))
+	})
+}

@@ -23,11 +23,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -76,9 +77,10 @@ type Config struct {
 // Run starts the replicas and plays the scenario: every replica calls Finch
 // with the connection's token from the store, from Callers goroutines at
 // once; the parent breaks the connection while they call; then it checks
-// that exactly one notification went out in all, reconnects through replica
-// 0 (a code exchange and Transport.SaveToken), and checks that every replica
-// reads the new token from the store and calls Finch with it successfully.
+// that exactly one notification went out in all; sends each replica a
+// callback with the episode's link state and a fresh code, and checks that
+// exactly one reconnects; and checks that every replica reads the new token
+// from the store and calls Finch with it successfully.
 func Run(t *testing.T, cfg Config) {
 	t.Helper()
 	if cfg.Replicas == 0 {
@@ -103,7 +105,8 @@ func Run(t *testing.T, cfg Config) {
 	firstFP := finchreauth.Fingerprint(first)
 	// The parent's own Transport on the shared store saves the first token
 	// and reads the connection's status; it never calls Finch itself.
-	parent := &finchreauth.Transport{Base: fake.Client().Transport, APIBaseURL: fake.URL, Store: cfg.Store}
+	parent := &finchreauth.Transport{Base: fake.Client().Transport, APIBaseURL: fake.URL, Store: cfg.Store,
+		Connect: connectFor(fake.URL, fake.ClientID, fake.ClientSecret)}
 	defer parent.Close()
 	if err := parent.SaveToken(ctx, conn.ID, finchreauth.Token(first)); err != nil {
 		t.Fatalf("saving the first token %s: %v", firstFP, err)
@@ -164,9 +167,41 @@ func Run(t *testing.T, cfg Config) {
 		t.Fatalf("record after the break: Since %v, token %v, %v; want an open episode and token %s", r.Since, r.Token, err, firstFP)
 	}
 
-	code := fake.IssueCode(conn.ID)
-	reps[0].send(t, "reconnect "+code)
-	saved := strings.TrimPrefix(reps[0].expect(ctx, t, "saved"), "saved ")
+	// The employer went through Connect once per replica with the one
+	// link (the same state, a fresh code each time), and each callback
+	// reaches another replica at once: the state completes one reconnect
+	// in all.
+	link, err := parent.ReconnectURL(ctx, conn.ID)
+	if err != nil {
+		t.Fatalf("the episode's link: %v", err)
+	}
+	for _, r := range reps {
+		cb, err := fake.Approve(link)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(cb)
+		r.send(t, "callback "+u.RawQuery)
+	}
+	var saved string
+	var refused int
+	for i, r := range reps {
+		line := r.expect(ctx, t, "callback")
+		switch reason, fp, _ := strings.Cut(strings.TrimPrefix(line, "callback "), " "); reason {
+		case "ok":
+			if saved != "" {
+				t.Fatalf("replica %d completed a second reconnect with the one state", i)
+			}
+			saved = fp
+		case string(finchreauth.ReasonInvalidState), string(finchreauth.ReasonUnavailable): // spent, or in use
+			refused++
+		default:
+			t.Fatalf("replica %d: %q", i, line)
+		}
+	}
+	if saved == "" || refused != len(reps)-1 {
+		t.Fatalf("%d reconnects and %d refusals of one state across %d replicas; want 1 and %d", len(reps)-refused, refused, len(reps), len(reps)-1)
+	}
 	if saved == finchreauth.Fingerprint(first) {
 		t.Fatal("the reconnect saved the broken token again")
 	}
@@ -176,7 +211,7 @@ func Run(t *testing.T, cfg Config) {
 		}
 	}
 	if notes := readNotes(t, notifyFile); len(notes) != 1 {
-		t.Errorf("%d notifications after the reconnect; want still 1", len(notes))
+		t.Errorf("%d notifications after the reconnect; want still 1: %q", len(notes), notes)
 	}
 	if st, err := parent.Status(ctx, conn.ID); err != nil || st.NeedsReauth {
 		t.Errorf("status after the reconnect: NeedsReauth %t, %v; want false", st.NeedsReauth, err)
@@ -360,6 +395,7 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 		Base:       base,
 		APIBaseURL: finchURL,
 		Store:      store,
+		Connect:    connectFor(finchURL, clientID, clientSecret),
 		Notifier: finchreauth.NotifierFunc(func(ctx context.Context, e finchreauth.Event) error {
 			select {
 			case <-time.After(delay):
@@ -457,15 +493,22 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 				return errors.New("no caller saw a detection")
 			}
 			fmt.Printf("broken detected=%d latched=%d calls=%d\n", detected.Load(), latched.Load(), calls.Load())
-		case "reconnect":
-			tok, err := exchange(ctx, base, finchURL, clientID, clientSecret, arg)
+		case "callback":
+			rec := httptest.NewRecorder()
+			tr.CallbackHandler().ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "GET", "/finch/callback?"+arg, nil))
+			loc, err := url.Parse(rec.Header().Get("Location"))
+			if err != nil || rec.Code != http.StatusSeeOther {
+				return fmt.Errorf("the callback answered %d", rec.Code)
+			}
+			if reason := loc.Query().Get("reason"); reason != "" {
+				fmt.Println("callback " + reason)
+				continue
+			}
+			tok, err := tr.Token(ctx, connID)
 			if err != nil {
-				return fmt.Errorf("exchanging the code: %v", err)
+				return fmt.Errorf("reading the token: %v", err)
 			}
-			if err := tr.SaveToken(ctx, connID, finchreauth.Token(tok)); err != nil {
-				return fmt.Errorf("saving token %s: %v", finchreauth.Fingerprint(tok), err)
-			}
-			fmt.Println("saved " + finchreauth.Fingerprint(tok))
+			fmt.Println("callback ok " + tok.Fingerprint())
 		case "recall":
 			tok, err := tr.Token(ctx, connID)
 			if err != nil {
@@ -486,25 +529,12 @@ func runReplica(idx string, open func(ctx context.Context) (finchreauth.Store, f
 	return in.Err()
 }
 
-// exchange redeems a Connect code at POST /auth/token, as an application's
-// callback does after a reconnect.
-func exchange(ctx context.Context, rt http.RoundTripper, finchURL, clientID, clientSecret, code string) (string, error) {
-	body, _ := json.Marshal(map[string]string{"client_id": clientID, "client_secret": clientSecret, "code": code})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, finchURL+"/auth/token", bytes.NewReader(body))
-	if err != nil {
-		return "", err
+// connectFor is the Connect of the parent and of every replica: one
+// application, so one state key.
+func connectFor(finchURL, clientID, clientSecret string) *finchreauth.Connect {
+	return &finchreauth.Connect{
+		ClientID: clientID, ClientSecret: clientSecret,
+		RedirectURI: "https://app.example/finch/callback", SuccessURL: "https://app.example/settings",
+		StateKeys: [][]byte{[]byte("replicatest-state-key-0123456789")}, AuthorizeURLs: true, ConnectBaseURL: finchURL,
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Transport: rt}).Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.AccessToken == "" {
-		return "", fmt.Errorf("status %d, %v", resp.StatusCode, err)
-	}
-	return out.AccessToken, nil
 }
