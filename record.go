@@ -75,7 +75,7 @@ type claim struct {
 	Nonce    string    `json:"nonce"`
 	Expires  time.Time `json:"expires"` // the state's own expiry
 	Attempts int       `json:"attempts"`
-	Started  time.Time `json:"started"` // the last attempt
+	Started  time.Time `json:"started"`        // the last attempt
 	Busy     bool      `json:"busy,omitempty"` // an attempt is under way
 	Done     bool      `json:"done,omitempty"`
 	Reported bool      `json:"reported,omitempty"` // an abandoned attempt was reported

@@ -107,15 +107,8 @@ func (t *Transport) NeedsReauth(ctx context.Context, after Status, limit int) ([
 // decides as it does for StartHandler; an error, or a panic, answers 403.
 func (t *Transport) StatusHandler(authorize func(*http.Request) (connectionID string, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		conn, ok := t.authorize(r, authorize)
+		conn, ok := t.authorized(w, r, authorize, http.MethodGet, http.MethodHead)
 		if !ok {
-			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
 		st, err := t.Status(r.Context(), conn)

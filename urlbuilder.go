@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -329,15 +330,8 @@ func (t *Transport) mintFor(ctx context.Context, r Record, d recordData) (string
 // answers 303 to Connect.FailureURL with reason=link_failed.
 func (t *Transport) StartHandler(authorize func(*http.Request) (connectionID string, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		noStore(w)
-		if r.Method != http.MethodGet && r.Method != http.MethodPost {
-			w.Header().Set("Allow", "GET, POST")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		conn, ok := t.authorize(r, authorize)
+		conn, ok := t.authorized(w, r, authorize, http.MethodGet, http.MethodPost)
 		if !ok {
-			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
 		u, err := t.ReconnectURL(r.Context(), conn)
@@ -349,19 +343,31 @@ func (t *Transport) StartHandler(authorize func(*http.Request) (connectionID str
 	})
 }
 
-// authorize asks the application's authorize function which connection the
-// request may see. A refusal is the application's answer, not a failure:
-// only a panic is reported.
-func (t *Transport) authorize(r *http.Request, authorize func(*http.Request) (string, error)) (string, bool) {
+// authorized answers a request to StartHandler or StatusHandler that is not
+// one of methods (405), or that authorize refuses (403), and otherwise
+// returns the connection authorize names. A refusal is the application's
+// answer, not a failure: only a panic is reported.
+func (t *Transport) authorized(w http.ResponseWriter, r *http.Request, authorize func(*http.Request) (string, error), methods ...string) (string, bool) {
 	t.init()
-	if authorize == nil {
+	noStore(w)
+	if !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return "", false
 	}
-	conn, err := hook.Run(r.Context(), t.timeout(), func(context.Context) (string, error) { return authorize(r) })
+	var conn string
+	var err error = errors.New("finchreauth: no authorize function")
+	if authorize != nil {
+		conn, err = hook.Run(r.Context(), t.timeout(), func(context.Context) (string, error) { return authorize(r) })
+	}
 	if p, ok := err.(hook.Panic); ok {
 		t.report(r.Context(), &HookError{Hook: "authorize", Panic: p.Value, Err: errPanicked})
 	}
-	return conn, err == nil && conn != ""
+	if err != nil || conn == "" {
+		http.Error(w, "forbidden", http.StatusForbidden)
+		return "", false
+	}
+	return conn, true
 }
 
 func noStore(w http.ResponseWriter) {
