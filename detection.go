@@ -48,19 +48,16 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	// arrives after it finished, was covered by it. One that arrives while
 	// a handling runs joins it; the first one latches the token at once,
 	// briefly, so that requests sent from now on do not reach Finch.
-	e := t.latch.get(token)
+	e, latched := t.latch.get(token)
 	switch {
-	case e != nil && e.handled:
+	case latched && e.handled:
 		return &out
-	case e != nil:
+	case latched:
 		t.count(ctx, "finchreauth.detections.collapsed", "")
 	default:
-		e = t.latch.add(token, "", false, t.retryLatch())
+		e, _ = t.latch.add(token, "", false, t.retryLatch())
 	}
-	d := &detection{token: token, at: t.now(), method: req.Method, path: req.URL.Path, rid: apiErr.RequestID, base: base, ctx: ctx}
-	if e != nil {
-		d.queued = e.queued
-	}
+	d := &detection{token: token, at: t.now(), method: req.Method, path: req.URL.Path, rid: apiErr.RequestID, base: base, ctx: ctx, queued: e.queued}
 	// The flight is keyed by the latch's keyed hash: the group's map never
 	// holds a token.
 	k := t.latch.key(token)
@@ -71,17 +68,13 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	// The caller waits for the handling at most Timeout, no longer than
 	// its own context allows, and not at all once the handling waits for
 	// its turn behind others; the handling goes on either way.
-	var queued <-chan struct{}
-	if e != nil {
-		queued = e.queued
-	}
 	timer := time.NewTimer(t.timeout())
 	defer timer.Stop()
 	select {
 	case <-ch:
 	case <-ctx.Done():
 	case <-timer.C:
-	case <-queued:
+	case <-e.queued: // nil, so never, when the latch is off
 	}
 	return &out
 }
@@ -94,7 +87,7 @@ func (t *Transport) handle(d *detection) {
 	defer t.end()
 	// A request carrying a token that a finished handling latched cannot
 	// reach Finch; its 401 was in flight while that handling ran.
-	if e := t.latch.get(d.token); e != nil && e.handled {
+	if e, ok := t.latch.get(d.token); ok && e.handled {
 		return
 	}
 	// The handling's turn, when a slot is free; its Timeouts start then.

@@ -13,50 +13,63 @@ import (
 )
 
 // sweepEvery is how often adding to the latch also drops its expired
-// entries: go-cache does that only from a janitor goroutine, which this
-// package never starts.
+// entries.
 const sweepEvery = time.Minute
 
 // latch remembers, for a while, the tokens Finch refused, so that requests
 // carrying them are answered without calling Finch. It never holds a token:
-// entries are keyed by a 128-bit keyed hash of it, with seeds private to the
-// Transport. Entries expire by the Transport's clock; go-cache's own expiry,
-// by the wall clock, frees their memory.
+// an entry is found by a keyed hash of the token and checked with a second
+// one, with seeds private to the Transport. Entries hold no pointer, so that
+// a latch of a million tokens costs the garbage collector nothing to scan,
+// and a lookup of a healthy token (the common case) costs one hash and a map
+// read under a read lock.
 type latch struct {
 	seeds [2]maphash.Seed
-	c     *cache.Cache // key -> *latchEntry
-	n     atomic.Int64 // entries in c, expired ones not yet swept included
 	now   func() time.Time
+	n     atomic.Int64 // len(m), read without the lock
 
-	mu        sync.Mutex          // serialises writers
-	byConn    map[string][]string // connection id -> keys of its entries
+	mu     sync.RWMutex
+	m      map[uint64]latchSlot     // by the token's first hash
+	queued map[uint64]chan struct{} // for entries not yet handled: see latchEntry.queued
+	seq    uint64                   // orders additions and forgets
+	// forgotten maps a connection (by hash) to the seq of its latest
+	// forget: its entries added before are void. An expiring set: a
+	// forget older than the longest TTL can void nothing, and go-cache
+	// drops it.
+	forgotten *cache.Cache
 	lastSweep time.Time
 }
 
-type latchEntry struct {
-	conn  string    // the token's connection, "" while unknown
-	until time.Time // by the Transport's clock
+// latchSlot is what the latch keeps per token: no pointer.
+type latchSlot struct {
+	check uint64 // the token's second hash
+	conn  uint64 // the connection id's hash; 0 while unknown
+	seq   uint64
+	until int64 // unix nanoseconds, by the Transport's clock
 	// handled is false while the detection that added the entry is being
 	// handled, true once a handling finished.
 	handled bool
-	// queued, for an entry that is not handled, is closed when its
-	// handling has to wait for a slot: its callers need not wait behind
-	// the queue.
+}
+
+// latchEntry is a token's slot as a lookup returns it.
+type latchEntry struct {
+	latchSlot
+	// queued, for an entry not yet handled, is closed when its handling has
+	// to wait for a slot: its callers need not wait behind the queue.
 	queued chan struct{}
 }
 
-func newLatch(now func() time.Time) *latch {
-	l := &latch{
-		seeds:  [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
-		c:      cache.New(cache.NoExpiration, 0), // no janitor
-		now:    now,
-		byConn: map[string][]string{},
+func newLatch(now func() time.Time, maxTTL time.Duration) *latch {
+	return &latch{
+		seeds:     [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		now:       now,
+		m:         map[uint64]latchSlot{},
+		queued:    map[uint64]chan struct{}{},
+		forgotten: cache.New(max(maxTTL, time.Minute), 0), // no janitor: swept by add
 	}
-	l.c.OnEvicted(l.evicted) // called with l.mu held: only writers delete
-	return l
 }
 
-// key is the token's 128-bit keyed hash.
+// key is the token's 128-bit keyed hash, for singleflight.
 func (l *latch) key(token string) [16]byte {
 	var k [16]byte
 	binary.LittleEndian.PutUint64(k[:8], maphash.String(l.seeds[0], token))
@@ -64,86 +77,112 @@ func (l *latch) key(token string) [16]byte {
 	return k
 }
 
-// get returns token's live entry, or nil. It does not allocate.
-func (l *latch) get(token string) *latchEntry {
-	if l.n.Load() == 0 {
-		return nil
+func (l *latch) connKey(conn string) uint64 {
+	if conn == "" {
+		return 0
 	}
-	k := l.key(token)
-	v, ok := l.c.Get(string(k[:]))
-	if !ok {
-		return nil
-	}
-	if e := v.(*latchEntry); l.now().Before(e.until) {
-		return e
-	}
-	return nil
+	return maphash.String(l.seeds[0], conn) | 1
 }
 
-// add latches token until now+ttl, and returns the token's entry. An
-// unhandled entry (added when a handling starts) never replaces a live one;
-// a handled one replaces whatever is there.
-func (l *latch) add(token, conn string, handled bool, ttl time.Duration) *latchEntry {
+func forgetKey(c uint64) string {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], c)
+	return string(b[:])
+}
+
+// get returns token's live entry. It does not allocate.
+func (l *latch) get(token string) (latchEntry, bool) {
+	if l.n.Load() == 0 {
+		return latchEntry{}, false
+	}
+	h := maphash.String(l.seeds[0], token)
+	l.mu.RLock()
+	slot, ok := l.m[h]
+	var queued chan struct{}
+	if ok && !slot.handled {
+		queued = l.queued[h]
+	}
+	l.mu.RUnlock()
+	if !ok || !l.live(slot, token) {
+		return latchEntry{}, false
+	}
+	return latchEntry{slot, queued}, true
+}
+
+// latched reports whether token is latched: get for the request path,
+// which needs only the answer.
+func (l *latch) latched(token string) bool {
+	h := maphash.String(l.seeds[0], token)
+	l.mu.RLock()
+	slot, ok := l.m[h]
+	l.mu.RUnlock()
+	return ok && l.live(slot, token)
+}
+
+// live reports whether slot, found for token, is token's and still holds.
+func (l *latch) live(slot latchSlot, token string) bool {
+	if slot.check != maphash.String(l.seeds[1], token) || l.now().UnixNano() >= slot.until {
+		return false
+	}
+	if slot.conn != 0 {
+		if v, forgot := l.forgotten.Get(forgetKey(slot.conn)); forgot && v.(uint64) > slot.seq {
+			return false
+		}
+	}
+	return true
+}
+
+// add latches token for ttl and returns its entry. An unhandled entry
+// (added when a handling starts) never replaces a live one; a handled one
+// replaces whatever is there.
+func (l *latch) add(token, conn string, handled bool, ttl time.Duration) (latchEntry, bool) {
 	if ttl <= 0 {
-		return nil
+		return latchEntry{}, false
+	}
+	if !handled {
+		if live, ok := l.get(token); ok {
+			return live, true
+		}
 	}
 	now := l.now()
-	key := l.key(token)
-	k := string(key[:])
-	e := &latchEntry{conn: conn, until: now.Add(ttl), handled: handled}
-	if !handled {
-		e.queued = make(chan struct{})
-	}
+	h := maphash.String(l.seeds[0], token)
+	e := latchEntry{latchSlot: latchSlot{check: maphash.String(l.seeds[1], token), conn: l.connKey(conn), until: now.Add(ttl).UnixNano(), handled: handled}}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if live := l.get(token); !handled && live != nil {
-		return live
+	l.seq++
+	e.seq = l.seq
+	if handled {
+		delete(l.queued, h)
+	} else {
+		e.queued = make(chan struct{})
+		l.queued[h] = e.queued
 	}
-	l.c.Set(k, e, ttl)
-	if conn != "" {
-		l.byConn[conn] = append(l.byConn[conn], k)
-	}
+	l.m[h] = e.latchSlot
 	if now.Sub(l.lastSweep) > sweepEvery {
-		l.c.DeleteExpired()
-		l.lastSweep = now
+		l.sweep(now)
 	}
-	l.n.Store(int64(l.c.ItemCount()))
-	return e
+	l.n.Store(int64(len(l.m)))
+	return e, true
 }
 
-// forget drops every entry of the connection.
+// sweep drops the expired entries. l.mu must be held.
+func (l *latch) sweep(now time.Time) {
+	for h, e := range l.m {
+		if now.UnixNano() >= e.until {
+			delete(l.m, h)
+			delete(l.queued, h)
+		}
+	}
+	l.forgotten.DeleteExpired()
+	l.lastSweep = now
+}
+
+// forget voids every entry of the connection added before now.
 func (l *latch) forget(conn string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	keys := l.byConn[conn]
-	delete(l.byConn, conn) // before the deletes: evicted finds nothing left to edit
-	for _, k := range keys {
-		l.c.Delete(k)
-	}
-	l.n.Store(int64(l.c.ItemCount()))
-}
-
-// evicted keeps byConn in step with the cache.
-func (l *latch) evicted(k string, v any) {
-	conn := v.(*latchEntry).conn
-	if keys := l.byConn[conn]; len(keys) > 0 {
-		keys = deleteKey(keys, k)
-		if len(keys) == 0 {
-			delete(l.byConn, conn)
-		} else {
-			l.byConn[conn] = keys
-		}
-	}
-}
-
-func deleteKey(keys []string, k string) []string {
-	out := keys[:0]
-	for _, x := range keys {
-		if x != k {
-			out = append(out, x)
-		}
-	}
-	return out
+	l.seq++
+	l.forgotten.SetDefault(forgetKey(l.connKey(conn)), l.seq)
 }
 
 // latchedBody is the body of the answer to a latched token: Finch's own

@@ -164,7 +164,7 @@ func (t *Transport) LogValue() slog.Value { return slog.StringValue(t.String()) 
 
 func (t *Transport) init() {
 	t.initOnce.Do(func() {
-		t.latch = newLatch(t.now)
+		t.latch = newLatch(t.now, max(t.latchTTL(), t.retryInterval()))
 		t.latchedLen = strconv.Itoa(len(latchedBody))
 		t.store = t.Store
 		if t.store == nil {
@@ -250,8 +250,8 @@ var errNoResponse = errors.New("finchreauth: base RoundTripper returned neither 
 func (t *Transport) roundTrip(req *http.Request, base http.RoundTripper) (*http.Response, error) {
 	t.init()
 	watched := t.watches(req)
-	if watched {
-		if token := bearer(req.Header); token != "" && t.latch.get(token) != nil {
+	if watched && t.latch.n.Load() > 0 {
+		if token := bearer(req.Header); token != "" && t.latch.latched(token) {
 			if req.Body != nil {
 				req.Body.Close()
 			}
@@ -280,7 +280,7 @@ func (t *Transport) roundTrip(req *http.Request, base http.RoundTripper) (*http.
 // token even to /auth/token). It does not allocate.
 func (t *Transport) watches(req *http.Request) bool {
 	u := req.URL
-	if t.api == nil || u == nil || u.Scheme != t.api.Scheme || !strings.EqualFold(u.Host, t.api.Host) {
+	if t.api == nil || u == nil || u.Scheme != t.api.Scheme || (u.Host != t.api.Host && !strings.EqualFold(u.Host, t.api.Host)) {
 		return false
 	}
 	p, ok := strings.CutPrefix(u.Path, t.api.Path)
