@@ -90,9 +90,6 @@ func (o opening) note(r *Record, d *recordData, res *opened) (changed, done bool
 			}
 			return changed, true
 		}
-		if d.Current == "" {
-			d.Current, changed = o.fp, true
-		}
 		if !knows(r, o.fp) {
 			addFingerprint(r, o.fp)
 			changed = true
@@ -230,7 +227,6 @@ func (t *Transport) withLease(ctx context.Context, conn, holder string, change f
 func (t *Transport) release(ctx context.Context, conn, holder string) {
 	t.withLease(ctx, conn, holder, func(r *Record, d *recordData) {
 		d.Episode.Holder, d.Episode.Until = "", time.Time{}
-		d.Episode.Failures++
 		r.Due = t.now().Add(t.retryInterval())
 	})
 }
@@ -243,7 +239,7 @@ func (t *Transport) finish(ctx context.Context, conn, holder string, sent bool) 
 		e.Holder, e.Until = "", time.Time{}
 		if sent {
 			e.Sent++
-			e.LastSent, e.Failures = t.now(), 0
+			e.LastSent = t.now()
 		}
 		r.Due = t.nextReminder(r.Since, e)
 	})

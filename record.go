@@ -24,9 +24,6 @@ const (
 type recordData struct {
 	// Identity is what Finch said of the connection last.
 	Identity *Connection `json:"identity,omitempty"`
-	// Current is the fingerprint of the connection's current token: the
-	// one saved or, while none was, the first one a detection named.
-	Current string `json:"current,omitempty"`
 
 	Episode *episode `json:"episode,omitempty"` // the open episode
 	Ended   *ended   `json:"ended,omitempty"`   // the last one that ended
@@ -49,18 +46,14 @@ type episode struct {
 	// The notification lease: who holds it and until when.
 	Holder string    `json:"holder,omitempty"`
 	Until  time.Time `json:"until,omitzero"`
-	// Failures counts notifications that failed since the last success.
-	Failures int `json:"failures,omitempty"`
 }
 
 type ended struct {
-	ID          string    `json:"id"`
-	Since       time.Time `json:"since"`
-	At          time.Time `json:"at"`
-	Via         string    `json:"via"`
-	Sent        int       `json:"sent,omitempty"`
-	Fingerprint string    `json:"fingerprint,omitempty"` // the token that ended it
-	By          string    `json:"by,omitempty"`          // the nonce of the save that ended it
+	Since time.Time `json:"since"`
+	At    time.Time `json:"at"`
+	Via   string    `json:"via"`
+	Sent  int       `json:"sent,omitempty"`
+	By    string    `json:"by,omitempty"` // the nonce of the write that ended it
 }
 
 type link struct {

@@ -97,10 +97,10 @@ func (t *Transport) save(ctx context.Context, s saving) (*ended, error) {
 		}
 		r.Token = s.token
 		addFingerprint(&r, fp)
-		d.Current, d.Link = fp, nil
+		d.Link = nil
 		var end *ended
 		if e := d.Episode; e != nil {
-			end = &ended{ID: e.ID, Since: r.Since, At: t.now(), Via: s.via, Sent: e.Sent, Fingerprint: fp, By: by}
+			end = &ended{Since: r.Since, At: t.now(), Via: s.via, Sent: e.Sent, By: by}
 			d.Episode, d.Ended, r.Since, r.Due = nil, end, time.Time{}, time.Time{}
 		}
 		if _, err := t.put(ctx, r, d); errors.Is(err, ErrConflict) {

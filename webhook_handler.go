@@ -226,7 +226,7 @@ func (t *Transport) heal(ctx context.Context, conn, entity, event string) error 
 				return true, nil
 			}
 		}
-		end = &ended{ID: e.ID, Since: r.Since, At: t.now(), Via: "webhook", Sent: e.Sent, By: by}
+		end = &ended{Since: r.Since, At: t.now(), Via: "webhook", Sent: e.Sent, By: by}
 		d.Episode, d.Ended, d.Link, r.Since, r.Due = nil, end, nil, time.Time{}, time.Time{}
 		return true, nil
 	})
