@@ -56,7 +56,7 @@ var howItWorks = []step{
 		[]ref{{pkgRoot, "webhook_handler.go", "Transport.WebhookHandler"}, {pkgRoot, "webhook_handler.go", "Transport.onWebhook"}}},
 	{"A reconnect link",
 		"A Connect session (POST /connect/sessions/reauthenticate), bound to the connection by a signed, expiring state.",
-		[]ref{{pkgRoot, "urlbuilder.go", "Connect.mint"}, {pkgRoot, "urlbuilder.go", "Connect.sessionURL"}, {pkgRoot, "state.go", "signState"}}},
+		[]ref{{pkgRoot, "connect.go", "Connect.mint"}, {pkgRoot, "connect.go", "Connect.sessionURL"}, {pkgRoot, "state.go", "signState"}}},
 	{"The customer is told once",
 		"Under the episode's lease the Notifier gets an Event; package message renders the e-mail.",
 		[]ref{{pkgRoot, "episode.go", "Transport.deliver"}, {pkgMessage, "message.go", "Render"}, {pkgDemo, "inbox.go", "inbox.Notify"}}},
