@@ -259,13 +259,15 @@ func (t *Transport) reconnectStateless(ctx context.Context, code string, embedde
 	if t.Connect.AuthorizeURLs {
 		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", errors.New("no state, and this application's links all carry one"))
 	}
-	open, err := storeStep(t, ctx, subject{}, func(ctx context.Context, s Store) ([]Record, error) {
-		return s.List(ctx, Query{Limit: 1})
+	anyOpen := false
+	err := t.each(ctx, Query{Limit: 16}, func(Record, recordData) bool {
+		anyOpen = true
+		return false
 	})
 	switch {
 	case err != nil:
 		return Reconnection{}, fail(ReasonUnavailable, http.StatusServiceUnavailable, "", err)
-	case len(open) == 0:
+	case !anyOpen:
 		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", errors.New("no state, and no connection awaits a reconnect"))
 	case !t.stateless.allow(t.now()):
 		return Reconnection{}, fail(ReasonUnavailable, http.StatusTooManyRequests, "", errors.New("too many failed exchanges without a state this minute"))

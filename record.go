@@ -183,3 +183,45 @@ func addFingerprint(r *Record, fp string) {
 
 // knows reports whether fp is in r's list.
 func knows(r *Record, fp string) bool { return slices.Contains(r.Fingerprints, fp) }
+
+// each calls fn with the readable records q selects, in q's order, reading
+// the Store page records at a time, until fn returns false or the listing
+// ends. A record the Store could not read (Record.Err) or whose Data does not
+// decode costs that record alone: it is reported to the ErrorHandler, counted
+// as finchreauth.unreadable, and skipped. each returns the error of a page
+// that could not be read at all, or ctx's.
+func (t *Transport) each(ctx context.Context, q Query, fn func(Record, recordData) bool) error {
+	for {
+		recs, err := storeStep(t, ctx, subject{}, func(ctx context.Context, s Store) ([]Record, error) { return s.List(ctx, q) })
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var d recordData
+			if r.Err == nil {
+				d, err = decodeRecord(r)
+			} else {
+				err = r.Err
+			}
+			if err != nil {
+				t.count(ctx, "finchreauth.unreadable", "")
+				t.report(ctx, &HookError{Hook: "store", ConnectionID: r.ConnectionID, Err: err})
+				continue
+			}
+			if !fn(r, d) {
+				return nil
+			}
+		}
+		if len(recs) < q.Limit {
+			return nil
+		}
+		last := recs[len(recs)-1]
+		q.AfterTime, q.AfterID = last.Since, last.ConnectionID
+		if !q.DueBy.IsZero() {
+			q.AfterTime = last.Due
+		}
+	}
+}

@@ -15,28 +15,16 @@ const remindPage = 100
 // RemindEvery, MaxReminders), and the first notifications that failed or
 // whose sender vanished. Each goes out once across every process sharing
 // the Store: the Store's lease decides who sends it. Call it from the
-// application's own scheduler, or use Run. It returns the first Store error.
+// application's own scheduler, or use Run. A record the Store cannot read is
+// skipped and reported to the ErrorHandler; Remind returns the error of a
+// listing that failed as a whole.
 func (t *Transport) Remind(ctx context.Context) error {
 	t.init()
 	now := t.now()
-	q := Query{DueBy: now, Limit: remindPage}
-	for {
-		recs, err := storeStep(t, ctx, subject{}, func(ctx context.Context, s Store) ([]Record, error) { return s.List(ctx, q) })
-		if err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			t.remind(ctx, r.ConnectionID, now)
-		}
-		if len(recs) < q.Limit {
-			return nil
-		}
-		last := recs[len(recs)-1]
-		q.AfterTime, q.AfterID = last.Due, last.ConnectionID
-	}
+	return t.each(ctx, Query{DueBy: now, Limit: remindPage}, func(r Record, _ recordData) bool {
+		t.remind(ctx, r.ConnectionID, now)
+		return true
+	})
 }
 
 // Run calls Remind every minute (or every RetryInterval, if shorter) until

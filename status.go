@@ -3,6 +3,7 @@ package finchreauth
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 )
@@ -82,22 +83,21 @@ func (t *Transport) statusOf(r Record, d recordData) Status {
 
 // NeedsReauth lists the connections that need re-authentication, oldest
 // episode first, at most limit of them after the Status after (the last of
-// the previous page; the zero Status starts at the beginning).
+// the previous page; the zero Status starts at the beginning): fewer only at
+// the end of the listing. A record the Store cannot read is skipped and
+// reported to the ErrorHandler.
 func (t *Transport) NeedsReauth(ctx context.Context, after Status, limit int) ([]Status, error) {
 	t.init()
-	recs, err := storeStep(t, ctx, subject{}, func(ctx context.Context, s Store) ([]Record, error) {
-		return s.List(ctx, Query{AfterTime: after.Since, AfterID: after.ConnectionID, Limit: limit})
+	if limit <= 0 {
+		return nil, errors.New("finchreauth: NeedsReauth needs a positive limit")
+	}
+	var out []Status
+	err := t.each(ctx, Query{AfterTime: after.Since, AfterID: after.ConnectionID, Limit: limit}, func(r Record, d recordData) bool {
+		out = append(out, t.statusOf(r, d))
+		return len(out) < limit
 	})
 	if err != nil {
 		return nil, err
-	}
-	out := make([]Status, 0, len(recs))
-	for _, r := range recs {
-		d, err := decodeRecord(r)
-		if err != nil {
-			t.report(ctx, &HookError{Hook: "store", ConnectionID: r.ConnectionID, Err: err})
-		}
-		out = append(out, t.statusOf(r, d))
 	}
 	return out, nil
 }

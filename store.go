@@ -17,7 +17,12 @@ import (
 //  1. Get returns the record the last successful Put stored for the
 //     connection, every field as it was given (Since and Due to the
 //     microsecond, in any location), with the Version that Put returned; or
-//     ErrNotFound. List returns records as Get does.
+//     ErrNotFound. List returns records as Get does. A record the Store
+//     holds but cannot return (a token sealed under a key it no longer has,
+//     or written in plaintext where a Sealer is set; an entry of its index
+//     whose record is gone) is an error of Get that is not ErrNotFound, and
+//     List returns it in its place with Err set: one bad record never fails
+//     a listing.
 //  2. Put stores rec only if the connection's stored Version equals
 //     rec.Version (0 when nothing is stored), and returns the new Version,
 //     stored+1. Otherwise it changes nothing and returns ErrConflict: of
@@ -69,6 +74,13 @@ type Record struct {
 
 	// Data is the rest of the record, encoded by the Transport.
 	Data []byte
+
+	// Err is set by List, and only there, on a record the Store lists but
+	// cannot read: why, naming the connection and never a token. Only
+	// ConnectionID and the time the Query orders by (Since or Due) are
+	// then set, so that a listing goes on past it. The Transport skips
+	// such a record, reports Err to its ErrorHandler, and never writes it.
+	Err error
 }
 
 // Query selects the records Store.List returns.
