@@ -17,6 +17,7 @@ import (
 	"unicode"
 
 	"github.com/finchkit/finchreauth/internal/finchapi"
+	"github.com/finchkit/finchreauth/internal/hook"
 )
 
 // Reason says why a reconnect through the callback did not complete: it is
@@ -50,6 +51,7 @@ const (
 	ReasonSaveFailed         Reason = "save_failed"         // the Store did not take the token, after retries
 	ReasonLinkFailed         Reason = "link_failed"         // no link could be made (the start endpoint)
 	ReasonMisconfigured      Reason = "misconfigured"       // Transport.Connect is missing or invalid
+	ReasonForbidden          Reason = "forbidden"           // Connect.Authorize refused the signed-in user: nothing was spent
 )
 
 // Limits on what the callback accepts and how hard it tries.
@@ -92,13 +94,13 @@ func (t *Transport) CallbackHandler() http.Handler {
 		switch r.Method {
 		case http.MethodGet:
 			q := r.URL.Query()
-			rec, cerr := t.reconnect(r.Context(), q.Get("code"), q.Get("state"), q.Get("error"), false)
+			rec, cerr := t.reconnect(r, q.Get("code"), q.Get("state"), q.Get("error"), false)
 			t.redirectOutcome(w, r, rec, cerr)
 		case http.MethodPost:
 			code, state, cerr := readEmbedded(w, r)
 			var rec Reconnection
 			if cerr == nil {
-				rec, cerr = t.reconnect(r.Context(), code, state, "", true)
+				rec, cerr = t.reconnect(r, code, state, "", true)
 			}
 			t.jsonOutcome(w, r, rec, cerr)
 		default:
@@ -156,7 +158,8 @@ func readEmbedded(w http.ResponseWriter, r *http.Request) (code, state string, _
 }
 
 // reconnect is the whole callback, whichever flow brought it.
-func (t *Transport) reconnect(ctx context.Context, code, state, connectErr string, embedded bool) (Reconnection, *callbackError) {
+func (t *Transport) reconnect(r *http.Request, code, state, connectErr string, embedded bool) (Reconnection, *callbackError) {
+	ctx := r.Context()
 	c := t.Connect
 	if c == nil {
 		return Reconnection{}, fail(ReasonMisconfigured, http.StatusInternalServerError, "", errors.New("Transport.Connect is nil"))
@@ -180,23 +183,26 @@ func (t *Transport) reconnect(ctx context.Context, code, state, connectErr strin
 	case len(code) > maxCodeLen:
 		return Reconnection{}, fail(ReasonInvalidRequest, http.StatusBadRequest, "", errors.New("code too long"))
 	case state == "":
-		return t.reconnectStateless(ctx, code, embedded)
+		return t.reconnectStateless(r, code, embedded)
 	case errors.Is(stateErr, errExpiredState):
 		return Reconnection{}, fail(ReasonExpired, http.StatusBadRequest, p.connectionID, stateErr)
 	case stateErr != nil:
 		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", stateErr)
 	}
-	switch err := t.claim(ctx, p); {
-	case errors.Is(err, errSpent):
-		return Reconnection{}, fail(ReasonInvalidState, http.StatusConflict, p.connectionID, err)
-	case errors.Is(err, errBusy):
-		return Reconnection{}, fail(ReasonUnavailable, http.StatusConflict, p.connectionID, err)
-	case err != nil:
-		return Reconnection{}, fail(ReasonUnavailable, http.StatusServiceUnavailable, p.connectionID, err)
+	if cerr := t.authorizeCallback(r, p.connectionID); cerr != nil {
+		return Reconnection{}, cerr
+	}
+	if !t.beginSpend() {
+		return Reconnection{}, fail(ReasonUnavailable, http.StatusServiceUnavailable, p.connectionID, errors.New("the Transport is shutting down"))
+	}
+	defer t.spending.Done()
+	if rec, cerr, spend := t.claim(ctx, p); !spend {
+		return rec, cerr
 	}
 	// From here on the code is being spent: the work runs detached from
-	// the browser's request, so that closing the tab cannot lose a token.
-	ctx, cancel := t.detach(ctx)
+	// the browser's request (closing the tab cannot lose a token), and
+	// Shutdown waits for it.
+	ctx, cancel := t.spendContext(ctx)
 	defer cancel()
 	tok, err := t.exchange(ctx, code, embedded)
 	var rec Reconnection
@@ -204,63 +210,82 @@ func (t *Transport) reconnect(ctx context.Context, code, state, connectErr strin
 	if err != nil {
 		cerr = fail(ReasonExchangeFailed, http.StatusBadGateway, p.connectionID, err)
 	} else {
-		rec, cerr = t.keep(ctx, tok, saving{conn: p.connectionID, nonce: p.nonce}, embedded)
+		rec, cerr = t.keep(ctx, tok, saved{nonce: p.nonce}, p.connectionID, embedded)
 	}
 	if cerr != nil {
-		t.unclaim(ctx, p) // the state may be tried again, up to maxAttempts
+		t.apply(ctx, p.connectionID, unclaimed{nonce: p.nonce}) // the state may be tried again, up to maxAttempts
 	}
 	return rec, cerr
 }
 
-// errBusy is a state whose code is being exchanged by another callback:
-// two attempts of one state at once could each obtain a token, and only the
-// later would be alive.
-var errBusy = errors.New("finchreauth: another reconnect with this link is under way")
-
-// claim records one attempt to spend a code with p's state.
-func (t *Transport) claim(ctx context.Context, p statePayload) error {
-	_, _, err := t.update(ctx, p.connectionID, func(r *Record, d *recordData) (bool, error) {
-		c := d.claim(p.nonce)
-		switch {
-		case c != nil && (c.Done || c.Attempts >= maxAttempts):
-			return false, errSpent
-		case c != nil && c.Busy && t.now().Sub(c.Started) < t.leaseFor():
-			return false, errBusy
-		case c == nil:
-			d.Claims = append(d.Claims, claim{Nonce: p.nonce, Expires: p.expires})
-			c = &d.Claims[len(d.Claims)-1]
-		}
-		c.Attempts++
-		c.Started, c.Busy = t.now(), true
-		if d.Link != nil && d.Link.Nonce == p.nonce {
-			d.Link = nil // Connect spent the link's session: the next one is new
-		}
-		return true, nil
-	})
-	return err
+// authorizeCallback asks Connect.Authorize whether the signed-in user may
+// reconnect conn.
+func (t *Transport) authorizeCallback(r *http.Request, conn string) *callbackError {
+	f := t.Connect.Authorize
+	if f == nil {
+		return nil
+	}
+	err := hook.Do(r.Context(), t.timeout(), func(context.Context) error { return f(r, conn) })
+	if p, ok := err.(hook.Panic); ok {
+		t.report(r.Context(), &HookError{Hook: "authorize", ConnectionID: conn, Panic: p.Value, Err: errPanicked})
+	}
+	if err != nil {
+		return fail(ReasonForbidden, http.StatusForbidden, conn, errors.New("Connect.Authorize refused the signed-in user"))
+	}
+	return nil
 }
 
-// unclaim records that an attempt with p's state ended without a
-// reconnect.
-func (t *Transport) unclaim(ctx context.Context, p statePayload) {
-	t.update(ctx, p.connectionID, func(r *Record, d *recordData) (bool, error) {
-		c := d.claim(p.nonce)
-		if c == nil || !c.Busy {
-			return false, nil
+// claim records one attempt to spend a code with p's state. spend is false
+// when the attempt must not go on; then rec and cerr are the answer. A
+// state another attempt is spending (a second tab) waits for that attempt:
+// its reconnect is this one's, and its failure frees the state again.
+func (t *Transport) claim(ctx context.Context, p statePayload) (rec Reconnection, cerr *callbackError, spend bool) {
+	waited := false
+	for wait := 50 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		_, _, err := t.apply(ctx, p.connectionID, claimed{nonce: p.nonce, expires: p.expires})
+		switch {
+		case err == nil:
+			return Reconnection{}, nil, true
+		case errors.Is(err, errSpent):
+			if rec, ok := t.reconnectedWith(ctx, p); ok && waited {
+				return rec, nil, false
+			}
+			return Reconnection{}, fail(ReasonInvalidState, http.StatusConflict, p.connectionID, err), false
+		case !errors.Is(err, errBusy):
+			return Reconnection{}, fail(ReasonUnavailable, http.StatusServiceUnavailable, p.connectionID, err), false
 		}
-		c.Busy = false
-		return true, nil
-	})
+		if !sleep(ctx, wait) {
+			return Reconnection{}, fail(ReasonUnavailable, http.StatusConflict, p.connectionID, errBusy), false
+		}
+		waited = true
+	}
+}
+
+// reconnectedWith reports whether p's state completed a reconnect that
+// still holds: the answer for a second tab that waited while its first
+// completed. (A state used again later is refused as spent.)
+func (t *Transport) reconnectedWith(ctx context.Context, p statePayload) (Reconnection, bool) {
+	_, l, err := t.load(ctx, p.connectionID)
+	c := l.claim(p.nonce)
+	if err != nil || c == nil || !c.Done || l.Episode != nil || l.Token == "" || t.now().Sub(c.Started) > t.leaseFor() {
+		return Reconnection{}, false
+	}
+	rec := Reconnection{ConnectionID: p.connectionID, Expected: p.connectionID, Token: l.Token, Via: "callback"}
+	if e := l.Ended; e != nil {
+		rec.Episode, rec.BrokenSince, rec.At, rec.Notifications = e.ID, e.Since, e.At, e.Sent
+	}
+	return rec, true
 }
 
 // reconnectStateless is the callback for a code that came back without a
 // state.
-func (t *Transport) reconnectStateless(ctx context.Context, code string, embedded bool) (Reconnection, *callbackError) {
+func (t *Transport) reconnectStateless(r *http.Request, code string, embedded bool) (Reconnection, *callbackError) {
+	ctx := r.Context()
 	if t.Connect.AuthorizeURLs {
 		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", errors.New("no state, and this application's links all carry one"))
 	}
 	anyOpen := false
-	err := t.each(ctx, Query{Limit: 16}, func(Record, recordData) bool {
+	err := t.each(ctx, Query{Limit: 16}, func(Record, life) bool {
 		anyOpen = true
 		return false
 	})
@@ -269,40 +294,31 @@ func (t *Transport) reconnectStateless(ctx context.Context, code string, embedde
 		return Reconnection{}, fail(ReasonUnavailable, http.StatusServiceUnavailable, "", err)
 	case !anyOpen:
 		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", errors.New("no state, and no connection awaits a reconnect"))
-	case !t.stateless.allow(t.now()):
-		return Reconnection{}, fail(ReasonUnavailable, http.StatusTooManyRequests, "", errors.New("too many failed exchanges without a state this minute"))
+	case !t.stateless.reserve(t.now()):
+		return Reconnection{}, fail(ReasonUnavailable, http.StatusTooManyRequests, "", errors.New("too many exchanges without a state this minute"))
 	}
-	ctx, cancel := t.detach(ctx)
+	if !t.beginSpend() {
+		t.stateless.refund()
+		return Reconnection{}, fail(ReasonUnavailable, http.StatusServiceUnavailable, "", errors.New("the Transport is shutting down"))
+	}
+	defer t.spending.Done()
+	ctx, cancel := t.spendContext(ctx)
 	defer cancel()
 	tok, err := t.exchange(ctx, code, embedded)
 	if err != nil {
-		t.stateless.failed(t.now())
 		return Reconnection{}, fail(ReasonExchangeFailed, http.StatusBadGateway, "", err)
 	}
-	return t.keep(ctx, tok, saving{conn: tok.ConnectionID, stateless: true}, embedded)
-}
-
-// exchange trades the code for a token.
-func (t *Transport) exchange(ctx context.Context, code string, embedded bool) (finchapi.TokenResponse, error) {
-	c := t.Connect
-	req := finchapi.TokenRequest{ClientID: c.ClientID, ClientSecret: c.ClientSecret, Code: code}
-	if !embedded {
-		req.RedirectURI = c.RedirectURI
+	t.stateless.refund() // a code Finch exchanged was no garbage
+	if cerr := t.authorizeCallback(r, tok.ConnectionID); cerr != nil {
+		return t.unsaved(ctx, reconnectionOf(tok, "", embedded, t.now()), cerr)
 	}
-	return step(t, ctx, "exchange", subject{}, func(ctx context.Context) (finchapi.TokenResponse, error) {
-		if t.apiErr != nil {
-			return finchapi.TokenResponse{}, t.apiErr
-		}
-		tok, err := t.finch(ctx, t.base()).Exchange(ctx, req)
-		return tok, apiErrorOf(err)
-	})
+	return t.keep(ctx, tok, saved{stateless: true}, tok.ConnectionID, embedded)
 }
 
-// keep saves the token Finch issued, or hands it to OnUnsaved.
-func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, s saving, embedded bool) (Reconnection, *callbackError) {
-	rec := Reconnection{
+func reconnectionOf(tok finchapi.TokenResponse, expected string, embedded bool, at time.Time) Reconnection {
+	return Reconnection{
 		ConnectionID: tok.ConnectionID,
-		Expected:     s.conn,
+		Expected:     expected,
 		CustomerID:   tok.CustomerID,
 		CustomerName: tok.CustomerName,
 		CompanyID:    tok.CompanyID,
@@ -310,23 +326,48 @@ func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, s savi
 		Products:     tok.Products,
 		Token:        Token(tok.AccessToken),
 		Via:          "callback",
-		At:           t.now(),
+		At:           at,
 		Embedded:     embedded,
 	}
-	if tok.ConnectionID != s.conn {
-		// The employer connected another account: its token is not this
-		// connection's.
-		return t.unsaved(ctx, rec, fail(ReasonConnectionMismatch, http.StatusConflict, s.conn,
-			fmt.Errorf("Finch issued the token for connection %s", tok.ConnectionID)))
+}
+
+// keep saves the token Finch issued, or hands it to OnUnsaved. in carries
+// the callback's claim; expected is the connection the link was for.
+//
+// The employer may connect another account than the link's (connection Y
+// through X's link). Finch's exchange then gives Y a new token, which may
+// have made Y's saved token stop working. The token is Finch's for Y, so if
+// the Store knows Y it is offered to Y as any token is (it wins only if it
+// works, or if Y's does not either): leaving Y broken with a working token
+// in a hook would be worse. X's link is not spent, and the browser is told
+// connection_mismatch. A Y the Store does not know is not this
+// application's to adopt: its token goes to OnUnsaved.
+func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, in saved, expected string, embedded bool) (Reconnection, *callbackError) {
+	rec := reconnectionOf(tok, expected, embedded, t.now())
+	conn := tok.ConnectionID
+	var mismatch *callbackError
+	if conn != expected {
+		mismatch = fail(ReasonConnectionMismatch, http.StatusConflict, expected,
+			fmt.Errorf("Finch issued the token for connection %s", quoteID(conn)))
+		if checkID(conn) != nil || !t.knows(ctx, conn) {
+			return t.unsaved(ctx, rec, mismatch)
+		}
+		in = saved{}
 	}
-	s.token, s.via, s.details, s.by = rec.Token, "callback", rec, crand.Text()
+	in.token, in.via, in.holder = rec.Token, "callback", crand.Text()
+	// What Finch says of the new token decides whether it ends the
+	// episode: asked now, or, if Finch cannot say, the exchange's word.
+	in.offered, in.conn, _ = t.verdict(ctx, conn, rec.Token)
+	if in.offered == nil {
+		in.offered = &verdict{FP: rec.Token.Fingerprint(), Works: true, At: t.now(), Via: "exchange"}
+	}
 	// The retries are bounded as a whole too: the browser waits for them.
 	ctx, cancel := context.WithTimeout(ctx, saveAttempts*t.timeout()+2*time.Second) // and the backoff
 	defer cancel()
-	var end *ended
+	var o outcome
 	var err error
 	for attempt := range saveAttempts {
-		if end, err = t.save(ctx, s); err == nil || errors.Is(err, ErrStaleToken) || errors.Is(err, errSpent) || errors.Is(err, errNoLink) {
+		if _, o, err = t.save(ctx, conn, in, carrier{details: &rec}); err == nil || errors.Is(err, ErrStaleToken) || errors.Is(err, errSpent) || errors.Is(err, errNoLink) {
 			break
 		}
 		if attempt < saveAttempts-1 && !sleep(ctx, backoff(attempt)) {
@@ -335,17 +376,28 @@ func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, s savi
 	}
 	switch {
 	case errors.Is(err, ErrStaleToken):
-		return t.unsaved(ctx, rec, fail(ReasonSuperseded, http.StatusConflict, s.conn, err))
+		return t.unsaved(ctx, rec, fail(ReasonSuperseded, http.StatusConflict, expected, err))
 	case errors.Is(err, errSpent), errors.Is(err, errNoLink):
-		return t.unsaved(ctx, rec, fail(ReasonInvalidState, http.StatusConflict, s.conn, err))
+		return t.unsaved(ctx, rec, fail(ReasonInvalidState, http.StatusConflict, expected, err))
 	case err != nil:
-		return t.unsaved(ctx, rec, fail(ReasonSaveFailed, http.StatusInternalServerError, s.conn,
+		return t.unsaved(ctx, rec, fail(ReasonSaveFailed, http.StatusInternalServerError, expected,
 			fmt.Errorf("saving token %s: %w", rec.Token.Fingerprint(), err)))
+	case mismatch != nil:
+		rec.Reason = mismatch.reason
+		return rec, mismatch // saved for its own connection
 	}
-	if end != nil {
-		rec.BrokenSince, rec.Notifications = end.Since, end.Sent
+	for _, ow := range o.run {
+		if ow.Kind == owedAnnounce {
+			rec.Episode, rec.BrokenSince, rec.Notifications = ow.Ended.ID, ow.Ended.Since, ow.Ended.Sent
+		}
 	}
 	return rec, nil
+}
+
+// knows reports whether the Store holds a token or an episode for conn.
+func (t *Transport) knows(ctx context.Context, conn string) bool {
+	_, l, err := t.load(ctx, conn)
+	return err == nil && (l.Token != "" || l.Episode != nil)
 }
 
 // unsaved hands a token that was not saved to OnUnsaved.
@@ -354,7 +406,7 @@ func (t *Transport) unsaved(ctx context.Context, rec Reconnection, cerr *callbac
 	if f := t.Connect.OnUnsaved; f != nil {
 		// Under its own Timeout, whatever is left of ctx: the token must
 		// reach the application.
-		step(t, context.WithoutCancel(ctx), "unsaved", subject{conn: rec.ConnectionID, fp: rec.Token.Fingerprint()}, func(ctx context.Context) (struct{}, error) {
+		callHook(t, context.WithoutCancel(ctx), "unsaved", subject{conn: rec.ConnectionID, fp: rec.Token.Fingerprint()}, func(ctx context.Context) (struct{}, error) {
 			f(ctx, rec)
 			return struct{}{}, nil
 		})
@@ -380,27 +432,34 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// statelessBudget bounds the failed exchanges of codes that came back
-// without a state: anybody can send one, and each costs a call to Finch.
+// statelessBudget bounds the exchanges of codes that came back without a
+// state: anybody can send one, and each costs a call to Finch. An exchange
+// reserves its place before it is sent, and gives it back if Finch issued a
+// token, so that at most statelessPerMin garbage codes a minute reach Finch
+// however many arrive at once.
 type statelessBudget struct {
 	mu     sync.Mutex
 	minute time.Time
-	fails  int
+	used   int
 }
 
-func (b *statelessBudget) allow(now time.Time) bool {
+func (b *statelessBudget) reserve(now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if now.Sub(b.minute) >= time.Minute {
-		b.minute, b.fails = now, 0
+		b.minute, b.used = now, 0
 	}
-	return b.fails < statelessPerMin
+	if b.used >= statelessPerMin {
+		return false
+	}
+	b.used++
+	return true
 }
 
-func (b *statelessBudget) failed(now time.Time) {
+func (b *statelessBudget) refund() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.fails++
+	b.used = max(b.used-1, 0)
 }
 
 // sanitize makes text from outside (Connect's error parameter, an error's

@@ -480,11 +480,14 @@ func TestStatelessCallbackRefusals(t *testing.T) {
 	})
 }
 
-// TestStateOneAttemptAtATime: while a code of a link's state is being
-// exchanged, another code with the same state is refused (try again): two
-// exchanges at once would each obtain a token, and only the later one would
-// live. (Four replicas given the same state at once saved a dead token.)
-func TestStateOneAttemptAtATime(t *testing.T) {
+// TestSecondTabToldTheTruth: one attempt per link state at a time (two
+// attempts at once could each obtain a token, and only the later would be
+// alive), and a second tab that comes back with the same link while the
+// first completes is told the truth: it waits for the first, and the
+// reconnect succeeded. (It was told "unavailable: nothing was spent, try
+// again" while the reconnect succeeded.) A state used again afterwards is
+// spent.
+func TestSecondTabToldTheTruth(t *testing.T) {
 	hold := &holdExchange{release: make(chan struct{}), held: make(chan struct{})}
 	r := newReconnectRig(t, func(r *reconnectRig) {
 		r.connect.AuthorizeURLs = true
@@ -500,9 +503,19 @@ func TestStateOneAttemptAtATime(t *testing.T) {
 	done := make(chan url.Values)
 	go func() { done <- serveCallback(t, r.tr, first) }()
 	<-hold.held
-	assert.Equal(t, "unavailable", serveCallback(t, r.tr, second).Get("reason"), "the same state, at the same time")
+	secondDone := make(chan url.Values)
+	go func() { secondDone <- serveCallback(t, r.tr, second) }()
+	select {
+	case q := <-secondDone:
+		t.Fatalf("the second tab was answered (%v) while the first was still exchanging", q)
+	case <-time.After(200 * time.Millisecond):
+	}
 	close(hold.release)
-	assert.Equal(t, "", (<-done).Get("reason"))
-	assert.Equal(t, "invalid_state", serveCallback(t, r.tr, second).Get("reason"), "and once it reconnected, the state is spent")
+	assert.Equal(t, "", (<-done).Get("reason"), "the first reconnects")
+	q := <-secondDone
+	assert.Equal(t, "", q.Get("reason"), "the second is told the truth: reconnected")
+	assert.Equal(t, r.connID, q.Get("connection_id"))
+	assert.Equal(t, 1, r.finch.Calls("POST", "/auth/token"), "the second code was never spent")
+	assert.Equal(t, "invalid_state", serveCallback(t, r.tr, second).Get("reason"), "once it reconnected, the state is spent")
 	assert.Equal(t, 200, r.call(t, string(r.savedToken(t))))
 }

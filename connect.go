@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -75,6 +76,16 @@ type Connect struct {
 	// ConnectBaseURL is Finch Connect's host for authorize URLs. If
 	// empty, https://connect.tryfinch.com.
 	ConnectBaseURL string
+
+	// Authorize, if set, binds a reconnect to the person as well as the
+	// link: the callback asks it whether the signed-in user (the request's
+	// session) may reconnect connectionID, before anything is spent. An
+	// error (or a panic) sends the browser to FailureURL with reason
+	// forbidden, and the link stays good for the right person. Without it,
+	// whoever holds a link completes its reconnect, in their own browser
+	// and session. It is the check StartHandler's authorize makes, asked of
+	// the connection the link names.
+	Authorize func(r *http.Request, connectionID string) error
 
 	// OnUnsaved, if set, receives each token Finch issued at the callback
 	// that the library did not save, with the Reason: the employer

@@ -32,6 +32,31 @@ type Connection struct {
 	ClientType         string   `json:"client_type,omitempty"`     // production, development or sandbox
 	ConnectionType     string   `json:"connection_type,omitempty"` // provider or finch
 	Entities           []Entity `json:"entities,omitempty"`
+	// AuthenticationMethods are the connection's ways in, each with its
+	// own status and the products it serves.
+	AuthenticationMethods []AuthenticationMethod `json:"authentication_methods,omitempty"`
+	// Assisted is true for an assisted connection (Finch's deprecated
+	// manual flag, or a method of type "assisted"): the employer repairs
+	// it in the payroll system, never through Finch Connect.
+	Assisted bool `json:"assisted,omitempty"`
+}
+
+// AuthenticationMethod is one of a connection's authentication methods
+// ("credential", "api_token", "oauth", "assisted") with its own status.
+type AuthenticationMethod struct {
+	Type     string   `json:"type"`
+	Status   string   `json:"status,omitempty"`
+	Products []string `json:"products,omitempty"`
+}
+
+func (c Connection) clone() Connection {
+	c.Products = slices.Clone(c.Products)
+	c.Entities = slices.Clone(c.Entities)
+	c.AuthenticationMethods = slices.Clone(c.AuthenticationMethods)
+	for i := range c.AuthenticationMethods {
+		c.AuthenticationMethods[i].Products = slices.Clone(c.AuthenticationMethods[i].Products)
+	}
+	return c
 }
 
 // Entity is one employer entity of a multi-entity connection. Status is its
@@ -60,6 +85,11 @@ func connectionOf(in finchapi.Introspection) Connection {
 	}
 	for _, en := range in.Entities {
 		c.Entities = append(c.Entities, Entity{ID: en.ID, Name: en.Name, SourceID: en.SourceID, Status: en.Status})
+	}
+	c.Assisted = in.Manual
+	for _, m := range in.AuthenticationMethods {
+		c.AuthenticationMethods = append(c.AuthenticationMethods, AuthenticationMethod{Type: m.Type, Status: m.ConnectionStatus.Status, Products: slices.Clone(m.Products)})
+		c.Assisted = c.Assisted || m.Type == "assisted"
 	}
 	return c
 }

@@ -2,30 +2,34 @@ package finchreauth
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 )
 
-// A detection is a 401 reauthenticate_user from Finch. Concurrent detections
-// of one token collapse into one handling, which runs detached from the
-// callers: it finds the token's connection (in the Store, or from
-// /introspect), opens the episode and, holding the lease, notifies.
+// A detection is a 401 reauthenticate_user from Finch. The caller gets
+// Finch's answer at once; the token is latched, and its handling waits in a
+// queue (as data, not as a goroutine) for one of at most MaxHandlings
+// workers: it finds the token's connection (in the Store, or from
+// /introspect), steps the connection's life and carries out what that owes.
+// Concurrent detections of one token are one handling: the first latches
+// the token, and those that find it latched are covered by it.
 
-// detection is what a handling knows of the request Finch refused.
+// detection is a detection waiting for its handling.
 type detection struct {
 	token             string
 	at                time.Time
 	method, path, rid string
 	base              http.RoundTripper
 	ctx               context.Context // the caller's, for its values
-	queued            chan struct{}   // closed if the handling waits for a slot
 }
 
 // on401 examines a 401 from Finch and returns what the caller gets: a copy of
 // resp whose body replays what was read, marked if it is a re-authentication.
-// resp itself is left as the base returned it.
+// resp itself is left as the base returned it. The caller never waits for
+// the handling.
 func (t *Transport) on401(req *http.Request, resp *http.Response, base http.RoundTripper) *http.Response {
 	apiErr, body := peekAPIError(resp)
 	out := *resp
@@ -44,120 +48,109 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	}
 	ctx := req.Context()
 	t.count(ctx, "finchreauth.detections", "")
-	// A 401 that was in flight while a handling of its token ran, and
-	// arrives after it finished, was covered by it. One that arrives while
-	// a handling runs joins it; the first one latches the token at once,
-	// briefly, so that requests sent from now on do not reach Finch.
-	e, latched := t.latch.get(token)
-	switch {
-	case latched && e.handled:
-		return &out
-	case latched:
+	if !t.latch.add(token, "", false, t.retryLatch(), 0) {
+		// A handling of this token is queued or ran: this 401 is covered.
 		t.count(ctx, "finchreauth.detections.collapsed", "")
-	default:
-		e, _ = t.latch.add(token, "", false, t.retryLatch())
+		return &out
 	}
-	d := &detection{token: token, at: t.now(), method: req.Method, path: req.URL.Path, rid: apiErr.RequestID, base: base, ctx: ctx, queued: e.queued}
-	// The flight is keyed by the latch's keyed hash: the group's map never
-	// holds a token.
-	k := t.latch.key(token)
-	ch := t.group.DoChan(string(k[:]), func() (any, error) {
-		t.handle(d)
-		return nil, nil
-	})
-	// The caller waits for the handling at most Timeout, no longer than
-	// its own context allows, and not at all once the handling waits for
-	// its turn behind others; the handling goes on either way.
-	timer := time.NewTimer(t.timeout())
-	defer timer.Stop()
-	select {
-	case <-ch:
-	case <-ctx.Done():
-	case <-timer.C:
-	case <-e.queued: // nil, so never, when the latch is off
-	}
+	t.enqueue(ctx, detection{token: token, at: t.now(), method: req.Method, path: req.URL.Path, rid: apiErr.RequestID, base: base, ctx: ctx})
 	return &out
 }
 
-// handle runs once per collapsed detection, in singleflight's goroutine.
-func (t *Transport) handle(d *detection) {
-	if !t.begin() {
+// enqueue queues d for a worker, starting one if fewer than MaxHandlings
+// run. A full queue drops d: its token stays latched for RetryInterval,
+// after which the next 401 is a new detection.
+func (t *Transport) enqueue(ctx context.Context, d detection) {
+	t.qmu.Lock()
+	if len(t.queue) >= t.maxQueued() {
+		t.qmu.Unlock()
+		t.count(ctx, "finchreauth.detections.dropped", "")
 		return
 	}
-	defer t.end()
-	// A request carrying a token that a finished handling latched cannot
-	// reach Finch; its 401 was in flight while that handling ran.
-	if e, ok := t.latch.get(d.token); ok && e.handled {
-		return
+	start := t.workers < t.maxHandlings() && t.beginWorker()
+	if start {
+		t.workers++
 	}
-	// The handling's turn, when a slot is free; its Timeouts start then.
-	select {
-	case t.slots <- struct{}{}:
-	default:
-		if d.queued != nil {
-			close(d.queued)
-		}
-		select {
-		case t.slots <- struct{}{}:
-		case <-t.stop.Done():
+	t.queue = append(t.queue, d)
+	t.inFlight.Add(1)
+	t.qmu.Unlock()
+	if start {
+		go t.work()
+	}
+}
+
+// work handles queued detections until the queue is empty.
+func (t *Transport) work() {
+	defer t.running.Done()
+	for {
+		t.qmu.Lock()
+		if len(t.queue) == 0 || t.stop.Err() != nil {
+			t.inFlight.Add(-int64(len(t.queue)))
+			t.queue, t.workers = nil, t.workers-1
+			t.qmu.Unlock()
 			return
 		}
+		d := t.queue[0]
+		t.queue[0] = detection{}
+		t.queue = t.queue[1:]
+		t.qmu.Unlock()
+		t.handle(d)
+		t.inFlight.Add(-1)
 	}
-	defer func() { <-t.slots }()
+}
+
+// handle runs one detection's handling and latches its token for as long
+// as it says.
+func (t *Transport) handle(d detection) {
 	ctx, cancel := t.detach(d.ctx)
 	defer cancel()
 	conn, ttl := t.handleDetection(ctx, d)
-	t.latch.add(d.token, conn, true, ttl)
+	t.latch.add(d.token, conn, true, ttl, t.recheckEvery())
 }
 
 // handleDetection does the work of a handling and returns the token's
 // connection (if known) and how long to latch the token.
-func (t *Transport) handleDetection(ctx context.Context, d *detection) (conn string, ttl time.Duration) {
+func (t *Transport) handleDetection(ctx context.Context, d detection) (conn string, ttl time.Duration) {
 	fp := Fingerprint(d.token)
-	s := subject{fp: fp}
 	retry := t.retryLatch()
-	conn, err := storeStep(t, ctx, s, func(ctx context.Context, st Store) (string, error) { return st.Lookup(ctx, fp) })
+	conn, err := storeCall(t, ctx, subject{fp: fp}, func(ctx context.Context, s Store) (string, error) { return s.Lookup(ctx, fp) })
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return "", retry
 	}
-	var fresh *Connection
+	holder := rand.Text()
+	det := detected{fp: fp, at: d.at, method: d.method, path: d.path, holder: holder}
+	var in input = det
+	c := carrier{base: d.base, det: &det, rid: d.rid}
 	if conn == "" {
-		// Unknown token: only Finch can say whose it is. Without that
-		// nothing is recorded and nobody is told; the next detection,
-		// after RetryInterval, asks again.
-		in, err := t.introspect(ctx, d.base, d.token, s)
-		if err != nil {
+		// Unknown token: only Finch can say whose it is, and whether the
+		// connection (not just this token) needs the employer. Without
+		// an answer nothing is recorded and nobody is told; the next
+		// detection, after RetryInterval, asks again.
+		r, ok := t.reading(ctx, d.base, "", Token(d.token), -1, holder)
+		if !ok || r.conn == nil {
 			return "", retry
 		}
-		conn, fresh = in.ConnectionID, &in
+		conn, c.fresh = r.conn.ConnectionID, true
+		r.token, r.detection = Token(d.token), &det
+		in = r
 	}
-	s.conn = conn
-	res, err := t.open(ctx, conn, opening{source: "detection", fp: fp, identity: fresh})
+	l, o, err := t.apply(ctx, conn, in)
 	if err != nil {
 		return conn, retry
 	}
 	t.log(ctx, slog.LevelInfo, "finchreauth: Finch asks for re-authentication",
-		"connection_id", conn, "token", fp, "request_id", d.rid, "stale", res.stale, "notify", res.holder != "")
-	switch {
-	case res.stale:
-		return conn, t.latchTTL()
-	case res.owed:
-		return conn, retry
-	case res.holder == "":
-		return conn, t.latchTTL()
-	}
-	if fresh == nil {
-		// Known token: ask Finch for the connection's details now (its
-		// entities' statuses change), and do without if it cannot say.
-		if in, err := t.introspect(ctx, d.base, d.token, s); err == nil {
-			res.d.Identity = &in
+		"connection_id", quoteID(conn), "token", fp, "request_id", d.rid, "stale", o.stale, "episode", l.Episode != nil)
+	t.carry(ctx, conn, l, o.run, c)
+	if l, err = t.reload(ctx, conn); err == nil {
+		if ow := l.owedItem(owedNotify, ""); ow != nil && ow.Reminder == 0 {
+			return conn, retry // the first notification is still owed: the next detection pushes it
 		}
 	}
-	ev := t.event(res.rec, res.d, "detection")
-	ev.TokenFingerprint, ev.Method, ev.Path, ev.RequestID = fp, d.method, d.path, d.rid
-	ev.At = d.at
-	if !t.deliver(ctx, res.holder, ev, res.d) {
-		return conn, retry
-	}
 	return conn, t.latchTTL()
+}
+
+// reload reads the connection's life again.
+func (t *Transport) reload(ctx context.Context, conn string) (life, error) {
+	_, l, err := t.load(ctx, conn)
+	return l, err
 }

@@ -34,6 +34,7 @@ func TestStoreKnowsEveryToken(t *testing.T) {
 		resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", token, nil))
 		require.NoError(t, err)
 		readAll(t, resp)
+		waitIdle(t, tr)
 	}
 
 	t.Run("a saved token needs no /introspect to be identified", func(t *testing.T) {

@@ -54,12 +54,13 @@ func ExampleTransport() {
 	conn, _ := finch.ConnectionForToken(token)
 	finch.Break(conn.ID)
 	call()
+	tr.Flush(context.Background()) // the handling runs on its own, once
 	call()
 	fmt.Println("calls that reached Finch:", finch.Calls("GET", "/employer/company"))
 	// Output:
 	// 200  reauth=false (OK)
-	// notify Acme Corp (c0000000-0000-4000-8000-000000000001 on gusto): reconnect to restore company, directory, individual, employment, payment, pay_statement
 	// 401 detected reauth=true (Unauthorized)
+	// notify Acme Corp (c0000000-0000-4000-8000-000000000001 on gusto): reconnect to restore company, directory, individual, employment, payment, pay_statement
 	// 401 latched reauth=true (Unauthorized)
 	// calls that reached Finch: 2
 }
@@ -180,6 +181,7 @@ func ExampleTransport_CallbackHandler() {
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, _ := tr.RoundTrip(req)
 	resp.Body.Close()
+	tr.Flush(ctx) // the caller has Finch's 401 at once; the handling runs on its own
 	st, _ := tr.Status(ctx, conn.ID)
 	fmt.Println("needs reauth:", st.NeedsReauth, "notifications:", st.Notifications)
 
@@ -271,6 +273,7 @@ func ExampleTransport_Remind() {
 	req.Header.Set("Authorization", "Bearer "+token)
 	resp, _ := tr.RoundTrip(req)
 	resp.Body.Close()
+	tr.Flush(context.Background()) // the handling runs on its own: wait for it
 
 	now = now.Add(25 * time.Hour)
 	tr.Remind(context.Background())

@@ -108,6 +108,13 @@ func (in *injector) do(ctx context.Context, step string, honourCtx bool, call fu
 		return call(context.WithoutCancel(ctx))
 	case faultLost:
 		err := call(context.WithoutCancel(ctx))
+		if honourCtx {
+			select {
+			case <-ctx.Done():
+				return ctx.Err() // it took effect; its answer is lost
+			case <-in.release:
+			}
+		}
 		<-in.release
 		return err
 	case faultSlow:
@@ -157,9 +164,11 @@ func (f faultRT) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // faultStore puts an injector in front of a Store: "lookup", "get", and for
-// Put "save" when it changes the connection's token, "put" otherwise. It
-// counts transitions: the Puts that open an episode (set Since on a record
-// whose stored Since is zero).
+// Put "save" when it replaces the connection's saved token, "put"
+// otherwise. A Store honours its context (rule 5 of the Store contract): the
+// Transport calls it inline, under Timeout, so a hang ends with the context.
+// It counts transitions: the Puts that open an episode (set Since on a
+// record whose stored Since is zero).
 type faultStore struct {
 	finchreauth.Store
 	in          *injector
@@ -167,7 +176,7 @@ type faultStore struct {
 }
 
 func (s *faultStore) Lookup(ctx context.Context, fp string) (id string, err error) {
-	err = s.in.do(ctx, "lookup", false, func(ctx context.Context) error {
+	err = s.in.do(ctx, "lookup", true, func(ctx context.Context) error {
 		id, err = s.Store.Lookup(ctx, fp)
 		return err
 	})
@@ -175,7 +184,7 @@ func (s *faultStore) Lookup(ctx context.Context, fp string) (id string, err erro
 }
 
 func (s *faultStore) Get(ctx context.Context, connID string) (r finchreauth.Record, err error) {
-	err = s.in.do(ctx, "get", false, func(ctx context.Context) error {
+	err = s.in.do(ctx, "get", true, func(ctx context.Context) error {
 		r, err = s.Store.Get(ctx, connID)
 		return err
 	})
@@ -185,10 +194,10 @@ func (s *faultStore) Get(ctx context.Context, connID string) (r finchreauth.Reco
 func (s *faultStore) Put(ctx context.Context, rec finchreauth.Record) (v int64, err error) {
 	prev, _ := s.Store.Get(context.Background(), rec.ConnectionID)
 	step := "put"
-	if rec.Token != prev.Token {
+	if prev.Token != "" && rec.Token != prev.Token {
 		step = "save"
 	}
-	err = s.in.do(ctx, step, false, func(ctx context.Context) error {
+	err = s.in.do(ctx, step, true, func(ctx context.Context) error {
 		was, _ := s.Store.Get(context.Background(), rec.ConnectionID)
 		v, err = s.Store.Put(ctx, rec)
 		if err == nil && was.Since.IsZero() && !rec.Since.IsZero() {
@@ -199,10 +208,10 @@ func (s *faultStore) Put(ctx context.Context, rec finchreauth.Record) (v int64, 
 	return v, err
 }
 
-// waitIdle waits until tr runs nothing in the background. A caller waits at
-// most Timeout for the handling of its detection, so a test whose step
-// outlasts that waits here before it looks at what the handling did.
-// Abandoned steps (a hook that ignores its context) are not waited for.
+// waitIdle waits until tr runs nothing in the background: a caller never
+// waits for the handling of its detection, so a test waits here before it
+// looks at what the handling did. Abandoned steps (a hook that ignores its
+// context) are not waited for.
 func waitIdle(t *testing.T, tr *finchreauth.Transport) {
 	t.Helper()
 	require.Eventually(t, func() bool { return finchreauth.InFlight(tr) == 0 }, 10*time.Second, time.Millisecond, "a handling is still running")

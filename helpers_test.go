@@ -331,6 +331,7 @@ func (r *reconnectRig) call(t *testing.T, token string) int {
 	resp, err := r.tr.RoundTrip(req)
 	require.NoError(t, err)
 	readAll(t, resp)
+	waitIdle(t, r.tr) // the caller does not wait for the handling; the test does
 	return resp.StatusCode
 }
 

@@ -3,6 +3,8 @@ package finchreauth
 import (
 	"context"
 	"time"
+
+	"github.com/finchkit/finchreauth/internal/hook"
 )
 
 // Event describes one notification owed to a customer whose connection needs
@@ -37,8 +39,17 @@ type Event struct {
 	Method, Path     string
 	RequestID        string
 
-	// ReconnectURL opens Finch Connect for this connection. Empty only when
-	// the Transport has neither Connect nor Links.
+	// Status is what the employer must do. "reauth": go through Finch
+	// Connect again (ReconnectURL). "error_no_account_setup" (an assisted
+	// connection whose admin account Finch was promised was never made) and
+	// "error_permissions" (Finch's admin lost its permissions): fix it in
+	// the payroll system; there is no link for those, nor for an assisted
+	// connection (Connection.Assisted), which Connect cannot repair.
+	Status string
+
+	// ReconnectURL opens Finch Connect for this connection. Empty when the
+	// remedy is not Finch Connect (see Status), or the Transport has
+	// neither Connect nor Links.
 	ReconnectURL string
 }
 
@@ -113,23 +124,33 @@ type Metrics interface {
 	Observe(ctx context.Context, name string, seconds float64)
 }
 
-// Reconnection describes a connection that works again, or a token Finch
-// issued that the library could not keep. Transport.OnReconnected receives
-// it once per episode, whatever ended it; Connect.OnUnsaved receives the
-// tokens the callback did not save.
+// Reconnection describes a connection that works again (or, for
+// Transport.OnDisconnected, one Finch says is gone), or a token Finch issued
+// that the library could not keep. Transport.OnReconnected receives it for
+// every episode that ended, at least once and with the same Episode
+// (exactly once without faults); Connect.OnUnsaved receives the tokens the
+// callback did not save.
 type Reconnection struct {
 	ConnectionID string
-	// Token is the new token: empty when a webhook said the connection
-	// works again. It prints as its fingerprint.
+	// Token is the connection's working token, whatever ended the episode
+	// (for OnUnsaved: the token that was not saved). It prints as its
+	// fingerprint.
 	Token Token
 	// Via is what ended the episode: "callback", "save"
-	// (Transport.SaveToken) or "webhook".
+	// (Transport.SaveToken), "webhook", "introspect" (Finch said so when
+	// asked) or "disconnected".
 	Via string
+	// Episode identifies the episode that ended: an idempotency key.
+	// Status is what it needed of the employer (see Event.Status).
+	Episode, Status string
 	// BrokenSince is when the episode began (zero when there was none) and
 	// At when it ended. Notifications counts what the customer was sent:
 	// the first notification and the reminders.
 	BrokenSince, At time.Time
 	Notifications   int
+	// Refused lists the requests Finch refused during the episode (at most
+	// 16 distinct ones, by method and path): what to run again.
+	Refused []Refusal
 
 	// From the code exchange (Via "callback"): the connection the link was
 	// for (Expected, which differs from ConnectionID when the employer
@@ -147,6 +168,22 @@ type Reconnection struct {
 	Reason Reason
 }
 
+// Refusal is a request Finch refused while a connection was broken: its
+// method and URL path (never the query), how many times, first and last.
+type Refusal struct {
+	Method, Path string
+	Count        int
+	First, Last  time.Time
+}
+
+func refusedOf(rs []refusal) []Refusal {
+	var out []Refusal
+	for _, r := range rs {
+		out = append(out, Refusal{Method: r.Method, Path: r.Path, Count: r.Count, First: r.First, Last: r.Last})
+	}
+	return out
+}
+
 // Downtime is how long the connection was broken: At - BrokenSince, or 0
 // when no episode was open.
 func (r Reconnection) Downtime() time.Duration {
@@ -154,4 +191,25 @@ func (r Reconnection) Downtime() time.Duration {
 		return 0
 	}
 	return r.At.Sub(r.BrokenSince)
+}
+
+// subject names what a hook step concerns, for its HookError.
+type subject struct{ conn, fp string }
+
+// callHook runs one step of the Transport's work that calls out (a hook of
+// the application, a call to Finch) under Timeout in its own goroutine, so
+// that a hook that hangs or panics cannot hold or crash the caller. It
+// reports a failure to the ErrorHandler as a *HookError, which it also
+// returns.
+func callHook[T any](t *Transport, ctx context.Context, name string, s subject, fn func(context.Context) (T, error)) (T, error) {
+	v, err := hook.Run(ctx, t.timeout(), fn)
+	if err == nil {
+		return v, nil
+	}
+	he := &HookError{Hook: name, ConnectionID: s.conn, TokenFingerprint: s.fp, Err: err}
+	if p, ok := err.(hook.Panic); ok {
+		he.Panic, he.Err = p.Value, errPanicked
+	}
+	t.report(ctx, he)
+	return v, he
 }

@@ -427,6 +427,7 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/directory", token, nil))
 	require.NoError(t, err)
 	readAll(t, resp)
+	waitIdle(t, tr)
 	tr.Close()
 	tok := finchreauth.Token(token)
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%X", "%d"} {
@@ -509,7 +510,7 @@ func TestMetrics(t *testing.T) {
 		"finchreauth.latched":              2,
 		"finchreauth.notifications{sent}":  1,
 		"finchreauth.reconnects{callback}": 1,
-		"finchreauth.finch_calls{ok}":      2, // /introspect, /auth/token
+		"finchreauth.finch_calls{ok}":      3, // /introspect, /auth/token, /introspect of the new token
 	}, m.counts)
 	assert.Equal(t, []float64{3600}, m.observed, "time to reconnect, in seconds")
 }

@@ -180,13 +180,13 @@ func TestSecretHygieneFullFlow(t *testing.T) {
 
 	// Break. /introspect fails once, so no link can be made (an authorize
 	// URL needs the products); then the notification fails once; then it
-	// goes out, each after RetryInterval.
+	// goes out: after RetryInterval, then twice that (failures back off).
 	s.Break(conn.ID)
 	s.InjectFault(finchtest.Fault{Path: "/introspect", Status: 400, Times: 1})
 	require.Equal(t, 401, callAPI(token))
 	clk.advance(30 * time.Second)
 	require.Equal(t, 401, callAPI(token))
-	clk.advance(30 * time.Second)
+	clk.advance(60 * time.Second)
 	require.Equal(t, 401, callAPI(token))
 	require.EqualValues(t, 2, notified.Load(), "the first try makes no link, the second fails; errors: %v", errs.all())
 	link := lastEvent.Load().(finchreauth.Event).ReconnectURL

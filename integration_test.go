@@ -120,5 +120,6 @@ func TestFakeFinchFaults(t *testing.T) {
 	raw := readAll(t, resp)
 	assert.Equal(t, "detected", resp.Header.Get("Finchreauth"))
 	assert.True(t, bytes.Contains(raw, []byte("reauthenticate_user")))
+	waitIdle(t, tr)
 	assert.EqualValues(t, 1, notes.n.Load())
 }

@@ -28,10 +28,10 @@ type latch struct {
 	now   func() time.Time
 	n     atomic.Int64 // len(m), read without the lock
 
-	mu     sync.RWMutex
-	m      map[uint64]latchSlot     // by the token's first hash
-	queued map[uint64]chan struct{} // for entries not yet handled: see latchEntry.queued
-	seq    uint64                   // orders additions and forgets
+	mu    sync.RWMutex
+	m     map[uint64]latchSlot // by the token's first hash
+	conns map[uint64]*latchConn
+	seq   uint64 // orders additions and forgets
 	// forgotten maps a connection (by hash) to the seq of its latest
 	// forget: its entries added before are void. An expiring set: a
 	// forget older than the longest TTL can void nothing, and go-cache
@@ -46,25 +46,28 @@ type latchSlot struct {
 	conn  uint64 // the connection id's hash; 0 while unknown
 	seq   uint64
 	until int64 // unix nanoseconds, by the Transport's clock
-	// handled is false while the detection that added the entry is being
-	// handled, true once a handling finished.
+	// handled is false while the detection that added the entry waits for
+	// its handling, true once a handling finished.
 	handled bool
 }
 
-// latchEntry is a token's slot as a lookup returns it.
-type latchEntry struct {
-	latchSlot
-	// queued, for an entry not yet handled, is closed when its handling has
-	// to wait for a slot: its callers need not wait behind the queue.
-	queued chan struct{}
+// latchConn is a connection with latched tokens: its id, and when the
+// latch next looks at its record (unix nanoseconds), so that a heal or a
+// save on another replica reaches this one's latch.
+type latchConn struct {
+	id      string
+	checkAt atomic.Int64
 }
+
+// latchEntry is a token's slot as a lookup returns it.
+type latchEntry struct{ latchSlot }
 
 func newLatch(now func() time.Time, maxTTL time.Duration) *latch {
 	return &latch{
 		seeds:     [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
 		now:       now,
 		m:         map[uint64]latchSlot{},
-		queued:    map[uint64]chan struct{}{},
+		conns:     map[uint64]*latchConn{},
 		forgotten: cache.New(max(maxTTL, time.Minute), 0), // no janitor: swept by add
 	}
 }
@@ -98,25 +101,34 @@ func (l *latch) get(token string) (latchEntry, bool) {
 	h := maphash.String(l.seeds[0], token)
 	l.mu.RLock()
 	slot, ok := l.m[h]
-	var queued chan struct{}
-	if ok && !slot.handled {
-		queued = l.queued[h]
-	}
 	l.mu.RUnlock()
 	if !ok || !l.live(slot, token) {
 		return latchEntry{}, false
 	}
-	return latchEntry{slot, queued}, true
+	return latchEntry{slot}, true
 }
 
-// latched reports whether token is latched: get for the request path,
-// which needs only the answer.
-func (l *latch) latched(token string) bool {
+// latched reports whether token is latched, for the request path; recheck
+// is the connection whose record is due a look (see latchConn), or "".
+func (l *latch) latched(token string, every time.Duration) (ok bool, recheck string) {
 	h := maphash.String(l.seeds[0], token)
 	l.mu.RLock()
 	slot, ok := l.m[h]
+	var c *latchConn
+	if ok && slot.conn != 0 {
+		c = l.conns[slot.conn]
+	}
 	l.mu.RUnlock()
-	return ok && l.live(slot, token)
+	if !ok || !l.live(slot, token) {
+		return false, ""
+	}
+	if c != nil {
+		now := l.now().UnixNano()
+		if at := c.checkAt.Load(); now >= at && c.checkAt.CompareAndSwap(at, now+int64(every)) {
+			return true, c.id
+		}
+	}
+	return true, ""
 }
 
 // live reports whether slot, found for token, is token's and still holds.
@@ -132,45 +144,54 @@ func (l *latch) live(slot latchSlot, token string) bool {
 	return true
 }
 
-// add latches token for ttl and returns its entry. An unhandled entry
-// (added when a handling starts) never replaces a live one; a handled one
-// replaces whatever is there.
-func (l *latch) add(token, conn string, handled bool, ttl time.Duration) (latchEntry, bool) {
+// add latches token for ttl, and reports whether it did. An unhandled
+// entry (added when a detection is queued) never replaces a live one: of
+// concurrent adds of one token, one reports true. A handled one replaces
+// whatever is there; its connection's record is looked at again after
+// every (see latched).
+func (l *latch) add(token, conn string, handled bool, ttl, every time.Duration) bool {
 	if ttl <= 0 {
-		return latchEntry{}, false
-	}
-	if !handled {
-		if live, ok := l.get(token); ok {
-			return live, true
-		}
+		return true // no latch: every detection is handled
 	}
 	now := l.now()
 	h := maphash.String(l.seeds[0], token)
-	e := latchEntry{latchSlot: latchSlot{check: maphash.String(l.seeds[1], token), conn: l.connKey(conn), until: now.Add(ttl).UnixNano(), handled: handled}}
+	slot := latchSlot{check: maphash.String(l.seeds[1], token), conn: l.connKey(conn), until: now.Add(ttl).UnixNano(), handled: handled}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.seq++
-	e.seq = l.seq
-	if handled {
-		delete(l.queued, h)
-	} else {
-		e.queued = make(chan struct{})
-		l.queued[h] = e.queued
+	if old, ok := l.m[h]; !handled && ok && l.live(old, token) {
+		return false
 	}
-	l.m[h] = e.latchSlot
+	l.seq++
+	slot.seq = l.seq
+	l.m[h] = slot
+	if slot.conn != 0 {
+		c := l.conns[slot.conn]
+		if c == nil {
+			c = &latchConn{id: conn}
+			l.conns[slot.conn] = c
+		}
+		c.checkAt.Store(now.Add(every).UnixNano())
+	}
 	if now.Sub(l.lastSweep) > sweepEvery {
 		l.sweep(now)
 	}
 	l.n.Store(int64(len(l.m)))
-	return e, true
+	return true
 }
 
 // sweep drops the expired entries. l.mu must be held.
 func (l *latch) sweep(now time.Time) {
+	live := map[uint64]bool{}
 	for h, e := range l.m {
 		if now.UnixNano() >= e.until {
 			delete(l.m, h)
-			delete(l.queued, h)
+		} else {
+			live[e.conn] = true
+		}
+	}
+	for c := range l.conns {
+		if !live[c] {
+			delete(l.conns, c)
 		}
 	}
 	l.forgotten.DeleteExpired()

@@ -25,6 +25,7 @@ func TestLatch(t *testing.T) {
 		resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", token, nil))
 		require.NoError(t, err)
 		readAll(t, resp)
+		waitIdle(t, tr)
 		return resp.StatusCode
 	}
 
@@ -91,6 +92,7 @@ func TestLatchDisabled(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, "detected", resp.Header.Get("Finchreauth"))
 		readAll(t, resp)
+		waitIdle(t, tr)
 	}
 	assert.EqualValues(t, 3, ff.count("/employer/company"), "every call reaches Finch")
 	assert.EqualValues(t, 1, notes.n.Load(), "the Store still sends one notification")
@@ -119,6 +121,7 @@ func TestStaleTokenAfterReconnect(t *testing.T) {
 		resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", token, nil))
 		require.NoError(t, err)
 		readAll(t, resp)
+		waitIdle(t, tr)
 	}
 	get("old")
 	require.EqualValues(t, 1, notes.n.Load())
@@ -170,6 +173,7 @@ func TestReconnectSupersedesUnsavedToken(t *testing.T) {
 		resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", token, nil))
 		require.NoError(t, err)
 		readAll(t, resp)
+		waitIdle(t, tr)
 		return resp.StatusCode
 	}
 	require.Equal(t, 401, get("old"))

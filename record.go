@@ -5,194 +5,130 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 )
 
-// Bounds on what one record keeps.
-const (
-	maxFingerprints = 16 // the Store's index keeps the older ones
-	maxEvents       = 64 // webhook event ids remembered, for deduplication
-	maxClaims       = 16 // link states spent at the callback, until they expire
-	maxConflicts    = 16 // compare-and-set attempts before giving up
-)
+// A connection's Record holds its life: Token and Fingerprints in the
+// Record's own fields, the rest as JSON in Data, and Since and Due derived
+// from it. The Transport changes a record only through apply: load, step,
+// compare-and-set.
 
-// recordData is the Transport's part of a Record, kept in Record.Data as
-// JSON. The Store indexes the rest: the token's fingerprints, the open
-// episode's start (Record.Since) and when it next needs attention
-// (Record.Due).
-type recordData struct {
-	// Identity is what Finch said of the connection last.
-	Identity *Connection `json:"identity,omitempty"`
-
-	Episode *episode `json:"episode,omitempty"` // the open episode
-	Ended   *ended   `json:"ended,omitempty"`   // the last one that ended
-
-	// Link is the reconnect link the connection's customer is given, kept
-	// until it expires, its state is spent, or the episode ends.
-	Link   *link    `json:"link,omitempty"`
-	Claims []claim  `json:"claims,omitempty"`
-	Events []string `json:"events,omitempty"` // webhook event ids, newest first
-}
-
-type episode struct {
-	ID     string `json:"id"`
-	Source string `json:"source"` // what opened it: "detection" or "webhook"
-	// Entities lists the broken entities when a webhook named only some;
-	// empty means the whole connection.
-	Entities []string  `json:"entities,omitempty"`
-	Sent     int       `json:"sent,omitempty"` // notifications sent: the first, then reminders
-	LastSent time.Time `json:"last_sent,omitzero"`
-	// The notification lease: who holds it and until when.
-	Holder string    `json:"holder,omitempty"`
-	Until  time.Time `json:"until,omitzero"`
-}
-
-type ended struct {
-	Since time.Time `json:"since"`
-	At    time.Time `json:"at"`
-	Via   string    `json:"via"`
-	Sent  int       `json:"sent,omitempty"`
-	By    string    `json:"by,omitempty"` // the nonce of the write that ended it
-}
-
-type link struct {
-	URL     string    `json:"url"`
-	Nonce   string    `json:"nonce,omitempty"`  // of the state it carries, when Connect minted it
-	Expires time.Time `json:"expires,omitzero"` // zero: good while the episode lasts
-}
-
-// claim is a link state that reached the callback: how many times a code
-// came back with it, and whether one of them reconnected.
-type claim struct {
-	Nonce    string    `json:"nonce"`
-	Expires  time.Time `json:"expires"` // the state's own expiry
-	Attempts int       `json:"attempts"`
-	Started  time.Time `json:"started"`        // the last attempt
-	Busy     bool      `json:"busy,omitempty"` // an attempt is under way
-	Done     bool      `json:"done,omitempty"`
-	Reported bool      `json:"reported,omitempty"` // an abandoned attempt was reported
-}
-
-func (d *recordData) claim(nonce string) *claim {
-	for i := range d.Claims {
-		if d.Claims[i].Nonce == nonce {
-			return &d.Claims[i]
+// lifeOf decodes r. A record written by an earlier release is upgraded: its
+// open episode gets the marks and the owed notification that it implies.
+func lifeOf(r Record) (life, error) {
+	var l life
+	if len(r.Data) > 0 {
+		if err := json.Unmarshal(r.Data, &l); err != nil {
+			return life{}, fmt.Errorf("finchreauth: the record of %s is unreadable: %w", quoteID(r.ConnectionID), err)
 		}
 	}
-	return nil
+	l.Token, l.Fingerprints = r.Token, r.Fingerprints
+	if e := l.Episode; e != nil && e.Need == "" {
+		upgrade(&l, r)
+	}
+	return l, nil
 }
 
-// linkFor returns the episode's link if it is good at now.
-func (d *recordData) linkFor(now time.Time, margin time.Duration) string {
-	if d.Link == nil || (!d.Link.Expires.IsZero() && !now.Before(d.Link.Expires.Add(-margin))) {
-		return ""
+// upgrade fills in what an episode recorded by the release before the
+// state machine lacks: when it began, what it needs, the status that
+// opened it, and its next notification (due when the record was).
+func upgrade(l *life, r Record) {
+	e := l.Episode
+	e.Since, e.Need = r.Since, statusReauth
+	if len(e.Entities) == 0 {
+		l.setMark(mark{Level: levelConnection, Status: statusReauth, At: r.Since, Via: e.Source})
 	}
-	return d.Link.URL
+	for _, id := range e.Entities {
+		l.setMark(mark{Level: levelEntity, ID: id, Status: statusReauth, At: r.Since, Via: e.Source})
+	}
+	if r.Due.IsZero() && e.Sent > 0 {
+		return // every reminder was sent
+	}
+	at := r.Due
+	if at.IsZero() {
+		at = r.Since
+	}
+	l.Owed = append(l.Owed, owed{Kind: owedNotify, Episode: e.ID, Reminder: e.Sent, NotBefore: at})
 }
 
-func decodeRecord(r Record) (recordData, error) {
-	var d recordData
-	if len(r.Data) == 0 {
-		return d, nil
+// into writes l into r, deriving Since and Due.
+func (l life) into(r Record) (Record, error) {
+	data, err := json.Marshal(l)
+	if err != nil {
+		return r, err
 	}
-	if err := json.Unmarshal(r.Data, &d); err != nil {
-		return d, fmt.Errorf("finchreauth: the record of %s is unreadable: %w", r.ConnectionID, err)
-	}
-	return d, nil
+	r.Token, r.Fingerprints, r.Data = l.Token, l.Fingerprints, data
+	r.Since, r.Due = l.since().Truncate(time.Microsecond), l.due().Truncate(time.Microsecond)
+	return r, nil
 }
 
-// load returns the connection's record, or a new one.
-func (t *Transport) load(ctx context.Context, conn string) (Record, recordData, error) {
-	r, err := storeStep(t, ctx, subject{conn: conn}, func(ctx context.Context, s Store) (Record, error) {
+// load returns the connection's record and its life, or a new one.
+func (t *Transport) load(ctx context.Context, conn string) (Record, life, error) {
+	r, err := storeCall(t, ctx, subject{conn: conn}, func(ctx context.Context, s Store) (Record, error) {
 		return s.Get(ctx, conn)
 	})
 	switch {
 	case errors.Is(err, ErrNotFound):
-		return Record{ConnectionID: conn}, recordData{}, nil
+		return Record{ConnectionID: conn}, life{}, nil
 	case err != nil:
-		return Record{}, recordData{}, err
+		return Record{}, life{}, err
 	}
-	d, err := decodeRecord(r)
+	l, err := lifeOf(r)
 	if err != nil {
 		t.report(ctx, &HookError{Hook: "store", ConnectionID: conn, Err: err})
 	}
-	return r, d, err
+	return r, l, err
 }
 
-// put writes r with d as its Data: a compare-and-set on r.Version.
-func (t *Transport) put(ctx context.Context, r Record, d recordData) (Record, error) {
-	d.prune(t.now())
-	data, err := json.Marshal(d)
-	if err != nil {
-		return r, err
+// apply is the one way the Transport changes a connection's record: it
+// loads it, steps in, and writes the result with a compare-and-set, again
+// from a fresh read when another write came first. It returns the life as
+// written (or as read, when the step changed nothing) and the step's
+// outcome; o.err is the step's refusal, also returned as the error.
+func (t *Transport) apply(ctx context.Context, conn string, in input) (life, outcome, error) {
+	if err := checkID(conn); err != nil {
+		return life{}, outcome{}, err
 	}
-	r.Data = data
-	r.Since, r.Due = r.Since.Truncate(time.Microsecond), r.Due.Truncate(time.Microsecond)
-	v, err := storeStep(t, ctx, subject{conn: r.ConnectionID}, func(ctx context.Context, s Store) (int64, error) {
-		return s.Put(ctx, r)
-	})
-	if err != nil {
-		return r, err
-	}
-	r.Version = v
-	return r, nil
-}
-
-// update reads the connection's record, lets change modify it and writes it
-// back, again from a fresh read when another write came first. change
-// reports false to write nothing; it may be called several times.
-func (t *Transport) update(ctx context.Context, conn string, change func(r *Record, d *recordData) (bool, error)) (Record, recordData, error) {
 	for range maxConflicts {
-		r, d, err := t.load(ctx, conn)
+		r, l, err := t.load(ctx, conn)
 		if err != nil {
-			return r, d, err
+			return l, outcome{}, err
 		}
-		write, err := change(&r, &d)
-		if err != nil || !write {
-			return r, d, err
+		next, o := l.step(in, t.now(), t.pol)
+		if o.err != nil || !o.changed {
+			return next, o, o.err
 		}
-		r, err = t.put(ctx, r, d)
-		if !errors.Is(err, ErrConflict) {
-			return r, d, err
+		if r, err = next.into(r); err != nil {
+			return l, outcome{}, err
 		}
+		_, err = storeCall(t, ctx, subject{conn: conn}, func(ctx context.Context, s Store) (int64, error) {
+			return s.Put(ctx, r)
+		})
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return l, outcome{}, err
+		}
+		if o.forget {
+			t.latch.forget(conn)
+		}
+		return next, o, nil
 	}
-	err := fmt.Errorf("finchreauth: the record of %s kept changing under %d writes", conn, maxConflicts)
+	err := fmt.Errorf("finchreauth: the record of %s kept changing under %d writes", quoteID(conn), maxConflicts)
 	t.report(ctx, &HookError{Hook: "store", ConnectionID: conn, Err: err})
-	return Record{}, recordData{}, err
+	return life{}, outcome{}, err
 }
-
-// prune drops what the record no longer needs.
-func (d *recordData) prune(now time.Time) {
-	d.Claims = slices.DeleteFunc(d.Claims, func(c claim) bool { return !now.Before(c.Expires) })
-	if n := len(d.Claims); n > maxClaims {
-		d.Claims = d.Claims[n-maxClaims:]
-	}
-	if len(d.Events) > maxEvents {
-		d.Events = d.Events[:maxEvents]
-	}
-}
-
-// addFingerprint puts fp first in r's list.
-func addFingerprint(r *Record, fp string) {
-	r.Fingerprints = slices.Insert(slices.DeleteFunc(r.Fingerprints, func(x string) bool { return x == fp }), 0, fp)
-	if len(r.Fingerprints) > maxFingerprints {
-		r.Fingerprints = r.Fingerprints[:maxFingerprints]
-	}
-}
-
-// knows reports whether fp is in r's list.
-func knows(r *Record, fp string) bool { return slices.Contains(r.Fingerprints, fp) }
 
 // each calls fn with the readable records q selects, in q's order, reading
-// the Store page records at a time, until fn returns false or the listing
-// ends. A record the Store could not read (Record.Err) or whose Data does not
-// decode costs that record alone: it is reported to the ErrorHandler, counted
-// as finchreauth.unreadable, and skipped. each returns the error of a page
-// that could not be read at all, or ctx's.
-func (t *Transport) each(ctx context.Context, q Query, fn func(Record, recordData) bool) error {
+// the Store q.Limit records at a time, until fn returns false or the
+// listing ends. A record the Store could not read (Record.Err) or whose Data
+// does not decode costs that record alone: it is reported to the
+// ErrorHandler, counted as finchreauth.unreadable, and skipped. each returns
+// the error of a page that could not be read at all, or ctx's.
+func (t *Transport) each(ctx context.Context, q Query, fn func(Record, life) bool) error {
 	for {
-		recs, err := storeStep(t, ctx, subject{}, func(ctx context.Context, s Store) ([]Record, error) { return s.List(ctx, q) })
+		recs, err := storeCall(t, ctx, subject{}, func(ctx context.Context, s Store) ([]Record, error) { return s.List(ctx, q) })
 		if err != nil {
 			return err
 		}
@@ -200,18 +136,16 @@ func (t *Transport) each(ctx context.Context, q Query, fn func(Record, recordDat
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			var d recordData
-			if r.Err == nil {
-				d, err = decodeRecord(r)
-			} else {
-				err = r.Err
+			var l life
+			if err = r.Err; err == nil {
+				l, err = lifeOf(r)
 			}
 			if err != nil {
 				t.count(ctx, "finchreauth.unreadable", "")
 				t.report(ctx, &HookError{Hook: "store", ConnectionID: r.ConnectionID, Err: err})
 				continue
 			}
-			if !fn(r, d) {
+			if !fn(r, l) {
 				return nil
 			}
 		}
@@ -224,4 +158,37 @@ func (t *Transport) each(ctx context.Context, q Query, fn func(Record, recordDat
 			q.AfterTime = last.Due
 		}
 	}
+}
+
+// maxIDLen bounds the connection ids the Transport accepts from anyone:
+// Finch's are 36-byte UUIDs.
+const maxIDLen = 256
+
+var errLongID = fmt.Errorf("finchreauth: connection id longer than %d bytes", maxIDLen)
+
+func checkID(id string) error {
+	switch {
+	case id == "":
+		return errEmptyID
+	case len(id) > maxIDLen:
+		return errLongID
+	}
+	return nil
+}
+
+// quoteID is a connection id as a message may show it: as it is when it is
+// plain (letters, digits, punctuation, at most maxIDLen bytes), else quoted
+// and escaped so that nothing in it is interpreted by a terminal, and cut.
+func quoteID(id string) string {
+	plain := len(id) <= maxIDLen
+	for i := 0; plain && i < len(id); i++ {
+		plain = id[i] > ' ' && id[i] < 0x7f && id[i] != '"' && id[i] != '\\'
+	}
+	switch {
+	case plain:
+		return id
+	case len(id) > maxIDLen:
+		return fmt.Sprintf("%+q...", id[:maxIDLen])
+	}
+	return fmt.Sprintf("%+q", id)
 }

@@ -11,18 +11,21 @@ import (
 // remindPage is how many due records Remind reads at a time.
 const remindPage = 100
 
-// Remind sends what is due now: the reminders of open episodes (Reminders,
-// RemindEvery, MaxReminders), and the first notifications that failed or
-// whose sender vanished. Each goes out once across every process sharing
-// the Store: the Store's lease decides who sends it. Call it from the
-// application's own scheduler, or use Run. A record the Store cannot read is
-// skipped and reported to the ErrorHandler; Remind returns the error of a
-// listing that failed as a whole.
+// Remind carries out what the Store's records owe now: the reminders of
+// open episodes (Reminders, RemindEvery, MaxReminders; those missed while
+// nothing ran are one reminder, the latest), first notifications that
+// failed (backing off) or whose sender vanished, checks at /introspect that
+// a webhook asked for, and OnReconnected calls owed by a process that died.
+// Each goes out once across every process sharing the Store: a lease in the
+// record decides who carries it. Call it from the application's own
+// scheduler, or use Run. A record the Store cannot read is skipped and
+// reported to the ErrorHandler; Remind returns the error of a listing that
+// failed as a whole.
 func (t *Transport) Remind(ctx context.Context) error {
 	t.init()
 	now := t.now()
-	return t.each(ctx, Query{DueBy: now, Limit: remindPage}, func(r Record, _ recordData) bool {
-		t.remind(ctx, r.ConnectionID, now)
+	return t.each(ctx, Query{DueBy: now, Limit: remindPage}, func(r Record, _ life) bool {
+		t.remind(ctx, r.ConnectionID)
 		return true
 	})
 }
@@ -44,54 +47,18 @@ func (t *Transport) Run(ctx context.Context) error {
 	}
 }
 
-// remind takes the lease of one due episode and sends what it owes.
-func (t *Transport) remind(ctx context.Context, conn string, now time.Time) {
-	var holder string
-	var abandoned *claim
-	r, d, err := t.update(ctx, conn, func(r *Record, d *recordData) (bool, error) {
-		holder, abandoned = "", nil
-		e := d.Episode
-		if e == nil || r.Due.IsZero() || now.Before(r.Due) || (e.Holder != "" && now.Before(e.Until)) {
-			return false, nil
-		}
-		// A code came back for this episode and was never saved: the
-		// process that spent it may have died. Say so once.
-		for i := range d.Claims {
-			c := &d.Claims[i]
-			if c.Busy && !c.Reported && !c.Started.Before(r.Since) && now.Sub(c.Started) > t.leaseFor() {
-				c.Reported, abandoned = true, c
-			}
-		}
-		if e.Sent > 0 && t.nextReminder(r.Since, e).IsZero() {
-			r.Due = time.Time{} // nothing more to send
-			return true, nil
-		}
-		holder = rand.Text()
-		e.Holder, e.Until = holder, now.Add(t.leaseFor())
-		r.Due = e.Until
-		return true, nil
-	})
+// remind takes the leases of what one record owes and carries it out.
+func (t *Transport) remind(ctx context.Context, conn string) {
+	l, o, err := t.apply(ctx, conn, due{holder: rand.Text()})
 	if err != nil {
 		return
 	}
-	if abandoned != nil {
+	for _, c := range o.abandoned {
 		t.report(ctx, &HookError{Hook: "exchange", ConnectionID: conn, Err: fmt.Errorf(
 			"%w: a code came back at %s and its token was never saved; the customer is still reminded",
-			errAbandoned, abandoned.Started.Format(time.RFC3339))})
+			errAbandoned, c.Started.Format(time.RFC3339))})
 	}
-	if holder == "" {
-		return
-	}
-	source := "reminder"
-	if d.Episode.Sent == 0 {
-		source = d.Episode.Source
-	}
-	if tok := r.Token; tok != "" && d.Identity == nil {
-		if in, err := t.introspect(ctx, t.base(), string(tok), subject{conn: conn}); err == nil {
-			d.Identity = &in
-		}
-	}
-	t.deliver(ctx, holder, t.event(r, d, source), d)
+	t.carry(ctx, conn, l, o.run, carrier{})
 }
 
 var errAbandoned = errors.New("finchreauth: reconnect abandoned")

@@ -41,6 +41,7 @@ func TestReminders(t *testing.T) {
 	resp, err := a.RoundTrip(newRequest(t, "GET", api+"/employer/company", "tok", nil))
 	require.NoError(t, err)
 	readAll(t, resp)
+	waitIdle(t, a)
 	require.EqualValues(t, 1, notes.n.Load())
 	start := clk.Now()
 
@@ -101,6 +102,7 @@ func TestRemindRetriesTheFirstNotification(t *testing.T) {
 	resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", "tok", nil))
 	require.NoError(t, err)
 	readAll(t, resp)
+	waitIdle(t, tr)
 	require.EqualValues(t, 1, notes.n.Load())
 	require.Empty(t, notes.delivered())
 	mu.Lock()

@@ -4,53 +4,42 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
-	"net/http"
-	"time"
 )
-
-// errSpent is a callback's link state that completed a reconnect, or was
-// tried too often; errNoLink a callback without a state whose connection has
-// no open episode with a link of this application.
-var (
-	errSpent  = errors.New("finchreauth: the link's state is spent")
-	errNoLink = errors.New("finchreauth: no link of this application is open for the connection")
-)
-
-// saving is one save of a token.
-type saving struct {
-	conn      string
-	token     Token
-	via       string       // "save" or "callback"
-	nonce     string       // the callback's link state
-	stateless bool         // a callback that came back without a state
-	details   Reconnection // what the callback knows, for OnReconnected
-	// by names this save in the record, so that a retry of it finds its
-	// own earlier attempt whose answer was lost.
-	by string
-}
 
 // SaveToken saves tok as the connection's token in the Store, for every
-// process that shares it, and ends the connection's episode if one is open
-// (OnReconnected is then called). Call it when the application obtains a
-// token another way than through CallbackHandler.
+// process that shares it. Call it to import the tokens the application holds
+// (a token the Store knows is one the Transport can tell apart from its old
+// copies), and when the application obtains a token another way than
+// through CallbackHandler.
 //
-// Which token wins does not depend on clocks: when the Store holds another
-// token and no episode is open (so that token may still work), both are
-// asked about at GET /introspect, and tok is refused with ErrStaleToken if
-// Finch refuses it but still accepts the saved one.
+// Which token wins does not depend on clocks or on the episode: tok replaces
+// the saved token only if Finch accepts it, or refuses the saved one too
+// (both are asked at GET /introspect when it matters); otherwise SaveToken
+// returns ErrStaleToken and keeps the live one. When the connection's
+// episode is open, tok ends it only if Finch accepts it (OnReconnected is
+// then called); if Finch cannot be asked, tok is kept and checked later.
 func (t *Transport) SaveToken(ctx context.Context, connectionID string, tok Token) error {
 	t.init()
-	if connectionID == "" || tok == "" {
-		return errors.New("finchreauth: SaveToken needs a connection id and a token")
+	if err := checkID(connectionID); err != nil {
+		return err
 	}
-	_, err := t.save(ctx, saving{conn: connectionID, token: tok, via: "save"})
+	if tok == "" {
+		return errors.New("finchreauth: SaveToken needs a token")
+	}
+	_, _, err := t.save(ctx, connectionID, saved{token: tok, via: "save", holder: rand.Text()}, carrier{})
 	return err
 }
 
-// Token returns the connection's saved token, or ErrNotFound.
+// Token returns the connection's saved token: the one the application must
+// use. It is the token of the last reconnect on any replica, the one the
+// application saved, or the one its calls carried when Finch first refused
+// them. It returns ErrNotFound when the Store holds none.
 func (t *Transport) Token(ctx context.Context, connectionID string) (Token, error) {
 	t.init()
-	r, err := storeStep(t, ctx, subject{conn: connectionID}, func(ctx context.Context, s Store) (Record, error) {
+	if err := checkID(connectionID); err != nil {
+		return "", err
+	}
+	r, err := storeCall(t, ctx, subject{conn: connectionID}, func(ctx context.Context, s Store) (Record, error) {
 		return s.Get(ctx, connectionID)
 	})
 	if err == nil && r.Token == "" {
@@ -59,122 +48,50 @@ func (t *Transport) Token(ctx context.Context, connectionID string) (Token, erro
 	return r.Token, err
 }
 
-// save writes s.token and ends the open episode, in one compare-and-set. It
-// returns the episode it ended, if any.
-func (t *Transport) save(ctx context.Context, s saving) (*ended, error) {
-	fp := s.token.Fingerprint()
-	by := s.by
-	if by == "" {
-		by = rand.Text()
-	}
-	for range maxConflicts {
-		r, d, err := t.load(ctx, s.conn)
-		if err != nil {
-			return nil, err
-		}
-		if r.Token == s.token {
-			// Saved already: by an attempt of this save whose answer was
-			// lost, or by another. The attempt that ended the episode
-			// announces it.
-			if d.Ended != nil && d.Ended.By == by {
-				t.reconnected(ctx, s, *d.Ended)
-				return d.Ended, nil
+// save offers in.token as conn's token. When the rules need Finch's word it
+// asks, at most twice (the offered token, then the saved one), and steps
+// again. What the save owes (its announcement) is carried out detached; the
+// outcome's run says what that was.
+func (t *Transport) save(ctx context.Context, conn string, in saved, c carrier) (life, outcome, error) {
+	var askErr error
+	for range 3 {
+		l, o, err := t.apply(ctx, conn, in)
+		if !errors.Is(err, errNeedCheck) {
+			if err == nil && len(o.run) > 0 {
+				t.goTell(ctx, func(ctx context.Context) { t.carry(ctx, conn, l, o.run, c) })
 			}
-			return nil, nil
+			return l, o, err
 		}
-		if err := d.admit(s); err != nil {
-			return nil, err
-		}
-		if r.Token != "" && d.Episode == nil {
-			// The saved token may still work: keep the live one.
-			keep, err := t.compete(ctx, s, r.Token)
+		switch {
+		case askErr != nil:
+			return l, o, askErr // Finch could not say, and the rules need it to
+		case in.offered == nil || in.offered.Via == "exchange":
+			v, conn2, err := t.verdict(ctx, conn, in.token)
 			if err != nil {
-				return nil, err
+				askErr, in.unverified = err, in.offered == nil
+				continue
 			}
-			if !keep {
-				return nil, ErrStaleToken
+			in.offered, in.conn = v, conn2
+		default:
+			v, _, err := t.verdict(ctx, conn, l.Token)
+			if err != nil {
+				return l, o, err
 			}
+			in.savedWorks = &v.Works
 		}
-		r.Token = s.token
-		addFingerprint(&r, fp)
-		d.Link = nil
-		var end *ended
-		if e := d.Episode; e != nil {
-			end = &ended{Since: r.Since, At: t.now(), Via: s.via, Sent: e.Sent, By: by}
-			d.Episode, d.Ended, r.Since, r.Due = nil, end, time.Time{}, time.Time{}
-		}
-		if _, err := t.put(ctx, r, d); errors.Is(err, ErrConflict) {
-			continue
-		} else if err != nil {
-			return nil, err
-		}
-		t.latch.forget(s.conn)
-		if end != nil {
-			t.reconnected(ctx, s, *end)
-		}
-		return end, nil
 	}
-	return nil, errors.New("finchreauth: the record of " + s.conn + " kept changing")
+	return life{}, outcome{}, errors.New("finchreauth: the save of a token could not settle which token works")
 }
 
-// admit checks that a callback may complete a reconnect with its state, and
-// marks the state done.
-func (d *recordData) admit(s saving) error {
+// verdict asks /introspect whether Finch accepts tok, and what it says of
+// the connection with it.
+func (t *Transport) verdict(ctx context.Context, conn string, tok Token) (*verdict, *Connection, error) {
+	r, ok := t.reading(ctx, t.base(), conn, tok, -1, "")
 	switch {
-	case s.nonce != "":
-		c := d.claim(s.nonce)
-		if c == nil || c.Done {
-			return errSpent
-		}
-		c.Done, c.Busy = true, false
-	case s.stateless:
-		if d.Episode == nil || d.Link == nil {
-			return errNoLink
-		}
+	case !ok:
+		return nil, nil, errors.New("finchreauth: Finch could not be asked about token " + tok.Fingerprint())
+	case r.refused:
+		return &verdict{FP: r.fp, At: r.at, Via: "introspect"}, nil, nil
 	}
-	return nil
-}
-
-// compete reports whether tok should replace saved: unless Finch refuses tok
-// and still accepts saved.
-func (t *Transport) compete(ctx context.Context, s saving, saved Token) (bool, error) {
-	alive, err := t.alive(ctx, s.conn, s.token)
-	if err != nil || alive {
-		return alive, err
-	}
-	old, err := t.alive(ctx, s.conn, saved)
-	return !old, err
-}
-
-// alive asks /introspect whether Finch accepts tok.
-func (t *Transport) alive(ctx context.Context, conn string, tok Token) (bool, error) {
-	c, err := t.introspect(ctx, t.base(), string(tok), subject{conn: conn, fp: tok.Fingerprint()})
-	var apiErr *APIError
-	switch {
-	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized:
-		return false, nil
-	case err != nil:
-		return false, err
-	}
-	return c.Status != "reauth", nil
-}
-
-// reconnected tells the application, once per episode, that it ended.
-func (t *Transport) reconnected(ctx context.Context, s saving, e ended) {
-	t.latch.forget(s.conn)
-	t.count(ctx, "finchreauth.reconnects", e.Via)
-	if t.Metrics != nil {
-		t.Metrics.Observe(ctx, "finchreauth.time_to_reconnect", e.At.Sub(e.Since).Seconds())
-	}
-	if t.OnReconnected == nil {
-		return
-	}
-	r := s.details
-	r.ConnectionID, r.Token, r.Via, r.BrokenSince, r.At, r.Notifications = s.conn, s.token, e.Via, e.Since, e.At, e.Sent
-	t.goTell(ctx, func(ctx context.Context) {
-		step(t, ctx, "reconnected", subject{conn: s.conn}, func(ctx context.Context) (struct{}, error) {
-			t.OnReconnected(ctx, r)
-			return struct{}{}, nil
-		})
-	})
+	return &verdict{FP: r.fp, Works: needOf(r.conn.Status) == "", At: r.at, Via: "introspect"}, r.conn, nil
 }

@@ -11,8 +11,12 @@ import (
 // Status is what the application's dashboard shows of one connection.
 type Status struct {
 	ConnectionID string `json:"connection_id"`
-	// NeedsReauth is true from the start of an episode until it ends.
+	// NeedsReauth is true from the start of an episode until it ends:
+	// while the employer is needed. Need says for what, as Event.Status
+	// does: "reauth" (Finch Connect), "error_no_account_setup" or
+	// "error_permissions" (the payroll system).
 	NeedsReauth bool      `json:"needs_reauth"`
+	Need        string    `json:"need,omitempty"`
 	Since       time.Time `json:"since,omitzero"` // when the open episode began
 	// Notifications counts what the customer was sent in this episode
 	// (the first notification and the reminders); LastNotified is the
@@ -26,7 +30,8 @@ type Status struct {
 	// only some do; empty means the whole connection.
 	BrokenEntities []string `json:"broken_entities,omitempty"`
 	// ReconnectURL is the link the customer was sent, while it is good;
-	// empty if none was made (Transport.ReconnectURL makes one).
+	// empty if none was made (Transport.ReconnectURL makes one) or the
+	// remedy is not Finch Connect.
 	ReconnectURL string `json:"reconnect_url,omitempty"`
 	// ReconnectStarted is when the employer last came back from Finch
 	// Connect in this episode without the reconnect completing: an
@@ -37,44 +42,79 @@ type Status struct {
 	CustomerName string   `json:"customer_name,omitempty"`
 	ProviderID   string   `json:"provider_id,omitempty"`
 	Products     []string `json:"products,omitempty"`
-	// LastReconnected is when the last episode ended.
-	LastReconnected time.Time `json:"last_reconnected,omitzero"`
+	// FinchStatus is the connection's latest status from Finch (pending,
+	// processing, connected, reauth, error_no_account_setup,
+	// error_permissions, disconnected, or a value Finch adds later), heard
+	// at FinchStatusAt through a webhook, /introspect, a refused call or a
+	// job. Connection is what /introspect said last, with every entity's
+	// and authentication method's own status; nil if Finch was never asked.
+	FinchStatus   string      `json:"finch_status,omitempty"`
+	FinchStatusAt time.Time   `json:"finch_status_at,omitzero"`
+	Connection    *Connection `json:"connection,omitempty"`
+	// LastReconnected is when the last episode ended, and LastDowntime how
+	// long it had lasted.
+	LastReconnected time.Time     `json:"last_reconnected,omitzero"`
+	LastDowntime    time.Duration `json:"last_downtime,omitempty"`
+	// History is the connection's recent timeline, oldest first (at most
+	// 48 lines): detections, statuses heard, checks, notifications,
+	// links, the employer's returns from Connect, saves, ended episodes
+	// with their time to reconnect, and signals ignored as out of order.
+	History []HistoryEntry `json:"history,omitempty"`
+}
+
+// HistoryEntry is one line of a connection's timeline: what happened (such
+// as "detected", "status", "notified", "ended"), and the detail (never a
+// secret).
+type HistoryEntry struct {
+	At     time.Time `json:"at"`
+	What   string    `json:"what"`
+	Detail string    `json:"detail,omitempty"`
 }
 
 // Status returns what the Store says of the connection. A connection the
 // Store does not know is healthy as far as the Transport can tell.
 func (t *Transport) Status(ctx context.Context, connectionID string) (Status, error) {
 	t.init()
-	if connectionID == "" {
-		return Status{}, errEmptyID
+	if err := checkID(connectionID); err != nil {
+		return Status{}, err
 	}
-	r, d, err := t.load(ctx, connectionID)
+	r, l, err := t.load(ctx, connectionID)
 	if err != nil {
 		return Status{}, err
 	}
-	return t.statusOf(r, d), nil
+	return t.statusOf(r, l), nil
 }
 
-func (t *Transport) statusOf(r Record, d recordData) Status {
+func (t *Transport) statusOf(r Record, l life) Status {
 	s := Status{ConnectionID: r.ConnectionID}
-	if d.Identity != nil {
-		s.CustomerName, s.ProviderID, s.Products = d.Identity.CustomerName, d.Identity.ProviderID, d.Identity.Products
+	if id := l.Identity; id != nil {
+		c := id.clone()
+		s.Connection = &c
+		s.CustomerName, s.ProviderID, s.Products = id.CustomerName, id.ProviderID, id.Products
 	}
-	if d.Ended != nil {
-		s.LastReconnected = d.Ended.At
+	if m := l.mark(levelConnection, ""); m != nil {
+		s.FinchStatus, s.FinchStatusAt = m.Status, m.At
 	}
-	e := d.Episode
+	if e := l.Ended; e != nil {
+		s.LastReconnected, s.LastDowntime = e.At, max(e.At.Sub(e.Since), 0)
+	}
+	for _, h := range l.Lines {
+		s.History = append(s.History, HistoryEntry(h))
+	}
+	e := l.Episode
 	if e == nil {
 		return s
 	}
-	s.NeedsReauth, s.Since, s.Notifications, s.LastNotified = true, r.Since, e.Sent, e.LastSent
+	s.NeedsReauth, s.Need, s.Since, s.Notifications, s.LastNotified = true, e.Need, e.Since, e.Sent, e.LastSent
 	s.BrokenEntities = e.Entities
-	if e.Holder == "" {
-		s.NextReminder = r.Due
+	if ow := l.owedItem(owedNotify, e.ID); ow != nil && ow.Holder == "" {
+		s.NextReminder = ow.NotBefore
 	}
-	s.ReconnectURL = d.linkFor(t.now(), t.linkMargin())
-	for _, c := range d.Claims {
-		if !c.Done && !c.Started.Before(r.Since) && c.Started.After(s.ReconnectStarted) {
+	if connectHeals(l) {
+		s.ReconnectURL = l.linkFor(t.now(), t.linkMargin())
+	}
+	for _, c := range l.Claims {
+		if !c.Done && !c.Started.Before(e.Since) && c.Started.After(s.ReconnectStarted) {
 			s.ReconnectStarted = c.Started
 		}
 	}
@@ -92,8 +132,8 @@ func (t *Transport) NeedsReauth(ctx context.Context, after Status, limit int) ([
 		return nil, errors.New("finchreauth: NeedsReauth needs a positive limit")
 	}
 	var out []Status
-	err := t.each(ctx, Query{AfterTime: after.Since, AfterID: after.ConnectionID, Limit: limit}, func(r Record, d recordData) bool {
-		out = append(out, t.statusOf(r, d))
+	err := t.each(ctx, Query{AfterTime: after.Since, AfterID: after.ConnectionID, Limit: limit}, func(r Record, l life) bool {
+		out = append(out, t.statusOf(r, l))
 		return len(out) < limit
 	})
 	if err != nil {

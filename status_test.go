@@ -98,6 +98,7 @@ func TestNeedsReauth(t *testing.T) {
 		resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", tok, nil))
 		require.NoError(t, err)
 		readAll(t, resp)
+		waitIdle(t, tr)
 		want = append(want, conn)
 		clk.advance(time.Minute)
 	}

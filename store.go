@@ -2,6 +2,8 @@ package finchreauth
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 )
 
@@ -119,4 +121,30 @@ func (q Query) matches(r Record) bool {
 		return !r.Since.IsZero()
 	}
 	return !r.Due.IsZero() && !r.Due.After(q.DueBy)
+}
+
+// storeCall calls the Store inline, under Timeout: a Store call is quick
+// and honours its context, so it needs no goroutine of its own. A panic is
+// turned into an error. ErrNotFound and ErrConflict are answers, returned as
+// they are; any other failure is reported to the ErrorHandler as a
+// *HookError ("store"), which is returned.
+func storeCall[T any](t *Transport, ctx context.Context, s subject, fn func(context.Context, Store) (T, error)) (v T, err error) {
+	ctx, cancel := context.WithTimeout(ctx, t.timeout())
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = &HookError{Hook: "store", ConnectionID: s.conn, TokenFingerprint: s.fp, Panic: p, Err: errPanicked}
+			t.report(ctx, err)
+		}
+	}()
+	v, err = fn(ctx, t.store)
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) {
+		return v, err
+	}
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+	}
+	he := &HookError{Hook: "store", ConnectionID: s.conn, TokenFingerprint: s.fp, Err: err}
+	t.report(ctx, he)
+	return v, he
 }

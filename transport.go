@@ -26,6 +26,9 @@ const (
 	defaultTimeout       = 10 * time.Second
 	defaultFinchCalls    = 16
 	defaultHandlings     = 64
+	defaultQueued        = 10_000
+	defaultRetryCap      = time.Hour
+	orderSkew            = time.Minute // what clocks may disagree by
 )
 
 // The header a Transport sets on the 401 responses it recognises as
@@ -78,10 +81,19 @@ type Transport struct {
 	// nil, events carry no link.
 	Links LinkBuilder
 
-	// OnReconnected, if set, is called once per episode when the
-	// connection works again, whatever ended the episode: the callback,
-	// SaveToken, or Finch's account.updated webhook.
-	OnReconnected func(ctx context.Context, r Reconnection)
+	// OnReconnected, if set, is called when an episode ends because the
+	// connection works again, whatever ended it: the callback, SaveToken,
+	// Finch's account.updated webhook, or Finch's answer at /introspect.
+	// It is called once per episode, and again (with the same
+	// Reconnection.Episode) only if the call failed (a panic, or no return
+	// within Timeout) or its process died first: the end is recorded in the
+	// Store before the call, and Remind finds what is owed. It runs
+	// detached from the request that ended the episode, under Timeout.
+	// OnDisconnected is the same for an episode that ended because Finch
+	// says the connection is gone (status "disconnected"): a new connection
+	// is needed.
+	OnReconnected  func(ctx context.Context, r Reconnection)
+	OnDisconnected func(ctx context.Context, r Reconnection)
 
 	// Reminders are when, after an episode began, the customer is
 	// reminded; after the last, every RemindEvery, MaxReminders in all.
@@ -96,16 +108,24 @@ type Transport struct {
 	// (/introspect, Connect sessions, code exchanges), so that a storm
 	// cannot trip Finch's rate limits. If zero, 16. MaxHandlings bounds
 	// the handlings of detections in flight, so that a storm of broken
-	// tokens reaches the Store a few at a time (the others wait their
-	// turn, their callers already answered). If zero, 64.
+	// tokens reaches the Store a few at a time: the others wait in a
+	// queue, as data (about 200 bytes each), their callers long answered.
+	// If zero, 64. MaxQueued bounds that queue; a detection that finds it
+	// full is dropped (counted as finchreauth.detections.dropped) and its
+	// token stays latched for RetryInterval, after which the next 401 is
+	// detected again. If zero, 10,000.
 	MaxFinchCalls int
 	MaxHandlings  int
+	MaxQueued     int
 
 	// LatchTTL is how long a refused token is answered locally after a
-	// handling; if zero, 10 minutes; if negative, never. RetryInterval is
-	// how long it is latched when something is still owed (a notification
-	// failed, or another process holds it), and how long a failed
-	// notification waits before it is tried again; if zero, 30 seconds.
+	// handling; if zero, 10 minutes; if negative, never. While it is, the
+	// connection's record is looked at every RetryInterval, so that a heal
+	// or a new token saved on any replica releases the latch here too.
+	// RetryInterval is also how long a token is latched when its first
+	// notification is still owed, and the first wait after a failed
+	// notification, doubling with each failure in a row up to an hour; if
+	// zero, 30 seconds.
 	LatchTTL      time.Duration
 	RetryInterval time.Duration
 
@@ -131,20 +151,29 @@ type Transport struct {
 	group    singleflight.Group
 	latch    *latch
 	store    Store
+	pol      policy
 	limit    finchapi.Limiter
-	slots    chan struct{} // one per handling in flight
-	api      *url.URL      // APIBaseURL, parsed; nil if it does not parse
+	api      *url.URL // APIBaseURL, parsed; nil if it does not parse
 	apiErr   error
-	stop     context.Context
+	stop     context.Context // done at Close: work in flight stops
 	cancel   context.CancelFunc
+	// spend is done when Close gives up waiting for the callbacks that
+	// are spending a code (see Shutdown).
+	spend       context.Context
+	cancelSpend context.CancelFunc
 
 	stateless  statelessBudget // see reconnectStateless
 	latchedLen string          // len(latchedBody), in decimal
 
-	mu       sync.Mutex // guards closed and the Add side of running
+	qmu     sync.Mutex  // guards queue and workers
+	queue   []detection // detections waiting for a worker
+	workers int
+
+	mu       sync.Mutex // guards closed and the Add side of running and spending
 	closed   bool
 	running  sync.WaitGroup
-	inFlight atomic.Int64 // what running counts, for tests to wait on
+	spending sync.WaitGroup // callbacks between their claim and their answer
+	inFlight atomic.Int64   // queued and running work, for tests to wait on
 }
 
 var _ http.RoundTripper = (*Transport)(nil)
@@ -175,10 +204,7 @@ func (t *Transport) init() {
 			n = defaultFinchCalls
 		}
 		t.limit = finchapi.NewLimiter(n)
-		t.slots = make(chan struct{}, max(t.MaxHandlings, 0))
-		if t.MaxHandlings <= 0 {
-			t.slots = make(chan struct{}, defaultHandlings)
-		}
+		t.pol = t.policy()
 		raw := strings.TrimSuffix(t.APIBaseURL, "/")
 		if raw == "" {
 			raw = defaultAPIBaseURL
@@ -189,7 +215,63 @@ func (t *Transport) init() {
 			t.apiErr = errors.New("finchreauth: Transport.APIBaseURL is not an absolute http(s) URL")
 		}
 		t.stop, t.cancel = context.WithCancel(context.Background())
+		t.spend, t.cancelSpend = context.WithCancel(context.Background())
 	})
+}
+
+// policy is the configuration the state machine reads.
+func (t *Transport) policy() policy {
+	p := policy{
+		lease:        t.leaseFor(),
+		retry:        t.retryInterval(),
+		retryCap:     max(t.retryInterval(), defaultRetryCap),
+		reminders:    t.Reminders,
+		remindEvery:  orDefault(t.RemindEvery, defaultRemindEvery),
+		maxReminders: t.MaxReminders,
+		notify:       t.Notifier != nil,
+		skew:         orderSkew,
+		attempts:     maxAttempts,
+	}
+	if p.reminders == nil {
+		p.reminders = defaultReminders[:]
+	}
+	if p.maxReminders == 0 {
+		p.maxReminders = defaultMaxReminders
+	}
+	return p
+}
+
+// Reminder defaults.
+var defaultReminders = [...]time.Duration{24 * time.Hour, 72 * time.Hour, 168 * time.Hour}
+
+const (
+	defaultRemindEvery  = 168 * time.Hour
+	defaultMaxReminders = 8
+)
+
+// leaseFor is how long a lease lasts: the holder's whole path once it holds
+// it (a call to Finch, the link, the renewal, Notify, recording the outcome:
+// each bounded by Timeout), and a minute for clocks that disagree.
+func (t *Transport) leaseFor() time.Duration { return 4*t.timeout() + time.Minute }
+
+func (t *Transport) maxHandlings() int {
+	if t.MaxHandlings > 0 {
+		return t.MaxHandlings
+	}
+	return defaultHandlings
+}
+
+func (t *Transport) maxQueued() int {
+	if t.MaxQueued > 0 {
+		return t.MaxQueued
+	}
+	return defaultQueued
+}
+
+// recheckEvery is how often the latch looks at the record of a connection
+// whose tokens it answers.
+func (t *Transport) recheckEvery() time.Duration {
+	return min(t.retryInterval(), max(t.latchTTL(), time.Second))
 }
 
 func (t *Transport) base() http.RoundTripper {
@@ -251,12 +333,17 @@ func (t *Transport) roundTrip(req *http.Request, base http.RoundTripper) (*http.
 	t.init()
 	watched := t.watches(req)
 	if watched && t.latch.n.Load() > 0 {
-		if token := bearer(req.Header); token != "" && t.latch.latched(token) {
-			if req.Body != nil {
-				req.Body.Close()
+		if token := bearer(req.Header); token != "" {
+			if ok, recheck := t.latch.latched(token, t.recheckEvery()); ok {
+				if req.Body != nil {
+					req.Body.Close()
+				}
+				if recheck != "" {
+					t.recheck(req.Context(), recheck)
+				}
+				t.count(req.Context(), "finchreauth.latched", "")
+				return latchedResponse(req, t.latchedLen), nil
 			}
-			t.count(req.Context(), "finchreauth.latched", "")
-			return latchedResponse(req, t.latchedLen), nil
 		}
 	}
 	resp, err := base.RoundTrip(req)
@@ -349,29 +436,119 @@ func closeIdle(rt http.RoundTripper) {
 	}
 }
 
-// Close stops the work in flight (handlings, webhook notifications; their
-// hooks see their contexts cancelled) and waits for it. A hook that ignores
-// its context is abandoned, not waited for. After Close, requests still pass
-// through and latched tokens are still answered, but nothing new is handled.
+// Flush waits until the work the Transport runs in the background is done
+// (the detections queued so far and their handlings, notifications,
+// announcements), or ctx is done, and returns ctx's error then. A caller
+// that got Finch's 401 never waits for its handling: a test calls Flush
+// before it looks at what the handling did.
+func (t *Transport) Flush(ctx context.Context) error {
+	t.init()
+	for wait := 100 * time.Microsecond; t.inFlight.Load() > 0; wait = min(2*wait, 10*time.Millisecond) {
+		if !sleep(ctx, wait) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// recheck looks at the connection's record, off the caller's path, and
+// releases the latch of its tokens if its episode ended (on any replica).
+func (t *Transport) recheck(ctx context.Context, conn string) {
+	t.goDetached(ctx, func(ctx context.Context) {
+		t.group.Do("recheck:"+conn, func() (any, error) {
+			if _, l, err := t.load(ctx, conn); err == nil && l.Episode == nil {
+				t.latch.forget(conn)
+			}
+			return nil, nil
+		})
+	})
+}
+
+// Close is Shutdown with the deadline a callback's exchange and save have
+// anyway (the exchange's Timeout, then 4 tries to save, each bounded by
+// Timeout).
 func (t *Transport) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), (saveAttempts+1)*t.timeout()+2*time.Second)
+	defer cancel()
+	return t.Shutdown(ctx)
+}
+
+// Shutdown stops the Transport, as http.Server.Shutdown stops a server:
+//
+//   - Nothing new starts: a detection is not queued (its token is still
+//     latched), and a callback that has not spent its code yet answers
+//     "unavailable" (nothing was spent: the employer may try again).
+//   - Work that can be redone is cancelled and not waited for past its
+//     hooks' Timeout: detections queued or in their handling, and
+//     notifications (what they owe stays owed in the Store, and Remind on
+//     any replica carries it out).
+//   - A callback that has claimed its state goes on: its code exchange and
+//     the save of the token run to the end, and Shutdown waits for them
+//     until ctx is done. Then they are cancelled; a token Finch issued that
+//     could not be saved goes to Connect.OnUnsaved.
+//   - OnReconnected calls under way are waited for (each is bounded by
+//     Timeout).
+//
+// Shutdown returns ctx's error if it gave up waiting for a callback. After
+// Shutdown, requests still pass through and latched tokens are still
+// answered.
+func (t *Transport) Shutdown(ctx context.Context) error {
 	t.init()
 	t.mu.Lock()
 	t.closed = true
 	t.mu.Unlock()
 	t.cancel()
+	spent := make(chan struct{})
+	go func() { t.spending.Wait(); close(spent) }()
+	var err error
+	select {
+	case <-spent:
+	case <-ctx.Done():
+		err = ctx.Err()
+		t.cancelSpend()
+		<-spent
+	}
 	t.running.Wait()
-	return nil
+	return err
+}
+
+// beginSpend registers a callback about to spend a code; false after Close.
+func (t *Transport) beginSpend() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.spending.Add(1)
+	return true
+}
+
+// spendContext is the context a callback spends its code under: the
+// request's values, cancelled only when Shutdown gives up waiting.
+func (t *Transport) spendContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(t.spend, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // begin registers work that Close must wait for; false after Close.
 func (t *Transport) begin() bool {
+	if !t.beginWorker() {
+		return false
+	}
+	t.inFlight.Add(1)
+	return true
+}
+
+// beginWorker registers a worker goroutine that Close must wait for; the
+// detections it handles are counted as work in flight, not the worker.
+func (t *Transport) beginWorker() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return false
 	}
 	t.running.Add(1)
-	t.inFlight.Add(1)
 	return true
 }
 

@@ -45,7 +45,7 @@ func benchRequest(b *testing.B, token string) *http.Request {
 func fillLatch(t *Transport, n int) {
 	t.init()
 	for i := range n {
-		t.latch.add(fmt.Sprintf("00000000-0000-4000-8000-%012d", i), fmt.Sprintf("conn_%d", i), true, time.Hour)
+		t.latch.add(fmt.Sprintf("00000000-0000-4000-8000-%012d", i), fmt.Sprintf("conn_%d", i), true, time.Hour, time.Hour)
 	}
 }
 
@@ -120,7 +120,7 @@ func BenchmarkLatched(b *testing.B) {
 	t := &Transport{Base: base}
 	defer t.Close()
 	t.init()
-	t.latch.add(token, "conn", true, time.Hour)
+	t.latch.add(token, "conn", true, time.Hour, time.Hour)
 	b.ReportAllocs()
 	for b.Loop() {
 		resp, err := roundTrip(t, req)

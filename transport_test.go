@@ -135,6 +135,7 @@ func TestDetection(t *testing.T) {
 			assert.True(t, bytes.Equal([]byte(tc.body), got), "the caller reads exactly the bytes Finch sent (%d vs %d bytes)", len(got), len(tc.body))
 			require.NoError(t, resp.Body.Close())
 			assert.EqualValues(t, 1, body.closes.Load(), "Close reaches the original body exactly once")
+			waitIdle(t, tr)
 			tr.Close()
 			// /introspect fails (503), so nobody can say whose token it
 			// is: nothing is notified by fingerprint alone, and the
@@ -344,6 +345,7 @@ func TestEvent(t *testing.T) {
 	resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/directory?limit=10&secret=x", "tok", nil))
 	require.NoError(t, err)
 	readAll(t, resp)
+	waitIdle(t, tr)
 
 	events := notes.delivered()
 	require.Len(t, events, 1)
@@ -586,6 +588,7 @@ func TestMiddleware(t *testing.T) {
 		readAll(t, resp)
 		assert.True(t, finchreauth.IsReauthResponse(resp))
 	}
+	waitIdle(t, tr)
 	require.EqualValues(t, 1, notes.n.Load())
 	assert.Equal(t, "conn_1", notes.delivered()[0].Connection.ConnectionID)
 	assert.Equal(t, []string{"/employer/directory", "/introspect"}, seen, "the /introspect went through the rest of the chain; the second call was latched")

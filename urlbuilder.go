@@ -15,7 +15,7 @@ var errNoLinks = errors.New("finchreauth: the Transport has neither Connect nor 
 // mint makes a new reconnect link for ev's connection with Links or Connect.
 func (t *Transport) mint(ctx context.Context, ev Event) (link, error) {
 	s := subject{conn: ev.Connection.ConnectionID}
-	return step(t, ctx, "link", s, func(ctx context.Context) (link, error) {
+	return callHook(t, ctx, "link", s, func(ctx context.Context) (link, error) {
 		switch {
 		case t.Links != nil:
 			u, err := t.Links.ReconnectURL(ctx, ev)
@@ -30,22 +30,29 @@ func (t *Transport) mint(ctx context.Context, ev Event) (link, error) {
 	})
 }
 
+// errNotConnect is the answer for a connection that Finch Connect cannot
+// repair: an assisted one, or one whose employer must fix something in the
+// payroll system.
+var errNotConnect = errors.New("finchreauth: this connection is repaired in the payroll system, not through Finch Connect")
+
 // ReconnectURL returns the link that reopens Finch Connect for the
 // connection: the one its customer was sent while it is still good, or a new
 // one, kept for the next call. It is what a dashboard's "reconnect" button
 // leads to: call it from a handler of any router, once the signed-in user is
 // known to own the connection (StartHandler does that for routers whose
-// path parameters an *http.Request carries).
+// path parameters an *http.Request carries). For an assisted connection, or
+// an episode whose remedy is in the payroll system (Status.Need), no link is
+// made: Finch Connect cannot repair those.
 func (t *Transport) ReconnectURL(ctx context.Context, connectionID string) (string, error) {
 	t.init()
-	if connectionID == "" {
-		return "", errEmptyID
+	if err := checkID(connectionID); err != nil {
+		return "", err
 	}
-	_, d, err := t.load(ctx, connectionID)
+	_, l, err := t.load(ctx, connectionID)
 	if err != nil {
 		return "", err
 	}
-	if u := d.linkFor(t.now(), t.linkMargin()); u != "" {
+	if u := l.linkFor(t.now(), t.linkMargin()); u != "" {
 		return u, nil
 	}
 	// One mint at a time per connection in this process; across
@@ -53,14 +60,14 @@ func (t *Transport) ReconnectURL(ctx context.Context, connectionID string) (stri
 	v, err, _ := t.group.Do("link:"+connectionID, func() (any, error) {
 		// Read again: a flight that ended while this call read the record
 		// may have kept a link.
-		r, d, err := t.load(ctx, connectionID)
+		_, l, err := t.load(ctx, connectionID)
 		if err != nil {
 			return "", err
 		}
-		if u := d.linkFor(t.now(), t.linkMargin()); u != "" {
+		if u := l.linkFor(t.now(), t.linkMargin()); u != "" {
 			return u, nil
 		}
-		return t.mintFor(ctx, r, d)
+		return t.mintFor(ctx, connectionID, l)
 	})
 	if err != nil {
 		return "", err
@@ -68,34 +75,36 @@ func (t *Transport) ReconnectURL(ctx context.Context, connectionID string) (stri
 	return v.(string), nil
 }
 
-// mintFor mints a link for r's connection and keeps it in the record, unless
-// another was kept meanwhile.
-func (t *Transport) mintFor(ctx context.Context, r Record, d recordData) (string, error) {
-	ev := t.event(r, d, "start")
-	var learned *Connection
-	if d.Identity == nil && r.Token != "" && t.Connect != nil && t.Connect.AuthorizeURLs && len(t.Connect.Products) == 0 {
+// mintFor mints a link for conn and keeps it in the record, unless another
+// was kept meanwhile.
+func (t *Transport) mintFor(ctx context.Context, conn string, l life) (string, error) {
+	if (l.Identity != nil && l.Identity.Assisted) || (l.Episode != nil && l.Episode.Need != statusReauth) {
+		return "", errNotConnect
+	}
+	ev := Event{Connection: Connection{ConnectionID: conn}, Since: l.since(), At: t.now(), Source: "start", Status: statusReauth}
+	if l.Identity != nil {
+		ev.Connection = l.Identity.clone()
+		ev.Connection.ConnectionID = conn
+	}
+	if l.Episode != nil {
+		ev.Episode = l.Episode.ID
+	}
+	if l.Identity == nil && l.Token != "" && t.Connect != nil && t.Connect.AuthorizeURLs && len(t.Connect.Products) == 0 {
 		// An authorize URL needs the connection's products and provider.
-		if in, err := t.introspect(ctx, t.base(), string(r.Token), subject{conn: r.ConnectionID}); err == nil {
-			ev.Connection, learned = in, &in
+		if in, ok := t.reading(ctx, t.base(), conn, l.Token, l.Breaks, ""); ok && in.conn != nil {
+			ev.Connection = *in.conn
+			t.apply(ctx, conn, in) // what Finch said is worth keeping
 		}
 	}
-	l, err := t.mint(ctx, ev)
+	k, err := t.mint(ctx, ev)
 	if err != nil {
 		return "", err
 	}
-	u := l.URL
-	_, _, err = t.update(ctx, r.ConnectionID, func(r *Record, d *recordData) (bool, error) {
-		if other := d.linkFor(t.now(), t.linkMargin()); other != "" {
-			u = other // kept meanwhile, elsewhere: hand out one link
-			return false, nil
-		}
-		d.Link, u = &l, l.URL
-		if learned != nil && d.Identity == nil {
-			d.Identity = learned
-		}
-		return true, nil
-	})
-	return u, err
+	next, _, err := t.apply(ctx, conn, linked{link: k, margin: t.linkMargin()})
+	if err != nil {
+		return "", err
+	}
+	return next.linkFor(t.now(), t.linkMargin()), nil
 }
 
 // StartHandler returns a handler that sends the signed-in user to Finch

@@ -141,7 +141,7 @@ func TestLinkMintedOncePerConnection(t *testing.T) {
 	r.finch.Break(r.connID)
 	for range 5 {
 		r.call(t, r.token)
-		r.clk.advance(time.Minute) // past RetryInterval: each is a new detection and a retried notification
+		r.clk.advance(5 * time.Minute) // past the latch and the failures' backoff: each is a new detection and a retried notification
 	}
 	assert.GreaterOrEqual(t, r.notes.n.Load(), int64(5))
 	for _, e := range r.notes.delivered() {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -101,7 +100,8 @@ func (t *Transport) WebhookHandler(secrets ...string) http.Handler {
 			return
 		}
 		id := r.Header.Get("Finch-Event-Id")
-		if err := verifyWebhook(keys, id, r.Header.Get("Finch-Timestamp"), r.Header.Values("Finch-Signature"), body, t.now()); err != nil {
+		ts, err := verifyWebhook(keys, id, r.Header.Get("Finch-Timestamp"), r.Header.Values("Finch-Signature"), body, t.now())
+		if err != nil {
 			t.report(r.Context(), &HookError{Hook: "webhook", Err: err})
 			http.Error(w, "invalid webhook", http.StatusBadRequest)
 			return
@@ -112,7 +112,7 @@ func (t *Transport) WebhookHandler(secrets ...string) http.Handler {
 			http.Error(w, "malformed webhook", http.StatusBadRequest)
 			return
 		}
-		if err := t.onWebhook(r.Context(), id, ev); err != nil {
+		if err := t.onWebhook(r.Context(), id, ts, ev); err != nil {
 			http.Error(w, "not recorded; deliver again", http.StatusInternalServerError)
 			return
 		}
@@ -120,17 +120,19 @@ func (t *Transport) WebhookHandler(secrets ...string) http.Handler {
 	})
 }
 
-// verifyWebhook checks a webhook's signature and timestamp.
-func verifyWebhook(keys [][]byte, id, ts string, sigHeaders []string, body []byte, now time.Time) error {
+// verifyWebhook checks a webhook's signature and timestamp, and returns
+// the time it was sent at.
+func verifyWebhook(keys [][]byte, id, ts string, sigHeaders []string, body []byte, now time.Time) (time.Time, error) {
 	if id == "" || ts == "" || len(sigHeaders) == 0 {
-		return errors.New("finchreauth: webhook without Finch-Event-Id, Finch-Timestamp or Finch-Signature")
+		return time.Time{}, errors.New("finchreauth: webhook without Finch-Event-Id, Finch-Timestamp or Finch-Signature")
 	}
 	secs, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return errors.New("finchreauth: webhook Finch-Timestamp is not unix seconds")
+		return time.Time{}, errors.New("finchreauth: webhook Finch-Timestamp is not unix seconds")
 	}
-	if d := now.Sub(time.Unix(secs, 0)); d > webhookSkew || d < -webhookSkew {
-		return fmt.Errorf("finchreauth: webhook timestamp is %s off", d.Round(time.Second))
+	sent := time.Unix(secs, 0)
+	if d := now.Sub(sent); d > webhookSkew || d < -webhookSkew {
+		return time.Time{}, fmt.Errorf("finchreauth: webhook timestamp is %s off", d.Round(time.Second))
 	}
 	var sigs [][]byte
 	for _, h := range sigHeaders {
@@ -153,85 +155,41 @@ func verifyWebhook(keys [][]byte, id, ts string, sigHeaders []string, body []byt
 		}
 	}
 	if valid != 1 {
-		return errors.New("finchreauth: webhook signature does not match")
+		return time.Time{}, errors.New("finchreauth: webhook signature does not match")
 	}
-	return nil
+	return sent, nil
 }
 
-// onWebhook acts on a verified webhook.
-func (t *Transport) onWebhook(ctx context.Context, id string, ev webhook) error {
-	if ev.EventType != "account.updated" || ev.ConnectionID == "" {
+// onWebhook acts on a verified webhook sent at ts (Finch-Timestamp).
+// account.updated is a status Finch heard: the record decides what it means
+// (see step). A check it asks for runs before the answer (Finch's delivery
+// waits for it, within Timeout: what the record says by then is settled);
+// notifications and announcements go out after it.
+func (t *Transport) onWebhook(ctx context.Context, id string, ts time.Time, ev webhook) error {
+	if ev.EventType != "account.updated" || ev.ConnectionID == "" || ev.Data.Status == "" {
 		return nil
 	}
-	switch ev.Data.Status {
-	case "reauth", "error_reauth":
-		res, err := t.open(ctx, ev.ConnectionID, opening{source: "webhook", entity: ev.EntityID, event: id})
-		if err != nil || res.dup || res.holder == "" {
-			return err
-		}
-		t.goDetached(ctx, func(ctx context.Context) {
-			d := res.d
-			if tok := res.rec.Token; tok != "" {
-				if in, err := t.introspect(ctx, t.base(), string(tok), subject{conn: ev.ConnectionID}); err == nil {
-					d.Identity = &in
-				}
-			}
-			ev := t.event(res.rec, d, "webhook")
-			if !t.deliver(ctx, res.holder, ev, d) {
-				return // Remind, or the next detection, tries again
-			}
-		})
+	if err := checkID(ev.ConnectionID); err != nil {
+		t.report(ctx, &HookError{Hook: "webhook", Err: fmt.Errorf("finchreauth: webhook %s: %w", sanitize(id), err)})
 		return nil
-	case "connected":
-		return t.heal(ctx, ev.ConnectionID, ev.EntityID, id)
 	}
-	return nil
-}
-
-// heal ends the connection's episode because Finch says it works again (for
-// one entity, when entity is set). When Finch says so of the whole
-// connection, its saved token must work too: after a reconnect, Finch says
-// "connected" before the callback has saved the new token, and the episode
-// is the callback's to end (with the token). A token Finch still refuses
-// leaves the episode open; a failed check answers 500, so that Finch
-// delivers the event again.
-func (t *Transport) heal(ctx context.Context, conn, entity, event string) error {
-	r, d, err := t.load(ctx, conn)
+	conn := ev.ConnectionID
+	in := heard{status: ev.Data.Status, entity: ev.EntityID, event: id, at: ts, via: "webhook", holder: rand.Text()}
+	l, o, err := t.apply(ctx, conn, in)
 	if err != nil {
 		return err
 	}
-	works := true
-	if d.Episode != nil && entity == "" && r.Token != "" {
-		if works, err = t.alive(ctx, conn, r.Token); err != nil {
-			return err
+	var later []owed
+	for _, ow := range o.run {
+		if ow.Kind != owedVerify {
+			later = append(later, ow)
+			continue
 		}
+		next, more := t.check(ctx, conn, l, ow, t.base())
+		l, later = next, append(later, more...)
 	}
-	var end *ended
-	by := rand.Text()
-	_, _, err = t.update(ctx, conn, func(r *Record, d *recordData) (bool, error) {
-		end = nil
-		if slices.Contains(d.Events, event) {
-			return false, nil
-		}
-		d.Events = slices.Insert(d.Events, 0, event)
-		e := d.Episode
-		switch {
-		case e == nil, !works:
-			return true, nil
-		case entity != "" && len(e.Entities) == 0:
-			return true, nil // one entity works, the rest of the connection does not
-		case entity != "":
-			e.Entities = slices.DeleteFunc(e.Entities, func(x string) bool { return x == entity })
-			if len(e.Entities) > 0 {
-				return true, nil
-			}
-		}
-		end = &ended{Since: r.Since, At: t.now(), Via: "webhook", Sent: e.Sent, By: by}
-		d.Episode, d.Ended, d.Link, r.Since, r.Due = nil, end, nil, time.Time{}, time.Time{}
-		return true, nil
-	})
-	if err == nil && end != nil {
-		t.reconnected(ctx, saving{conn: conn, via: "webhook"}, *end)
+	if len(later) > 0 {
+		t.goDetached(ctx, func(ctx context.Context) { t.carry(ctx, conn, l, later, carrier{}) })
 	}
-	return err
+	return nil
 }

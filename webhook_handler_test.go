@@ -171,8 +171,9 @@ func TestWebhookOpensTheEpisode(t *testing.T) {
 }
 
 // TestWebhookEndsTheEpisode: account.updated with status connected is a
-// recovery: the episode ends once (OnReconnected, Via "webhook"), and the
-// connection's latched tokens reach Finch again.
+// recovery once Finch confirms it for the saved token: the episode ends once
+// (OnReconnected, Via "webhook", with the working token: it was empty), and
+// the connection's latched tokens reach Finch again.
 func TestWebhookEndsTheEpisode(t *testing.T) {
 	r := webhookRig(t, nil)
 	r.breakAndNotify(t) // the webhook and the 401
@@ -185,7 +186,7 @@ func TestWebhookEndsTheEpisode(t *testing.T) {
 	require.Len(t, reconnected, 1)
 	assert.Equal(t, "webhook", reconnected[0].Via)
 	assert.Equal(t, time.Hour, reconnected[0].Downtime())
-	assert.Empty(t, reconnected[0].Token)
+	assert.Equal(t, finchreauth.Token(r.token), reconnected[0].Token, "the token that works")
 }
 
 // TestWebhookOneEntity: a webhook for one entity does not mark the others

@@ -52,6 +52,7 @@ func ExampleNew() {
 		}
 		res.Body.Close()
 	}
+	tr.Flush(context.Background()) // the handling of the broken token runs on its own
 
 	var rm metricdata.ResourceMetrics
 	if err := reader.Collect(context.Background(), &rm); err != nil {

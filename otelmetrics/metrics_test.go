@@ -69,11 +69,17 @@ func TestTransport(t *testing.T) {
 			t.Fatalf("call %d: %d %s: %q, want 401 %q", i, res.StatusCode, finchreauth.Header, res.Header.Get(finchreauth.Header), want)
 		}
 	}
+	if err := tr.Flush(context.Background()); err != nil { // the handling runs on its own
+		t.Fatal(err)
+	}
 	if n := notified.Load(); n != 1 {
 		t.Fatalf("Notify called %d times, want 1", n)
 	}
 	now.Add(2 * 3600)
-	if err := tr.SaveToken(context.Background(), c.ID, finchreauth.Token("the-new-token")); err != nil {
+	// The employer reconnects (another way than the callback): Finch issues
+	// a token that works, and the application saves it.
+	newTok := s.AddConnection(finchtest.Connection{ID: c.ID})
+	if err := tr.SaveToken(context.Background(), c.ID, finchreauth.Token(newTok)); err != nil {
 		t.Fatal(err)
 	}
 	// OnReconnected runs detached: wait for it, since Close would cancel it.
@@ -93,7 +99,7 @@ func TestTransport(t *testing.T) {
 		"finchreauth.detections":                 1,
 		"finchreauth.latched":                    calls - 1,
 		"finchreauth.notifications outcome=sent": 1,
-		"finchreauth.finch_calls outcome=ok":     1, // GET /introspect
+		"finchreauth.finch_calls outcome=ok":     2, // /introspect of the broken token, then of the new one
 		"finchreauth.reconnects outcome=save":    1,
 	}
 	if !maps.Equal(got, want) {

@@ -137,6 +137,7 @@ func populate(t *testing.T, s finchreauth.Store) []string {
 			t.Fatalf("a call on broken %s got %d", id, resp.StatusCode)
 		}
 		wait(id)
+		tr.Flush(ctx) // the handling records the notification on its own: before the clock moves
 	}
 
 	acme := add(finchtest.Connection{ID: "conn-acme", CustomerName: "Acme Corp", ProviderID: "gusto"})

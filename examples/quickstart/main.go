@@ -186,6 +186,11 @@ func (d *demo) burst(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	// Every caller had its 401 at once; the Transport handles the token on
+	// its own: wait for that before looking at what it did.
+	if err := d.app.tr.Flush(ctx); err != nil {
+		return err
+	}
 	var errs []error
 	failures.Range(func(k, _ any) bool { errs = append(errs, errors.New(k.(string))); return true })
 	if len(errs) > 0 {

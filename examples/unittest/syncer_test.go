@@ -246,8 +246,11 @@ func TestOneNotificationPerBrokenConnection(t *testing.T) {
 			if flagged.count() != syncs {
 				t.Errorf("%d syncs flagged the customer %d times", syncs, flagged.count())
 			}
-			// Each sync waited for the Transport's handling of the broken
-			// token, so the notification is already out.
+			// Each sync got Finch's 401 at once; the Transport handles the
+			// broken token on its own. Flush waits for that handling.
+			if err := tr.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 			got := notifier.all()
 			if len(got) != 1 {
 				t.Fatalf("%d notifications, want 1", len(got))
@@ -336,6 +339,7 @@ func TestReminderADayLater(t *testing.T) {
 	defer tr.Close()
 	s := &Syncer{Client: &http.Client{Transport: tr}, BaseURL: finch.URL}
 	s.Directory(context.Background(), Customer{ID: "cust_1", AccessToken: token})
+	tr.Flush(context.Background()) // the first notification goes out on its own
 
 	for _, tc := range []struct {
 		after time.Duration

@@ -221,7 +221,16 @@ type Introspection struct {
 		SourceID string `json:"source_id"`
 		Status   string `json:"status"`
 	} `json:"entities"`
+	AuthenticationMethods []struct {
+		Type             string `json:"type"`
+		ConnectionStatus struct {
+			Status  string `json:"status"`
+			Message string `json:"message"`
+		} `json:"connection_status"`
+		Products []string `json:"products"`
+	} `json:"authentication_methods"`
 	Username string `json:"username"`
+	Manual   bool   `json:"manual"` // deprecated by Finch, still sent: an assisted connection
 }
 
 // Introspect asks Finch whom token belongs to.

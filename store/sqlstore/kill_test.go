@@ -100,6 +100,7 @@ func TestKilledBetweenExchangeAndSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	parent.Flush(ctx) // the handling runs on its own
 	if len(links) != 1 {
 		t.Fatalf("%d notifications before the reconnect, want 1", len(links))
 	}

@@ -1,6 +1,7 @@
 package replicatest
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -73,6 +74,9 @@ func (r *tokenRig) call(t *testing.T, tr *finchreauth.Transport, token string) i
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
+	if err := tr.Flush(context.Background()); err != nil { // the handling runs on its own
+		t.Fatal(err)
+	}
 	return resp.StatusCode
 }
 

@@ -122,10 +122,13 @@ func (r *Reconnects) prepare(ctx context.Context, i int, id string) error {
 		return err
 	}
 	r.fake.Break(id)
-	// The caller's 401 comes once the handling is done: the episode is
-	// open and the notification, with its link, went out.
+	// The caller has its 401 at once; once the handling is done, the
+	// episode is open and the notification, with its link, went out.
 	status, err := r.call(ctx, tok)
 	if err != nil {
+		return err
+	}
+	if err := r.tr.Flush(ctx); err != nil {
 		return err
 	}
 	if status != http.StatusUnauthorized {

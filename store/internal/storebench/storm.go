@@ -139,9 +139,12 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports int) (S
 	if err := <-errs; err != nil {
 		return res, err
 	}
-	// The notification went out before the callers had their answers, and
-	// the handling's last write follows it: wait for the handlings.
+	// The callers had their answers at once; the handling runs on its own
+	// (the notification, then its last write): wait for it.
 	for _, tr := range trs {
+		if err := tr.Flush(ctx); err != nil {
+			return res, err
+		}
 		tr.Close()
 	}
 	if err, _ := failed.Load().(error); err != nil {
