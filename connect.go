@@ -13,6 +13,8 @@ import (
 	"github.com/finchkit/finchreauth/internal/finchapi"
 )
 
+var errNilConnect = errors.New("finchreauth: Connect is nil")
+
 const (
 	defaultConnectBaseURL = "https://connect.tryfinch.com"
 	defaultLinkLifetime   = 30 * 24 * time.Hour // Finch's default for a Connect session
@@ -86,8 +88,12 @@ type Connect struct {
 	OnUnsaved func(ctx context.Context, r Reconnection)
 }
 
-// Validate reports what is missing or malformed in c, or nil.
+// Validate reports what is missing or malformed in c, or nil. A nil c is
+// an error, not a panic.
 func (c *Connect) Validate() error {
+	if c == nil {
+		return errNilConnect
+	}
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("finchreauth: Connect."+format, args...))
