@@ -164,7 +164,7 @@ func (t *Transport) reconnect(ctx context.Context, code, state, connectErr strin
 	if err := c.Validate(); err != nil {
 		return Reconnection{}, fail(ReasonMisconfigured, http.StatusInternalServerError, "", err)
 	}
-	p, stateErr := verifyState(c.StateKeys, state, t.now())
+	p, stateErr := verifyState(c.verifyKeys(), state, t.now())
 	switch {
 	case connectErr != "" || code == "":
 		// The employer cancelled, or Connect failed: the state stays

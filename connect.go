@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -70,9 +71,29 @@ type Connect struct {
 
 	// StateKeys sign the state that binds a link to its connection
 	// (required; each at least 16 random bytes, 32 recommended). The first
-	// signs, all verify: prepend a new key, drop the old one after
-	// LinkLifetime.
+	// signs, all verify. To rotate, see StateVerifyKeys.
 	StateKeys [][]byte
+
+	// StateVerifyKeys verify states and never sign one (each at least 16
+	// bytes, like StateKeys). If empty, only StateKeys verify.
+	//
+	// They make key rotation safe in a rolling deploy, where replicas on
+	// the old and the new configuration run side by side and links travel
+	// between them through the Store (one replica mints a link, another
+	// hands it out, a third serves its callback). Rotate in three deploys,
+	// each begun only once the one before has reached every replica:
+	//
+	//  1. Add the new key to StateVerifyKeys (StateKeys: old,
+	//     StateVerifyKeys: new). Every replica still signs with the old key;
+	//     those that run this verify the new one too.
+	//  2. Sign with the new key: StateKeys: new, StateVerifyKeys: old.
+	//     Replicas still at step 1 verify the states it signs.
+	//  3. LinkLifetime after step 2 reached every replica, when every state
+	//     the old key signed has expired, drop the old key (StateKeys: new).
+	//
+	// Prepending the new key to StateKeys in one deploy instead makes the
+	// replicas not yet deployed refuse the states the others sign.
+	StateVerifyKeys [][]byte
 
 	// ConnectBaseURL is Finch Connect's host for authorize URLs. If
 	// empty, https://connect.tryfinch.com.
@@ -107,6 +128,11 @@ func (c *Connect) Validate() error {
 	if err := checkStateKeys(c.StateKeys); err != nil {
 		errs = append(errs, err)
 	}
+	for i, k := range c.StateVerifyKeys {
+		if len(k) < minStateKeyLen {
+			bad("StateVerifyKeys[%d] is shorter than %d bytes", i, minStateKeyLen)
+		}
+	}
 	for _, f := range [...]struct{ name, u string }{{"RedirectURI", c.RedirectURI}, {"ConnectBaseURL", c.ConnectBaseURL}} {
 		if p, err := url.Parse(f.u); f.u != "" && (err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "") {
 			bad("%s is not an absolute http(s) URL", f.name)
@@ -124,6 +150,15 @@ func (c *Connect) Validate() error {
 		bad("LinkLifetime is negative")
 	}
 	return errors.Join(errs...)
+}
+
+// verifyKeys are the keys a state may be signed with: StateKeys, then
+// StateVerifyKeys.
+func (c *Connect) verifyKeys() [][]byte {
+	if len(c.StateVerifyKeys) == 0 {
+		return c.StateKeys
+	}
+	return append(slices.Clip(c.StateKeys), c.StateVerifyKeys...)
 }
 
 func (c *Connect) lifetime() time.Duration { return orDefault(c.LinkLifetime, defaultLinkLifetime) }
