@@ -60,11 +60,13 @@ type Server struct {
 	authzs      map[string]*authzState
 	faults      []*faultState
 	stateSource SessionStateSource
-	webhook     Webhook           // the application's endpoint; URL "" when none
-	deliveries  []WebhookDelivery // every webhook sent, in order
-	attempts    map[string]int    // deliveries per event id
-	hookClient  *http.Client      // the client webhooks go through
-	inflight    sync.WaitGroup    // webhook deliveries under way; Close waits
+	// refuseUnlisted: sessions refuse fields Finch's reference does not list
+	refuseUnlisted bool
+	webhook        Webhook           // the application's endpoint; URL "" when none
+	deliveries     []WebhookDelivery // every webhook sent, in order
+	attempts       map[string]int    // deliveries per event id
+	hookClient     *http.Client      // the client webhooks go through
+	inflight       sync.WaitGroup    // webhook deliveries under way; Close waits
 }
 
 var _ http.Handler = (*Server)(nil)
