@@ -250,7 +250,10 @@ func (c *Connect) authorizeURL(conn Connection, products []string, state string)
 // sessionURL mints a Connect session. Which state Connect echoes for a
 // session is not settled by any Finch source: the state goes in the session
 // request and on its connect_url, and the callback also takes a code that
-// comes back with none (see CallbackHandler).
+// comes back with none (see CallbackHandler). Finch's API reference does
+// not list state for the session request: if Finch refuses it, the session
+// is minted without it, and the Transport leaves it out from then on (see
+// finchapi.Client.ReauthSession); the connect_url carries it either way.
 func (c *Connect) sessionURL(ctx context.Context, api finchapi.Client, connID string, products []string, state string) (string, error) {
 	connectURL, err := api.ReauthSession(ctx, c.ClientID, c.ClientSecret, finchapi.SessionRequest{
 		ConnectionID:    connID,

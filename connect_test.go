@@ -127,3 +127,36 @@ func TestStateVerifyKeysValidated(t *testing.T) {
 		assert.False(t, strings.Contains(out.String(), string(k)), "a verify key is printed") // not quoted: a secret
 	}
 }
+
+// TestSessionStateRefused: Finch's API reference does not list state for
+// POST /connect/sessions/reauthenticate. Against a Finch that refuses it,
+// links are still minted: the first without it after one refusal, the next
+// ones without asking again; the state stays on the connect_url, and the
+// reconnect completes under each reading of which state Connect echoes.
+func TestSessionStateRefused(t *testing.T) {
+	for _, src := range []finchtest.SessionStateSource{finchtest.StateFromSessionBody, finchtest.StateFromConnectURL} {
+		t.Run(src.String(), func(t *testing.T) {
+			r := newReconnectRig(t, func(r *reconnectRig) {
+				r.finch.SetRefuseUnlistedSessionFields(true)
+				r.finch.SetSessionStateSource(src)
+			})
+			const path = "/connect/sessions/reauthenticate"
+			link := r.breakAndNotify(t)
+			assert.NotEmpty(t, query(t, link).Get("state"), "the state stays on the connect_url")
+			assert.Equal(t, 2, r.finch.Calls("POST", path), "refused once, then minted without state")
+
+			other := r.finch.AddConnection(finchtest.Connection{CustomerName: "Other Corp"})
+			conn, _ := r.finch.ConnectionForToken(other)
+			require.NoError(t, r.tr.SaveToken(context.Background(), conn.ID, finchreauth.Token(other)))
+			_, err := r.tr.ReconnectURL(context.Background(), conn.ID)
+			require.NoError(t, err)
+			assert.Equal(t, 3, r.finch.Calls("POST", path), "the refusal is remembered")
+
+			callback, err := r.finch.Approve(link)
+			require.NoError(t, err)
+			q := query(t, browse(t, callback).Header.Get("Location"))
+			assert.Equal(t, "", q.Get("reason"), "errors: %v", r.errs.all())
+			assert.False(t, r.needsReauth(t))
+		})
+	}
+}

@@ -141,6 +141,8 @@ type Transport struct {
 	stateless  statelessBudget // see reconnectStateless
 	latchedLen string          // len(latchedBody), in decimal
 
+	unlisted finchapi.Unlisted // unlisted fields Finch refused (a session's state)
+
 	mu       sync.Mutex // guards closed and the Add side of running
 	closed   bool
 	running  sync.WaitGroup

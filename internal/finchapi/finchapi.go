@@ -13,6 +13,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -47,6 +49,19 @@ type Client struct {
 	// "client_error", "rate_limited", "server_error", "network" or
 	// "cancelled".
 	Observe func(path, outcome string)
+
+	// Unlisted, if not nil, remembers the fields Finch's API reference does
+	// not list that Finch refused, across the calls of every Client given
+	// it. If nil, each call sends them and falls back again.
+	Unlisted *Unlisted
+}
+
+// Unlisted remembers which of the fields the library sends that Finch's API
+// reference does not list (only a session's state, for now) Finch refused,
+// so that later calls leave them out. The zero value has seen no refusal;
+// it is safe for concurrent use and must not be copied after first use.
+type Unlisted struct {
+	sessionState atomic.Bool // POST /connect/sessions/reauthenticate refused state
 }
 
 // Limiter is a counting semaphore: a channel whose capacity is the limit.
@@ -240,7 +255,7 @@ func (c Client) Introspect(ctx context.Context, token string) (Introspection, er
 // SessionRequest is the body of POST /connect/sessions/reauthenticate.
 // State is not in Finch's API reference for this endpoint, but its Connect
 // guide lists state among a session's parameters: it is sent here and on
-// the connect_url (see FINCH.md).
+// the connect_url (see FINCH.md). Finch may refuse it: see ReauthSession.
 type SessionRequest struct {
 	ConnectionID    string   `json:"connection_id"`
 	MinutesToExpire int      `json:"minutes_to_expire,omitempty"`
@@ -252,7 +267,43 @@ type SessionRequest struct {
 // ReauthSession mints a Connect session for an existing connection and
 // returns its connect_url. Minting twice only makes two sessions, so it is
 // retried like any idempotent call.
+//
+// An unconfirmed field must not cost the application its links: if Finch
+// refuses a request that carries State as invalid (400 or 422) with an
+// error that names the field state, the session is minted again without
+// it, and if that succeeds c.Unlisted remembers to leave State out from
+// then on. Any other 4xx is Finch's answer, returned as it came, with no
+// second request.
 func (c Client) ReauthSession(ctx context.Context, clientID, clientSecret string, body SessionRequest) (string, error) {
+	if c.Unlisted != nil && c.Unlisted.sessionState.Load() {
+		body.State = ""
+	}
+	u, err := c.reauthSession(ctx, clientID, clientSecret, body)
+	if body.State == "" || !refusesState(err) {
+		return u, err
+	}
+	body.State = ""
+	u, err = c.reauthSession(ctx, clientID, clientSecret, body)
+	if err == nil && c.Unlisted != nil {
+		c.Unlisted.sessionState.Store(true)
+	}
+	return u, err
+}
+
+// namesState matches the word state, as Finch's error would name the
+// field: "Unrecognized field: state", `"state" is not allowed`, "property
+// state should not exist".
+var namesState = regexp.MustCompile(`(?i)\bstate\b`)
+
+// refusesState reports whether err is Finch refusing a request as invalid
+// (400 or 422) with an error body that names the field state.
+func refusesState(err error) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && (he.StatusCode == http.StatusBadRequest || he.StatusCode == http.StatusUnprocessableEntity) &&
+		namesState.Match(he.Body)
+}
+
+func (c Client) reauthSession(ctx context.Context, clientID, clientSecret string, body SessionRequest) (string, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return "", err
