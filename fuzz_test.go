@@ -87,6 +87,9 @@ func FuzzVerifyState(f *testing.F) {
 			f.Add(s)
 		}
 	}
+	// A key dropped after a rotation (or never configured) signs states
+	// that never verify.
+	f.Add(encodeState([]byte("dropped-key-0123456789abcdef01234"), "conn_1", exp, [stateNonceLen]byte{0, 1, 2, 3}))
 	f.Add("")
 	f.Add(".")
 	f.Add("AQ.AQ")
