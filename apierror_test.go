@@ -190,38 +190,21 @@ func TestBigErrorBodies(t *testing.T) {
 		{"10 MiB gzip, finch_code past 64 KiB", 10 << 20, true, false},
 	}
 	for _, tc := range cases {
-		body := bigError(tc.size, tc.want)
-		encoding := ""
+		b := bigBody{body: bigError(tc.size, tc.want)}
 		if tc.gzip {
-			body, encoding = gzipped(t, body), "gzip"
+			b.body, b.encoding = gzipped(t, b.body), "gzip"
 			// 100 KiB compresses below the cap, which then cuts the
 			// decompressed JSON; 10 MiB does not: the cap cuts the
 			// compressed stream itself.
-			require.Equal(t, tc.size > 1<<20, len(body) > 64<<10, "%d compressed bytes", len(body))
-		}
-		respond := func(req *http.Request) (*http.Response, *closeCounter) {
-			orig := &closeCounter{Reader: strings.NewReader(body)}
-			resp := jsonResponse(req, 401, "")
-			resp.Body, resp.ContentLength = orig, int64(len(body))
-			if encoding != "" {
-				resp.Header.Set("Content-Encoding", encoding)
-			}
-			return resp, orig
-		}
-		check := func(t *testing.T, resp *http.Response, orig *closeCounter) {
-			t.Helper()
-			got := readAll(t, resp) // closes
-			assert.True(t, bytes.Equal([]byte(body), got), "replayed %d bytes of %d", len(got), len(body))
-			require.NoError(t, resp.Body.Close())
-			assert.EqualValues(t, 1, orig.closes.Load(), "the original is closed once")
+			require.Equal(t, tc.size > 1<<20, len(b.body) > 64<<10, "%d compressed bytes", len(b.body))
 		}
 		t.Run(tc.name+"/ParseAPIError", func(t *testing.T) {
-			resp, orig := respond(nil)
+			resp, orig := b.respond(nil)
 			e := finchreauth.ParseAPIError(resp)
 			assert.Equal(t, tc.want, e.IsReauth())
 			assert.Equal(t, 401, e.Code)
 			assert.Equal(t, "authentication_error", e.Name)
-			check(t, resp, orig)
+			b.checkReplay(t, resp, orig)
 		})
 		t.Run(tc.name+"/Transport", func(t *testing.T) {
 			var orig *closeCounter
@@ -230,7 +213,7 @@ func TestBigErrorBodies(t *testing.T) {
 					return jsonResponse(req, 401, `{"code":401,"name":"invalid_token_error"}`), nil
 				}
 				var resp *http.Response
-				resp, orig = respond(req)
+				resp, orig = b.respond(req)
 				return resp, nil
 			}}
 			tr := &finchreauth.Transport{Base: base}
@@ -242,9 +225,33 @@ func TestBigErrorBodies(t *testing.T) {
 				want = finchreauth.Detected
 			}
 			assert.Equal(t, want, resp.Header.Get(finchreauth.Header))
-			check(t, resp, orig)
+			b.checkReplay(t, resp, orig)
 		})
 	}
+}
+
+// bigBody is a 401's body, as sent, and its Content-Encoding.
+type bigBody struct{ body, encoding string }
+
+// respond returns a 401 with b and the body whose closes it counts.
+func (b bigBody) respond(req *http.Request) (*http.Response, *closeCounter) {
+	orig := &closeCounter{Reader: strings.NewReader(b.body)}
+	resp := jsonResponse(req, 401, "")
+	resp.Body, resp.ContentLength = orig, int64(len(b.body))
+	if b.encoding != "" {
+		resp.Header.Set("Content-Encoding", b.encoding)
+	}
+	return resp, orig
+}
+
+// checkReplay reads resp's body, which must be b's bytes, and closes it
+// twice: the original is closed once.
+func (b bigBody) checkReplay(t *testing.T, resp *http.Response, orig *closeCounter) {
+	t.Helper()
+	got := readAll(t, resp) // closes
+	assert.True(t, bytes.Equal([]byte(b.body), got), "replayed %d bytes of %d", len(got), len(b.body))
+	require.NoError(t, resp.Body.Close())
+	assert.EqualValues(t, 1, orig.closes.Load(), "the original is closed once")
 }
 
 // TestErrorBodyMembers: the top-level members are read one by one, as

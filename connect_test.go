@@ -52,57 +52,66 @@ func TestStateKeyRotationMidDeploy(t *testing.T) {
 		{false, true, true, true}, // new-signed: stage 1 never runs beside stage 3
 		{false, true, true, true},
 	}
-	finch := finchtest.NewServer()
-	t.Cleanup(finch.Close)
-	store := finchreauth.NewMemoryStore()
-	replica := func(keys, verifies [][]byte) *finchreauth.Transport {
-		c := &finchreauth.Connect{
-			ClientID: finch.ClientID, ClientSecret: finch.ClientSecret,
-			RedirectURI: "https://app.example/finch/callback", SuccessURL: "https://app.example/ok",
-			StateKeys: keys, StateVerifyKeys: verifies,
-		}
-		require.NoError(t, c.Validate())
-		tr := &finchreauth.Transport{Base: finch.Client().Transport, APIBaseURL: finch.URL, Store: store, Connect: c}
-		t.Cleanup(func() { tr.Close() })
-		return tr
-	}
-	// reconnect mints a link on signer, hands it out from handout, and
-	// serves its callback on verifier; it returns the failure reason.
-	reconnect := func(t *testing.T, signer, handout, verifier *finchreauth.Transport) string {
-		t.Helper()
-		ctx := context.Background()
-		token := finch.AddConnection(finchtest.Connection{CustomerName: "Acme"})
-		conn, _ := finch.ConnectionForToken(token)
-		require.NoError(t, signer.SaveToken(ctx, conn.ID, finchreauth.Token(token)))
-		link, err := signer.ReconnectURL(ctx, conn.ID)
-		require.NoError(t, err)
-		again, err := handout.ReconnectURL(ctx, conn.ID)
-		require.NoError(t, err)
-		require.Equal(t, link, again, "the link travels through the Store")
-		callback, err := finch.Approve(again)
-		require.NoError(t, err)
-		return serveCallback(t, verifier, callback).Get("reason")
-	}
+	r := &replicas{finch: finchtest.NewServer(), store: finchreauth.NewMemoryStore()}
+	t.Cleanup(r.finch.Close)
 	for i, signing := range stages {
 		for j, verifying := range stages {
 			t.Run(signing.name+" -> "+verifying.name, func(t *testing.T) {
-				a := replica(signing.keys, signing.verifies)
-				b := replica(stages[(i+j)%4].keys, stages[(i+j)%4].verifies) // any stage: it only hands the link out
-				c := replica(verifying.keys, verifying.verifies)
+				a := r.replica(t, signing.keys, signing.verifies)
+				b := r.replica(t, stages[(i+j)%4].keys, stages[(i+j)%4].verifies) // any stage: it only hands the link out
+				c := r.replica(t, verifying.keys, verifying.verifies)
 				want := "invalid_state"
 				if ok[i][j] {
 					want = ""
 				}
-				assert.Equal(t, want, reconnect(t, a, b, c))
+				assert.Equal(t, want, r.reconnect(t, a, b, c))
 			})
 		}
 	}
 	t.Run("prepend and drop, without the verify-only stage, breaks mid-deploy", func(t *testing.T) {
-		stage1 := replica([][]byte{oldKey}, nil)
-		rotated := replica([][]byte{newKey, oldKey}, nil)
-		assert.Equal(t, "", reconnect(t, stage1, stage1, rotated), "the rotated replica verifies the old key")
-		assert.Equal(t, "invalid_state", reconnect(t, rotated, rotated, stage1), "a replica not yet rotated refuses the new key")
+		stage1 := r.replica(t, [][]byte{oldKey}, nil)
+		rotated := r.replica(t, [][]byte{newKey, oldKey}, nil)
+		assert.Equal(t, "", r.reconnect(t, stage1, stage1, rotated), "the rotated replica verifies the old key")
+		assert.Equal(t, "invalid_state", r.reconnect(t, rotated, rotated, stage1), "a replica not yet rotated refuses the new key")
 	})
+}
+
+// replicas are Transports that share one Store and one Finch, each with
+// its own state keys.
+type replicas struct {
+	finch *finchtest.Server
+	store *finchreauth.MemoryStore
+}
+
+func (r *replicas) replica(t *testing.T, keys, verifies [][]byte) *finchreauth.Transport {
+	c := &finchreauth.Connect{
+		ClientID: r.finch.ClientID, ClientSecret: r.finch.ClientSecret,
+		RedirectURI: "https://app.example/finch/callback", SuccessURL: "https://app.example/ok",
+		StateKeys: keys, StateVerifyKeys: verifies,
+	}
+	require.NoError(t, c.Validate())
+	tr := &finchreauth.Transport{Base: r.finch.Client().Transport, APIBaseURL: r.finch.URL, Store: r.store, Connect: c}
+	t.Cleanup(func() { tr.Close() })
+	return tr
+}
+
+// reconnect mints a link for a new connection on signer, hands it out from
+// handout, and serves its callback on verifier; it returns the failure
+// reason ("" for success).
+func (r *replicas) reconnect(t *testing.T, signer, handout, verifier *finchreauth.Transport) string {
+	t.Helper()
+	ctx := context.Background()
+	token := r.finch.AddConnection(finchtest.Connection{CustomerName: "Acme"})
+	conn, _ := r.finch.ConnectionForToken(token)
+	require.NoError(t, signer.SaveToken(ctx, conn.ID, finchreauth.Token(token)))
+	link, err := signer.ReconnectURL(ctx, conn.ID)
+	require.NoError(t, err)
+	again, err := handout.ReconnectURL(ctx, conn.ID)
+	require.NoError(t, err)
+	require.Equal(t, link, again, "the link travels through the Store")
+	callback, err := r.finch.Approve(again)
+	require.NoError(t, err)
+	return serveCallback(t, verifier, callback).Get("reason")
 }
 
 // TestStateVerifyKeysValidated: StateVerifyKeys are checked as StateKeys

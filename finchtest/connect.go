@@ -192,7 +192,7 @@ func listedSessionField(name string) bool {
 // fields and keeps the body's state (see SetSessionStateSource).
 func (s *Server) SetRefuseUnlistedSessionFields(refuse bool) {
 	s.mu.Lock()
-	s.refuseUnlisted = refuse
+	s.refuseExtra = refuse
 	s.mu.Unlock()
 }
 
@@ -205,7 +205,7 @@ func (s *Server) readSessionRequest(r *http.Request) (sessionRequest, *apiError)
 		return sessionRequest{}, errInvalidRequest("Request body is not valid JSON")
 	}
 	s.mu.Lock()
-	refuse := s.refuseUnlisted
+	refuse := s.refuseExtra
 	s.mu.Unlock()
 	if !refuse {
 		return req, nil

@@ -60,13 +60,12 @@ type Server struct {
 	authzs      map[string]*authzState
 	faults      []*faultState
 	stateSource SessionStateSource
-	// refuseUnlisted: sessions refuse fields Finch's reference does not list
-	refuseUnlisted bool
-	webhook        Webhook           // the application's endpoint; URL "" when none
-	deliveries     []WebhookDelivery // every webhook sent, in order
-	attempts       map[string]int    // deliveries per event id
-	hookClient     *http.Client      // the client webhooks go through
-	inflight       sync.WaitGroup    // webhook deliveries under way; Close waits
+	refuseExtra bool              // sessions refuse fields Finch's reference does not list
+	webhook     Webhook           // the application's endpoint; URL "" when none
+	deliveries  []WebhookDelivery // every webhook sent, in order
+	attempts    map[string]int    // deliveries per event id
+	hookClient  *http.Client      // the client webhooks go through
+	inflight    sync.WaitGroup    // webhook deliveries under way; Close waits
 }
 
 var _ http.Handler = (*Server)(nil)

@@ -120,10 +120,6 @@ func TestReauthSessionUnlistedState(t *testing.T) {
 		badRequest   = `{"code":400,"name":"invalid_request_error","message":"Bad Request","statusCode":400,"status":400}`
 		statement    = `{"code":400,"name":"invalid_request_error","message":"statusCode: bad statement; states"}`
 	)
-	type answer struct {
-		status int
-		body   string
-	}
 	cases := []struct {
 		name      string
 		withState answer // Finch's answer to a body with state; 201 if zero
@@ -144,25 +140,7 @@ func TestReauthSessionUnlistedState(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var sent []bool
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				var body map[string]any
-				json.NewDecoder(r.Body).Decode(&body)
-				_, hasState := body["state"]
-				mu.Lock()
-				sent = append(sent, hasState)
-				mu.Unlock()
-				a := answer{201, `{"session_id":"sess_1","connect_url":"https://connect.example/authorize?session=sess_1"}`}
-				switch {
-				case tc.always.status != 0:
-					a = tc.always
-				case hasState && tc.withState.status != 0:
-					a = tc.withState
-				}
-				w.WriteHeader(a.status)
-				io.WriteString(w, a.body)
-			}))
+			srv, sent := sessionServer(tc.withState, tc.always)
 			defer srv.Close()
 			var memo *Unlisted
 			if tc.memory {
@@ -184,12 +162,48 @@ func TestReauthSessionUnlistedState(t *testing.T) {
 			case tc.wantErr != 0 && (!errors.As(err, &he) || he.StatusCode != tc.wantErr):
 				t.Fatalf("mint: %v, want a %d", err, tc.wantErr)
 			}
-			if fmt.Sprint(sent) != fmt.Sprint(tc.wantState) {
-				t.Errorf("requests carried state: %v, want %v", sent, tc.wantState)
+			if got := fmt.Sprint(sent()); got != fmt.Sprint(tc.wantState) {
+				t.Errorf("requests carried state: %v, want %v", got, tc.wantState)
 			}
 			if memo != nil && memo.sessionState.Load() != tc.remember {
 				t.Errorf("remembered: %v, want %v", memo.sessionState.Load(), tc.remember)
 			}
 		})
+	}
+}
+
+// answer is a status and a body a fake Finch answers with.
+type answer struct {
+	status int
+	body   string
+}
+
+// sessionServer is a Finch whose POST /connect/sessions/reauthenticate
+// answers always, if set, or withState, if set, to a body with state, or
+// else mints a session. sent reports whether each request carried state.
+func sessionServer(withState, always answer) (srv *httptest.Server, sent func() []bool) {
+	var mu sync.Mutex
+	var carried []bool
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		json.NewDecoder(r.Body).Decode(&body)
+		_, hasState := body["state"]
+		mu.Lock()
+		carried = append(carried, hasState)
+		mu.Unlock()
+		a := answer{201, `{"session_id":"sess_1","connect_url":"https://connect.example/authorize?session=sess_1"}`}
+		switch {
+		case always.status != 0:
+			a = always
+		case hasState && withState.status != 0:
+			a = withState
+		}
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body)
+	}))
+	return srv, func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]bool(nil), carried...)
 	}
 }
