@@ -61,30 +61,85 @@ func (e *APIError) IsReauth() bool {
 	return e != nil && e.StatusCode == http.StatusUnauthorized && e.FinchCode == "reauthenticate_user"
 }
 
-// parseBody fills e's fields from a JSON body. A field of the wrong JSON type
-// is left zero rather than making the whole body unreadable.
+// errorMembers are the raw values of the members of an error body that
+// APIError reads.
+type errorMembers struct {
+	Code      json.RawMessage `json:"code"`
+	Name      json.RawMessage `json:"name"`
+	FinchCode json.RawMessage `json:"finch_code"`
+	Message   json.RawMessage `json:"message"`
+}
+
+// parseBody fills e's fields from the top-level members of a JSON object. A
+// whole document is decoded in one call; one that is cut (by the 64 KiB cap,
+// or by the server) is read member by member, up to the cut. Either way, as
+// with json.Unmarshal, nested values are skipped, keys match
+// case-insensitively, the last of duplicate keys wins, and a field of the
+// wrong JSON type is left zero rather than making the whole body unreadable.
 func (e *APIError) parseBody(body []byte) {
-	var raw struct {
-		Code      json.RawMessage `json:"code"`
-		Name      json.RawMessage `json:"name"`
-		FinchCode json.RawMessage `json:"finch_code"`
-		Message   json.RawMessage `json:"message"`
+	var m errorMembers
+	if json.Unmarshal(body, &m) != nil {
+		m = readMembers(body)
 	}
-	if json.Unmarshal(body, &raw) != nil {
-		return
-	}
-	var code json.Number
-	if json.Unmarshal(raw.Code, &code) == nil {
-		if n, err := code.Int64(); err == nil && n >= 0 && n < 1000 {
-			e.Code = int(n)
+	e.setFields(m)
+}
+
+// setFields decodes the members' values; one of the wrong JSON type leaves
+// its field zero.
+func (e *APIError) setFields(m errorMembers) {
+	var n json.Number
+	if json.Unmarshal(m.Code, &n) == nil {
+		if c, err := n.Int64(); err == nil && c >= 0 && c < 1000 {
+			e.Code = int(c)
 		}
 	}
 	for _, f := range []struct {
 		raw json.RawMessage
 		dst *string
-	}{{raw.Name, &e.Name}, {raw.FinchCode, &e.FinchCode}, {raw.Message, &e.Message}} {
+	}{{m.Name, &e.Name}, {m.FinchCode, &e.FinchCode}, {m.Message, &e.Message}} {
 		json.Unmarshal(f.raw, f.dst)
 	}
+}
+
+// readMembers reads the top-level members of a JSON object one by one with
+// a streaming decoder, and keeps those that came whole before the document
+// ends or turns invalid. FuzzAPIErrorMatchesUnmarshal checks that on a
+// whole document it finds what json.Unmarshal finds.
+func readMembers(body []byte) errorMembers {
+	var m errorMembers
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return m
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		key, _ := tok.(string)
+		var v json.RawMessage
+		if dec.Decode(&v) != nil || cutNumber(v, dec.InputOffset(), len(body)) {
+			break
+		}
+		switch { // json.Unmarshal's matching of keys to fields
+		case strings.EqualFold(key, "code"):
+			m.Code = v
+		case strings.EqualFold(key, "name"):
+			m.Name = v
+		case strings.EqualFold(key, "finch_code"):
+			m.FinchCode = v
+		case strings.EqualFold(key, "message"):
+			m.Message = v
+		}
+	}
+	return m
+}
+
+// cutNumber reports whether v, which ends at offset end of a body of n
+// bytes, is a number that the end of the body may have cut: the decoder
+// takes "40" at the very end for a whole number.
+func cutNumber(v json.RawMessage, end int64, n int) bool {
+	return end >= int64(n) && len(v) > 0 && (v[0] == '-' || '0' <= v[0] && v[0] <= '9')
 }
 
 // ParseAPIError reads the error a Finch response carries. It returns nil for a
@@ -95,9 +150,14 @@ func (e *APIError) parseBody(body []byte) {
 // It reads at most 64 KiB of the body and then replaces resp.Body with a body
 // that reads the very same bytes Finch sent (the part already read, then the
 // rest) and whose Close closes the original, so the caller, or an SDK reading
-// the response after it, sees the response unchanged. A body that is empty,
-// not JSON, truncated or compressed with an encoding other than gzip or
-// deflate yields an *APIError with only StatusCode and RequestID set.
+// the response after it, sees the response unchanged.
+//
+// The fields come from the top-level members of a JSON object. A body
+// longer than 64 KiB (decompressed, if it was gzip or deflate), or cut short,
+// yields the members that came whole before the cut: finch_code is found if
+// it begins within the first 64 KiB, and not after them. A body that is
+// empty, not a JSON object, or compressed with an encoding other than gzip
+// or deflate yields an *APIError with only StatusCode and RequestID set.
 func ParseAPIError(resp *http.Response) *APIError {
 	if resp == nil || resp.StatusCode < 400 {
 		return nil
@@ -124,8 +184,8 @@ func peekAPIError(resp *http.Response) (*APIError, io.ReadCloser) {
 
 // decodeContent undoes a Content-Encoding the caller asked for itself (Go's
 // Transport removes the header when it decompressed the body on its own). It
-// returns at most maxPeek decoded bytes, or nil when the encoding is unknown
-// or the data damaged.
+// returns at most maxPeek decoded bytes: of a stream that ends early, those
+// it holds; nil when the encoding is unknown or the data damaged.
 func decodeContent(encoding string, data []byte) []byte {
 	var r io.ReadCloser
 	var err error
@@ -144,9 +204,11 @@ func decodeContent(encoding string, data []byte) []byte {
 	}
 	defer r.Close()
 	out, err := io.ReadAll(io.LimitReader(r, maxPeek))
-	if err != nil {
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil
 	}
+	// A stream that ends early (the cap cut the compressed body) still
+	// decodes as far as it goes.
 	return out
 }
 

@@ -1,9 +1,14 @@
 package finchreauth_test
 
 import (
+	"bytes"
+	"compress/gzip"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"testing"
@@ -138,4 +143,167 @@ func TestHeader(t *testing.T) {
 	assert.True(t, finchreauth.IsReauthResponse(resp))
 	resp.Header.Set(finchreauth.Header, "something else")
 	assert.False(t, finchreauth.IsReauthResponse(resp))
+}
+
+// bigError is a Finch error body of about size bytes: the fields Finch
+// sends, with finch_code first or after a message of size bytes. The
+// message is random hex repeated at a distance gzip's window does not
+// reach, so that gzip cannot shrink it below about half.
+func bigError(size int, finchCodeFirst bool) string {
+	block := make([]byte, 24<<10)
+	rand.NewChaCha8([32]byte{1}).Read(block) // not secret: padding
+	msg := strings.Repeat(hex.EncodeToString(block), size/len(block)/2+1)[:size]
+	if finchCodeFirst {
+		return `{"finch_code":"reauthenticate_user","code":401,"name":"authentication_error","message":"` + msg + `"}`
+	}
+	return `{"code":401,"name":"authentication_error","message":"` + msg + `","finch_code":"reauthenticate_user"}`
+}
+
+func gzipped(t testing.TB, s string) string {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+	require.NoError(t, err)
+	_, err = w.Write([]byte(s))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	return b.String()
+}
+
+// TestBigErrorBodies: a 401 body larger than the 64 KiB that is read is
+// still recognised when finch_code comes within those 64 KiB (the members
+// before the cut are read), plain or gzip'd, through ParseAPIError and
+// through a Transport; the body replays exactly and its Close reaches the
+// original once. A finch_code past 64 KiB is not seen (documented limit).
+func TestBigErrorBodies(t *testing.T) {
+	cases := []struct {
+		name string
+		size int
+		gzip bool
+		want bool
+	}{
+		{"100 KiB, finch_code first", 100 << 10, false, true},
+		{"10 MiB, finch_code first", 10 << 20, false, true},
+		{"100 KiB gzip, finch_code first", 100 << 10, true, true},
+		{"10 MiB gzip, finch_code first", 10 << 20, true, true},
+		{"100 KiB, finch_code past 64 KiB", 100 << 10, false, false},
+		{"10 MiB gzip, finch_code past 64 KiB", 10 << 20, true, false},
+	}
+	for _, tc := range cases {
+		b := bigBody{body: bigError(tc.size, tc.want)}
+		if tc.gzip {
+			b.body, b.encoding = gzipped(t, b.body), "gzip"
+			// 100 KiB compresses below the cap, which then cuts the
+			// decompressed JSON; 10 MiB does not: the cap cuts the
+			// compressed stream itself.
+			require.Equal(t, tc.size > 1<<20, len(b.body) > 64<<10, "%d compressed bytes", len(b.body))
+		}
+		t.Run(tc.name+"/ParseAPIError", func(t *testing.T) {
+			resp, orig := b.respond(nil)
+			e := finchreauth.ParseAPIError(resp)
+			assert.Equal(t, tc.want, e.IsReauth())
+			assert.Equal(t, 401, e.Code)
+			assert.Equal(t, "authentication_error", e.Name)
+			b.checkReplay(t, resp, orig)
+		})
+		t.Run(tc.name+"/Transport", func(t *testing.T) {
+			var orig *closeCounter
+			base := &staticRT{fn: func(req *http.Request) (*http.Response, error) {
+				if req.URL.Path == "/introspect" {
+					return jsonResponse(req, 401, `{"code":401,"name":"invalid_token_error"}`), nil
+				}
+				var resp *http.Response
+				resp, orig = b.respond(req)
+				return resp, nil
+			}}
+			tr := &finchreauth.Transport{Base: base}
+			defer tr.Close()
+			resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", "tok", nil))
+			require.NoError(t, err)
+			want := ""
+			if tc.want {
+				want = finchreauth.Detected
+			}
+			assert.Equal(t, want, resp.Header.Get(finchreauth.Header))
+			b.checkReplay(t, resp, orig)
+		})
+	}
+}
+
+// bigBody is a 401's body, as sent, and its Content-Encoding.
+type bigBody struct{ body, encoding string }
+
+// respond returns a 401 with b and the body whose closes it counts.
+func (b bigBody) respond(req *http.Request) (*http.Response, *closeCounter) {
+	orig := &closeCounter{Reader: strings.NewReader(b.body)}
+	resp := jsonResponse(req, 401, "")
+	resp.Body, resp.ContentLength = orig, int64(len(b.body))
+	if b.encoding != "" {
+		resp.Header.Set("Content-Encoding", b.encoding)
+	}
+	return resp, orig
+}
+
+// checkReplay reads resp's body, which must be b's bytes, and closes it
+// twice: the original is closed once.
+func (b bigBody) checkReplay(t *testing.T, resp *http.Response, orig *closeCounter) {
+	t.Helper()
+	got := readAll(t, resp) // closes
+	assert.True(t, bytes.Equal([]byte(b.body), got), "replayed %d bytes of %d", len(got), len(b.body))
+	require.NoError(t, resp.Body.Close())
+	assert.EqualValues(t, 1, orig.closes.Load(), "the original is closed once")
+}
+
+// TestErrorBodyMembers: the top-level members are read one by one, as
+// json.Unmarshal would read them, up to a cut.
+func TestErrorBodyMembers(t *testing.T) {
+	cases := []struct {
+		name, body string
+		want       finchreauth.APIError
+	}{
+		{"nested finch_code is not the top-level one", `{"error":{"finch_code":"reauthenticate_user"},"name":"n"}`, finchreauth.APIError{Name: "n"}},
+		{"nested, then the top-level one", `{"error":{"finch_code":"x","a":[{"finch_code":"y"}]},"finch_code":"reauthenticate_user"}`, finchreauth.APIError{FinchCode: "reauthenticate_user"}},
+		{"nested object cut", `{"name":"n","error":{"finch_code":"reauthenticate_user"`, finchreauth.APIError{Name: "n"}},
+		{"cut inside a value", `{"name":"n","finch_code":"reauthenticate_us`, finchreauth.APIError{Name: "n"}},
+		{"cut after a value", `{"finch_code":"reauthenticate_user","message":"Please re`, finchreauth.APIError{FinchCode: "reauthenticate_user"}},
+		{"a number at the cut may be cut", `{"name":"n","code":40`, finchreauth.APIError{Name: "n"}},
+		{"a number before the cut is whole", `{"code":401,"name":"n`, finchreauth.APIError{Code: 401}},
+		{"wrong type left zero", `{"code":"x","name":7,"finch_code":["reauthenticate_user"],"message":"m"}`, finchreauth.APIError{Message: "m"}},
+		{"duplicate keys: last wins", `{"finch_code":"reauthenticate_user","finch_code":"other"}`, finchreauth.APIError{FinchCode: "other"}},
+		{"duplicate keys: last wins, even of the wrong type", `{"finch_code":"reauthenticate_user","finch_code":17}`, finchreauth.APIError{}},
+		{"keys match as json.Unmarshal matches them", `{"Finch_Code":"reauthenticate_user"}`, finchreauth.APIError{FinchCode: "reauthenticate_user"}},
+		{"invalid UTF-8 in a value", "{\"name\":\"a\xffb\",\"finch_code\":\"reauthenticate_user\"}", finchreauth.APIError{Name: "a\ufffdb", FinchCode: "reauthenticate_user"}},
+		{"invalid UTF-8 outside a string", "{\"name\":\"n\",\xff\"finch_code\":\"reauthenticate_user\"}", finchreauth.APIError{Name: "n"}},
+		{"not an object", `[{"finch_code":"reauthenticate_user"}]`, finchreauth.APIError{}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := finchreauth.ParseAPIError(jsonResponse(nil, 401, tc.body))
+			got := finchreauth.APIError{Code: e.Code, Name: e.Name, FinchCode: e.FinchCode, Message: e.Message}
+			assert.Equal(t, tc.want, got)
+			if !strings.Contains(tc.name, "cut") && json.Valid([]byte(tc.body)) {
+				// Where the body is whole, the reading is json.Unmarshal's.
+				var u struct {
+					Name      any `json:"name"`
+					FinchCode any `json:"finch_code"`
+				}
+				err := json.Unmarshal([]byte(tc.body), &u)
+				if s, ok := u.FinchCode.(string); ok && err == nil {
+					assert.Equal(t, s, got.FinchCode)
+				}
+			}
+		})
+	}
+}
+
+// TestCutGzipBody: a compressed body that ends early (cut by the server or
+// the network) decodes as far as it goes, as a plain body does.
+func TestCutGzipBody(t *testing.T) {
+	body := gzipped(t, bigError(100<<10, true))[:2000]
+	resp := jsonResponse(nil, 401, body)
+	resp.Header.Set("Content-Encoding", "gzip")
+	e := finchreauth.ParseAPIError(resp)
+	assert.True(t, e.IsReauth())
+	assert.NotEmpty(t, e.Body)
+	assert.True(t, bytes.Equal([]byte(body), readAll(t, resp)), "the body replays")
 }

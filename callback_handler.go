@@ -167,7 +167,7 @@ func (t *Transport) reconnect(r *http.Request, code, state, connectErr string, e
 	if err := c.Validate(); err != nil {
 		return Reconnection{}, fail(ReasonMisconfigured, http.StatusInternalServerError, "", err)
 	}
-	p, stateErr := verifyState(c.StateKeys, state, t.now())
+	p, stateErr := verifyState(c.verifyKeys(), state, t.now())
 	switch {
 	case connectErr != "" || code == "":
 		// The employer cancelled, or Connect failed: the state stays

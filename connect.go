@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/finchkit/finchreauth/internal/finchapi"
 )
+
+var errNilConnect = errors.New("finchreauth: Connect is nil")
 
 const (
 	defaultConnectBaseURL = "https://connect.tryfinch.com"
@@ -69,9 +72,29 @@ type Connect struct {
 
 	// StateKeys sign the state that binds a link to its connection
 	// (required; each at least 16 random bytes, 32 recommended). The first
-	// signs, all verify: prepend a new key, drop the old one after
-	// LinkLifetime.
+	// signs, all verify. To rotate, see StateVerifyKeys.
 	StateKeys [][]byte
+
+	// StateVerifyKeys verify states and never sign one (each at least 16
+	// bytes, like StateKeys). If empty, only StateKeys verify.
+	//
+	// They make key rotation safe in a rolling deploy, where replicas on
+	// the old and the new configuration run side by side and links travel
+	// between them through the Store (one replica mints a link, another
+	// hands it out, a third serves its callback). Rotate in three deploys,
+	// each begun only once the one before has reached every replica:
+	//
+	//  1. Add the new key to StateVerifyKeys (StateKeys: old,
+	//     StateVerifyKeys: new). Every replica still signs with the old key;
+	//     those that run this verify the new one too.
+	//  2. Sign with the new key: StateKeys: new, StateVerifyKeys: old.
+	//     Replicas still at step 1 verify the states it signs.
+	//  3. LinkLifetime after step 2 reached every replica, when every state
+	//     the old key signed has expired, drop the old key (StateKeys: new).
+	//
+	// Prepending the new key to StateKeys in one deploy instead makes the
+	// replicas not yet deployed refuse the states the others sign.
+	StateVerifyKeys [][]byte
 
 	// ConnectBaseURL is Finch Connect's host for authorize URLs. If
 	// empty, https://connect.tryfinch.com.
@@ -97,8 +120,12 @@ type Connect struct {
 	OnUnsaved func(ctx context.Context, r Reconnection)
 }
 
-// Validate reports what is missing or malformed in c, or nil.
+// Validate reports what is missing or malformed in c, or nil. A nil c is
+// an error, not a panic.
 func (c *Connect) Validate() error {
+	if c == nil {
+		return errNilConnect
+	}
 	var errs []error
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("finchreauth: Connect."+format, args...))
@@ -111,6 +138,11 @@ func (c *Connect) Validate() error {
 	}
 	if err := checkStateKeys(c.StateKeys); err != nil {
 		errs = append(errs, err)
+	}
+	for i, k := range c.StateVerifyKeys {
+		if len(k) < minStateKeyLen {
+			bad("StateVerifyKeys[%d] is shorter than %d bytes", i, minStateKeyLen)
+		}
 	}
 	for _, f := range [...]struct{ name, u string }{{"RedirectURI", c.RedirectURI}, {"ConnectBaseURL", c.ConnectBaseURL}} {
 		if p, err := url.Parse(f.u); f.u != "" && (err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "") {
@@ -129,6 +161,15 @@ func (c *Connect) Validate() error {
 		bad("LinkLifetime is negative")
 	}
 	return errors.Join(errs...)
+}
+
+// verifyKeys are the keys a state may be signed with: StateKeys, then
+// StateVerifyKeys.
+func (c *Connect) verifyKeys() [][]byte {
+	if len(c.StateVerifyKeys) == 0 {
+		return c.StateKeys
+	}
+	return append(slices.Clip(c.StateKeys), c.StateVerifyKeys...)
 }
 
 func (c *Connect) lifetime() time.Duration { return orDefault(c.LinkLifetime, defaultLinkLifetime) }
@@ -220,7 +261,10 @@ func (c *Connect) authorizeURL(conn Connection, products []string, state string)
 // sessionURL mints a Connect session. Which state Connect echoes for a
 // session is not settled by any Finch source: the state goes in the session
 // request and on its connect_url, and the callback also takes a code that
-// comes back with none (see CallbackHandler).
+// comes back with none (see CallbackHandler). Finch's API reference does
+// not list state for the session request: if Finch refuses it, the session
+// is minted without it, and the Transport leaves it out from then on (see
+// finchapi.Client.ReauthSession); the connect_url carries it either way.
 func (c *Connect) sessionURL(ctx context.Context, api finchapi.Client, connID string, products []string, state string) (string, error) {
 	connectURL, err := api.ReauthSession(ctx, c.ClientID, c.ClientSecret, finchapi.SessionRequest{
 		ConnectionID:    connID,

@@ -15,7 +15,7 @@ import (
 // finch returns the client for the library's own calls to Finch through
 // base, sharing the Transport's bound on calls in flight.
 func (t *Transport) finch(ctx context.Context, base http.RoundTripper) finchapi.Client {
-	c := finchapi.Client{Base: base, Limit: t.limit}
+	c := finchapi.Client{Base: base, Limit: t.limit, Unlisted: &t.unlisted}
 	if t.api != nil {
 		c.BaseURL = t.api.String()
 	}

@@ -2,6 +2,7 @@ package finchreauth
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"io"
@@ -27,6 +28,20 @@ func FuzzParseAPIError(f *testing.F) {
 	f.Add(401, []byte{0x78, 0x9c, 0x03, 0x00}, "application/json", "deflate")
 	f.Add(429, []byte(`{"code":"429"}`), "", "br")
 	f.Add(500, []byte("\xff\xfe{\"finch_code\":\"reauthenticate_user\"}"), "application/json; charset=utf-16", "identity")
+	// Bodies past the 64 KiB read: members before the cut count, nested
+	// ones never, a number at the cut is not trusted.
+	big := `{"finch_code":"reauthenticate_user","message":"` + strings.Repeat("x", maxPeek) + `"}`
+	f.Add(401, []byte(big), "application/json", "")
+	f.Add(401, []byte(`{"message":"`+strings.Repeat("x", maxPeek)+`","finch_code":"reauthenticate_user"}`), "application/json", "")
+	f.Add(401, []byte(`{"error":{"finch_code":"reauthenticate_user"},"finch_code":"x"}`), "application/json", "")
+	f.Add(401, []byte(`{"name":"n","error":{"finch_code":"reauthenticate_user"`), "application/json", "")
+	f.Add(401, []byte(`{"finch_code":"reauthenticate_user","code":40`), "application/json", "")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(big))
+	zw.Close()
+	f.Add(401, gz.Bytes(), "application/json", "gzip")
+	f.Add(401, gz.Bytes()[:gz.Len()/2], "application/json", "gzip")
 	f.Fuzz(func(t *testing.T, status int, body []byte, contentType, encoding string) {
 		if status < 100 || status > 999 {
 			status = 401
@@ -72,6 +87,9 @@ func FuzzVerifyState(f *testing.F) {
 			f.Add(s)
 		}
 	}
+	// A key dropped after a rotation (or never configured) signs states
+	// that never verify.
+	f.Add(encodeState([]byte("dropped-key-0123456789abcdef01234"), "conn_1", exp, [stateNonceLen]byte{0, 1, 2, 3}))
 	f.Add("")
 	f.Add(".")
 	f.Add("AQ.AQ")

@@ -20,9 +20,10 @@ import (
 //	payload = version (1 byte) || expiry (8 bytes, unix seconds) || nonce (12 bytes) || connection id
 //
 // It is signed with the first of Connect.StateKeys and verified with any of
-// them, in constant time; it expires; and the callback spends it at most
-// maxAttempts times and completes at most one reconnect with it, across every
-// process sharing the Store (see claim in record.go).
+// them or of Connect.StateVerifyKeys, in constant time; it expires; and the
+// callback spends it at most maxAttempts times and completes at most one
+// reconnect with it, across every process sharing the Store (see claim in
+// record.go).
 const (
 	stateVersion    = 1
 	stateNonceLen   = 12

@@ -165,6 +165,8 @@ type Transport struct {
 	stateless  statelessBudget // see reconnectStateless
 	latchedLen string          // len(latchedBody), in decimal
 
+	unlisted finchapi.Unlisted // unlisted fields Finch refused (a session's state)
+
 	qmu     sync.Mutex  // guards queue and workers
 	queue   []detection // detections waiting for a worker
 	workers int

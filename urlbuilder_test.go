@@ -167,14 +167,18 @@ func TestSessionCallsRetry(t *testing.T) {
 		assert.NotEmpty(t, link)
 		assert.Equal(t, 3, r.finch.Calls("POST", "/connect/sessions/reauthenticate"))
 	})
-	t.Run("sessions never retry 4xx", func(t *testing.T) {
+	t.Run("sessions never retry 4xx, but try once without the unconfirmed state", func(t *testing.T) {
 		r := newReconnectRig(t, nil)
-		r.finch.InjectFault(finchtest.Fault{Path: "/connect/sessions/reauthenticate", Status: 400, Times: 1})
+		r.finch.InjectFault(finchtest.Fault{Path: "/connect/sessions/reauthenticate", Status: 400, Times: 2})
 		_, err := r.tr.ReconnectURL(context.Background(), r.connID)
 		var apiErr *finchreauth.APIError
 		require.ErrorAs(t, err, &apiErr)
 		assert.Equal(t, 400, apiErr.StatusCode)
-		assert.Equal(t, 1, r.finch.Calls("POST", "/connect/sessions/reauthenticate"))
+		assert.Equal(t, 2, r.finch.Calls("POST", "/connect/sessions/reauthenticate"))
+		r.finch.InjectFault(finchtest.Fault{Path: "/connect/sessions/reauthenticate", Status: 401, Times: 1})
+		_, err = r.tr.ReconnectURL(context.Background(), r.connID)
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, 3, r.finch.Calls("POST", "/connect/sessions/reauthenticate"), "a 401 is not about fields")
 	})
 }
 

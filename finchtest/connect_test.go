@@ -851,3 +851,48 @@ func TestSessionStateSourceString(t *testing.T) {
 		}
 	}
 }
+
+// TestRefuseUnlistedSessionFields: off by default, the fake takes a
+// session body's state; with SetRefuseUnlistedSessionFields, a field that
+// Finch's API reference does not list for the endpoint (state among them)
+// is refused with 400 invalid_request_error, and a body without one is
+// still taken.
+func TestRefuseUnlistedSessionFields(t *testing.T) {
+	s := newServer(t)
+	c := connectionOf(t, s, s.AddConnection(finchtest.Connection{}))
+	creds := [2]string{s.ClientID, s.ClientSecret}
+	listed := `{"connection_id":"` + c.ID + `","minutes_to_expire":60,"products":["company"],"redirect_uri":"` + redirect + `"}`
+	withState := `{"connection_id":"` + c.ID + `","redirect_uri":"` + redirect + `","state":"st"}`
+	post := func(body string) response {
+		return send(t, s, req{method: "POST", path: "/connect/sessions/reauthenticate", basic: creds, body: body})
+	}
+	if res := post(withState); res.status != 201 {
+		t.Fatalf("default: state refused: %d %s", res.status, res.body)
+	}
+
+	s.SetRefuseUnlistedSessionFields(true)
+	for name, body := range map[string]string{
+		"state":         withState,
+		"another field": `{"connection_id":"` + c.ID + `","customer_name":"Acme"}`,
+	} {
+		res := post(body)
+		checkError(t, res, 400, "invalid_request_error", "")
+		if name == "state" && !strings.Contains(string(res.body), `state`) {
+			t.Errorf("the error does not name the field: %s", res.body)
+		}
+	}
+	link := session(t, s, listed)
+	callback, err := s.Approve(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codeFrom(t, callback, redirect)
+
+	s.SetRefuseUnlistedSessionFields(false)
+	if res := post(withState); res.status != 201 {
+		t.Fatalf("switched off: state refused: %d", res.status)
+	}
+	if got, want := s.Calls("POST", "/connect/sessions/reauthenticate"), 5; got != want {
+		t.Errorf("Calls = %d, want %d: refused requests count too", got, want)
+	}
+}

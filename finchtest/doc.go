@@ -39,7 +39,9 @@
 // state (StateFromSessionBody, the default), the one the application put
 // on the connect_url (StateFromConnectURL), or none (StateOmitted). The
 // classic link always echoes its query's state. Approve, ApproveAs, Cancel
-// and the Connect page's form follow the same rule.
+// and the Connect page's form follow the same rule. Since state is not in
+// the session API's reference, SetRefuseUnlistedSessionFields makes the fake
+// refuse it (400), as a Finch that validates strictly would.
 //
 // Multi-entity connections list entities[] in /introspect, each with its
 // own status. BreakEntity breaks one entity only: the connection stays

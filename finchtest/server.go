@@ -60,6 +60,7 @@ type Server struct {
 	authzs      map[string]*authzState
 	faults      []*faultState
 	stateSource SessionStateSource
+	refuseExtra bool              // sessions refuse fields Finch's reference does not list
 	webhook     Webhook           // the application's endpoint; URL "" when none
 	deliveries  []WebhookDelivery // every webhook sent, in order
 	attempts    map[string]int    // deliveries per event id

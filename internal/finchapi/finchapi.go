@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -47,6 +48,19 @@ type Client struct {
 	// "client_error", "rate_limited", "server_error", "network" or
 	// "cancelled".
 	Observe func(path, outcome string)
+
+	// Unlisted, if not nil, remembers the fields Finch's API reference does
+	// not list that Finch refused, across the calls of every Client given
+	// it. If nil, each call sends them and falls back again.
+	Unlisted *Unlisted
+}
+
+// Unlisted remembers which of the fields the library sends that Finch's API
+// reference does not list (only a session's state, for now) Finch refused,
+// so that later calls leave them out. The zero value has seen no refusal;
+// it is safe for concurrent use and must not be copied after first use.
+type Unlisted struct {
+	sessionState atomic.Bool // POST /connect/sessions/reauthenticate refused state
 }
 
 // Limiter is a counting semaphore: a channel whose capacity is the limit.
@@ -249,7 +263,7 @@ func (c Client) Introspect(ctx context.Context, token string) (Introspection, er
 // SessionRequest is the body of POST /connect/sessions/reauthenticate.
 // State is not in Finch's API reference for this endpoint, but its Connect
 // guide lists state among a session's parameters: it is sent here and on
-// the connect_url (see FINCH.md).
+// the connect_url (see FINCH.md). Finch may refuse it: see ReauthSession.
 type SessionRequest struct {
 	ConnectionID    string   `json:"connection_id"`
 	MinutesToExpire int      `json:"minutes_to_expire,omitempty"`
@@ -261,7 +275,37 @@ type SessionRequest struct {
 // ReauthSession mints a Connect session for an existing connection and
 // returns its connect_url. Minting twice only makes two sessions, so it is
 // retried like any idempotent call.
+//
+// An unconfirmed field must not cost the application its links: if Finch
+// refuses a request that carries State as invalid (400 or 422), the session
+// is minted again without it, and if that succeeds c.Unlisted remembers to
+// leave State out from then on (a request Finch refuses for another reason
+// is refused again, and nothing is remembered). Any other 4xx is Finch's
+// answer, returned as it came, with no second request.
 func (c Client) ReauthSession(ctx context.Context, clientID, clientSecret string, body SessionRequest) (string, error) {
+	if c.Unlisted != nil && c.Unlisted.sessionState.Load() {
+		body.State = ""
+	}
+	u, err := c.reauthSession(ctx, clientID, clientSecret, body)
+	if body.State == "" || !invalid(err) {
+		return u, err
+	}
+	body.State = ""
+	u, err = c.reauthSession(ctx, clientID, clientSecret, body)
+	if err == nil && c.Unlisted != nil {
+		c.Unlisted.sessionState.Store(true)
+	}
+	return u, err
+}
+
+// invalid reports whether err is Finch refusing a request as invalid: 400
+// or 422. Finch's error may or may not name the field it refused.
+func invalid(err error) bool {
+	var he *HTTPError
+	return errors.As(err, &he) && (he.StatusCode == http.StatusBadRequest || he.StatusCode == http.StatusUnprocessableEntity)
+}
+
+func (c Client) reauthSession(ctx context.Context, clientID, clientSecret string, body SessionRequest) (string, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return "", err

@@ -2,12 +2,14 @@ package finchapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,5 +106,107 @@ func TestLimit(t *testing.T) {
 	defer cancel()
 	if _, err := c.Introspect(ctx, "tok"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("waiting for a slot: %v", err)
+	}
+}
+
+// TestReauthSessionUnlistedState: a session request that Finch refuses as
+// invalid (400 or 422) naming the field state is sent again without it;
+// Unlisted remembers a refusal that leaving state out cured, and only that.
+// Any other refusal is returned as it came, after one request.
+func TestReauthSessionUnlistedState(t *testing.T) {
+	const (
+		unrecognized = `{"code":400,"name":"invalid_request_error","message":"Unrecognized field: state"}`
+		nest         = `{"statusCode":422,"message":["property state should not exist"],"error":"Unprocessable Entity"}`
+		badRequest   = `{"code":400,"name":"invalid_request_error","message":"Bad Request","statusCode":400,"status":400}`
+		statement    = `{"code":400,"name":"invalid_request_error","message":"statusCode: bad statement; states"}`
+	)
+	cases := []struct {
+		name      string
+		withState answer // Finch's answer to a body with state; 201 if zero
+		always    answer // Finch's answer to every body, if not zero
+		memory    bool
+		wantErr   int    // status of the error the second mint returns
+		wantState []bool // whether each request carried state, over two mints
+		remember  bool
+	}{
+		{"state taken", answer{}, answer{}, true, 0, []bool{true, true}, false},
+		{"400 naming state", answer{400, unrecognized}, answer{}, true, 0, []bool{true, false, false}, true},
+		{"422 naming state", answer{422, nest}, answer{}, true, 0, []bool{true, false, false}, true},
+		{"without memory: tried each time", answer{400, unrecognized}, answer{}, false, 0, []bool{true, false, true, false}, false},
+		{"naming state, refused without it too", answer{}, answer{400, unrecognized}, true, 400, []bool{true, false, true, false}, false},
+		// A refusal that does not name the field is tried without it too:
+		// refused again, it was not the field, and nothing is remembered.
+		{"400 not naming state", answer{}, answer{400, badRequest}, true, 400, []bool{true, false, true, false}, false},
+		{"400 naming other words", answer{}, answer{400, statement}, true, 400, []bool{true, false, true, false}, false},
+		{"400 not naming state, taken without it", answer{400, badRequest}, answer{}, true, 0, []bool{true, false, false}, true},
+		{"401 is not about fields", answer{}, answer{401, `{"name":"invalid_client_error","message":"state"}`}, true, 401, []bool{true, true}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, sent := sessionServer(tc.withState, tc.always)
+			defer srv.Close()
+			var memo *Unlisted
+			if tc.memory {
+				memo = new(Unlisted)
+			}
+			var err error
+			for range 2 {
+				c := Client{Base: srv.Client().Transport, BaseURL: srv.URL, Unlisted: memo} // a Client per call, as the Transport makes them
+				var u string
+				u, err = c.ReauthSession(context.Background(), "id", "secret", SessionRequest{ConnectionID: "conn_1", State: "st"})
+				if err == nil && u == "" {
+					t.Fatal("no connect_url")
+				}
+			}
+			var he *HTTPError
+			switch {
+			case tc.wantErr == 0 && err != nil:
+				t.Fatalf("mint: %v", err)
+			case tc.wantErr != 0 && (!errors.As(err, &he) || he.StatusCode != tc.wantErr):
+				t.Fatalf("mint: %v, want a %d", err, tc.wantErr)
+			}
+			if got := fmt.Sprint(sent()); got != fmt.Sprint(tc.wantState) {
+				t.Errorf("requests carried state: %v, want %v", got, tc.wantState)
+			}
+			if memo != nil && memo.sessionState.Load() != tc.remember {
+				t.Errorf("remembered: %v, want %v", memo.sessionState.Load(), tc.remember)
+			}
+		})
+	}
+}
+
+// answer is a status and a body a fake Finch answers with.
+type answer struct {
+	status int
+	body   string
+}
+
+// sessionServer is a Finch whose POST /connect/sessions/reauthenticate
+// answers always, if set, or withState, if set, to a body with state, or
+// else mints a session. sent reports whether each request carried state.
+func sessionServer(withState, always answer) (srv *httptest.Server, sent func() []bool) {
+	var mu sync.Mutex
+	var carried []bool
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body map[string]any
+		json.NewDecoder(r.Body).Decode(&body)
+		_, hasState := body["state"]
+		mu.Lock()
+		carried = append(carried, hasState)
+		mu.Unlock()
+		a := answer{201, `{"session_id":"sess_1","connect_url":"https://connect.example/authorize?session=sess_1"}`}
+		switch {
+		case always.status != 0:
+			a = always
+		case hasState && withState.status != 0:
+			a = withState
+		}
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body)
+	}))
+	return srv, func() []bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]bool(nil), carried...)
 	}
 }
