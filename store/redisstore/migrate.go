@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/store/internal/quote"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -96,10 +97,10 @@ func (s *Store) sealPlaintext(ctx context.Context, k layout) error {
 		}
 		sealed, err := s.Sealer.Seal([]byte(tok), []byte(id))
 		if err != nil {
-			return fmt.Errorf("seal the token of %s: %w", id, err)
+			return fmt.Errorf("seal the token of %s: %w", quote.ID(id), err)
 		}
 		if err := sealScript.Run(ctx, s.Client, []string{k.record(id), k.plaintext()}, id, tok, sealed).Err(); err != nil {
-			return fmt.Errorf("seal the token of %s: %w", id, err)
+			return fmt.Errorf("seal the token of %s: %w", quote.ID(id), err)
 		}
 	}
 	return iter.Err()
@@ -141,7 +142,7 @@ func (s *Store) migrateKey(ctx context.Context, k layout, key string, now time.T
 			}
 		}
 	} else if err := s.migrateRecord(ctx, k, name, h, now); err != nil {
-		return fmt.Errorf("%s: %w", key, err)
+		return fmt.Errorf("%s: %w", quote.ID(key), err)
 	}
 	return s.Client.Unlink(ctx, key).Err()
 }
