@@ -68,6 +68,11 @@
 // its place with only its id, its time and Record.Err set, so that a listing
 // goes on past it.
 //
+// To rotate keys, deploy tokenseal.NewAESGCM(newKey, oldKey) to every
+// replica, call Store.Reseal, which seals every token again under newKey,
+// check with Store.Verify that none is left under oldKey, then deploy
+// tokenseal.NewAESGCM(newKey).
+//
 // # Evicted records
 //
 // Configure Redis with maxmemory-policy noeviction: under allkeys-lru, Redis

@@ -66,6 +66,21 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 `)
 
+// resealScript writes a token sealed again, if the record still holds the
+// token read at the version read. KEYS: the record's hash, the plaintext
+// set. ARGV: the connection id, the version read, the token read, the token
+// sealed again. The Version stays: the record holds the same token. Returns
+// 1 if it wrote the token.
+var resealScript = redis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'version', 'token')
+if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] then
+	return 0
+end
+redis.call('HSET', KEYS[1], 'token', ARGV[4], 'sealed', '1')
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+`)
+
 // listScript is List. KEYS[1]: the index (since or due). ARGV: the prefix
 // of the records' keys, the lowest and highest scores (as ZRANGE takes
 // them), a score at ("" for none), a connection id, the limit. Returns the
