@@ -9,9 +9,19 @@
 // oldest first, as a table: the connection id, the customer, the provider,
 // since when it needs reconnecting and for how long, the notifications its
 // customer was sent, when the next reminder is due, and the entities that
-// are broken ("all" for the whole connection). It reads the Store through a
+// are broken ("all" for the whole connection). Its last line says how many
+// and which Store it read: the -store URL with any password replaced by
+// xxxxx, and the table or key prefix ("No connection needs
+// re-authentication in redis://cache.internal:6379/0 (prefix app1:)."), so
+// that a mistyped -table or -prefix shows. It reads the Store through a
 // finchreauth.Transport's NeedsReauth, page by page, and never writes to it
 // or prints a token.
+//
+// A record the Store cannot read (a token sealed under a key it lacks,
+// stored in plaintext where -sealed says sealed, a Redis hash evicted from
+// under its index) does not stop the listing: status prints the rows it
+// could read, then on stderr a line per unreadable record, naming the
+// connection and why, and their count, and exits with status 1.
 //
 // Flags of status:
 //
@@ -24,8 +34,19 @@
 //	-limit   print at most this many connections (default 0: all)
 //	-after   start after this cursor, which a run cut short by -limit prints
 //
-// The exit status is 0 when the listing was printed, 1 when the Store could
-// not be read, and 2 for a usage error.
+// The cursor is the last row's time and its connection id, percent-encoded.
+// -after refuses an id longer than 256 bytes; a cursor after such an id
+// holds the shortest id that sorts after every id that begins with the
+// same 256 bytes.
+//
+// Whatever the command prints of a connection id, a customer's name or an
+// error is escaped (control, bidi and other non-printing characters, as Go
+// writes them: \x1b, \u202e) and cut short: nothing it prints is interpreted
+// by a terminal.
+//
+// The exit status is 0 when the command did its work; 1 when the Store
+// could not be read, or when some of its records could not be; and 2 for a
+// usage error.
 package main
 
 import (
@@ -39,7 +60,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, time.Now)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, time.Now)
 	stop()
 	os.Exit(code)
 }
@@ -47,12 +68,14 @@ func main() {
 const usage = `usage: finchreauth status -store STORE [-table NAME] [-prefix PREFIX] [-sealed] [-limit N] [-after CURSOR]
 
 STORE is postgres://..., sqlite:PATH or redis://HOST:PORT/DB.
-Run "finchreauth status -h" for the flags.
+Run "finchreauth COMMAND -h" for the flags of a command.
 `
 
-// run runs the command line args (without the program's name), with now as
-// the clock, and returns the exit status.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func() time.Time) int {
+// run runs the command line args (without the program's name), with getenv
+// as the environment and now as the clock, and returns the exit status.
+// Whatever it prints goes through terminalSafe.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, now func() time.Time) int {
+	stdout, stderr = terminalSafe{stdout}, terminalSafe{stderr}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -64,6 +87,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, now func(
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
-	fmt.Fprintf(stderr, "finchreauth: unknown command %q\n%s", args[0], usage)
+	fmt.Fprintf(stderr, "finchreauth: unknown command \"%s\"\n%s", shown(args[0], maxShown), usage)
 	return 2
 }
