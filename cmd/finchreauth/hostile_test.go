@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/finchtest"
 	"github.com/finchkit/finchreauth/store/redisstore"
+	"github.com/finchkit/finchreauth/store/tokenseal"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -252,5 +254,59 @@ func TestNamesTheStore(t *testing.T) {
 	code, out, errOut = runStatus(t, "-store", "redis://:s3cr3t-pw@"+addr+"/0", "-prefix", rs.Prefix)
 	if strings.Contains(out+errOut, "s3cr3t") || !strings.Contains(out+errOut, "redis://:xxxxx@"+addr+"/0 (prefix "+rs.Prefix+")") {
 		t.Errorf("a URL with a password: exit %d, %q %q; want the URL named with the password redacted", code, out, errOut)
+	}
+}
+
+// TestResealCommand: reseal and verify take the keys from
+// FINCHREAUTH_SEAL_KEYS; after reseal, a Store with the new key alone reads
+// every token.
+func TestResealCommand(t *testing.T) {
+	key1 := tokenseal.Key{ID: 1, Secret: bytes.Repeat([]byte{7}, 32)} // testSealer's
+	key2 := tokenseal.Key{ID: 2, Secret: bytes.Repeat([]byte{9}, 32)}
+	b64 := func(k tokenseal.Key) string { return base64.StdEncoding.EncodeToString(k.Secret) }
+	s, path := sqliteStore(t, testSealer())
+	tokens := breakAll(t, s, "conn-a", "conn-b", "conn-c")
+	env := map[string]string{envKeys: "2:" + b64(key2) + ", 1:" + b64(key1)}
+	cmd := func(args ...string) (int, string, string) {
+		var out, errOut bytes.Buffer
+		code := run(t.Context(), append(args, "-store", "sqlite:"+path), func(k string) string { return env[k] }, &out, &errOut, fixedNow)
+		noSecrets(t, out.String()+errOut.String(), tokens)
+		for _, k := range []tokenseal.Key{key1, key2} {
+			if strings.Contains(out.String()+errOut.String(), b64(k)) {
+				t.Errorf("the output of %q holds key %d", args, k.ID)
+			}
+		}
+		return code, out.String(), errOut.String()
+	}
+	name := "sqlite:" + path + " (table finchreauth)"
+	if code, out, _ := cmd("verify"); code != 1 || !strings.HasPrefix(out, "In "+name+`, 3 tokens are not sealed under key 2; the first: "conn-a", "conn-b", "conn-c".`) {
+		t.Errorf("verify before reseal: exit %d, %q", code, out)
+	}
+	if code, out, errOut := cmd("reseal"); code != 0 || out != "Sealed 3 tokens again under key 2 in "+name+".\nEvery token in "+name+" is sealed under key 2: the other keys can be dropped.\n" {
+		t.Errorf("reseal: exit %d, %q %q", code, out, errOut)
+	}
+	env[envKeys] = "2:" + b64(key2)
+	if code, out, _ := cmd("verify"); code != 0 || !strings.HasPrefix(out, "Every token") {
+		t.Errorf("verify with key 2 alone: exit %d, %q", code, out)
+	}
+	only2, _ := tokenseal.NewAESGCM(key2)
+	after, _ := sqliteStoreAt(t, path, only2)
+	for i, id := range []string{"conn-a", "conn-b", "conn-c"} {
+		if r, err := after.Get(t.Context(), id); err != nil || string(r.Token) != tokens[i] {
+			t.Errorf("with key 2 alone, Get(%s): %v", id, err)
+		}
+	}
+	// The failures name the case, never the value: it holds keys.
+	for _, bad := range []struct{ name, value string }{
+		{"unset", ""},
+		{"no secret", "2"},
+		{"not base64", "2:not base64!"},
+		{"an id over 255", "300:" + b64(key2)},
+		{"a short key", "2:" + base64.StdEncoding.EncodeToString([]byte("short"))},
+	} {
+		env[envKeys] = bad.value
+		if code, _, errOut := cmd("reseal"); code != 2 || !strings.Contains(errOut, envKeys) {
+			t.Errorf("%s %s: exit %d; want 2 and an error naming the variable", envKeys, bad.name, code)
+		}
 	}
 }

@@ -1,9 +1,12 @@
 // Command finchreauth is the operator's view of a finchreauth Store: which
-// connections need their employer to re-authenticate with Finch.
+// connections need their employer to re-authenticate with Finch, and the
+// rotation of the key that seals the tokens.
 //
 //	finchreauth status -store postgres://user@db.internal:5432/app
 //	finchreauth status -store sqlite:/var/lib/app/finch.db
 //	finchreauth status -store redis://cache.internal:6379/0 -prefix app1:
+//	FINCHREAUTH_SEAL_KEYS=2:...,1:... finchreauth reseal -store postgres://...
+//	FINCHREAUTH_SEAL_KEYS=2:... finchreauth verify -store postgres://...
 //
 // status prints every connection with an open re-authentication episode,
 // oldest first, as a table: the connection id, the customer, the provider,
@@ -39,14 +42,23 @@
 // holds the shortest id that sorts after every id that begins with the
 // same 256 bytes.
 //
+// reseal and verify take -store, -table and -prefix, and the keys from the
+// environment variable FINCHREAUTH_SEAL_KEYS, never from a flag: ID:BASE64
+// of each key, comma-separated, the current key first, as
+// tokenseal.NewAESGCM takes them. reseal seals every token that is not
+// sealed under the current key again under it (see sqlstore.Store.Reseal);
+// both then count the tokens still not sealed under it, and name the first.
+// Zero means the other keys can be dropped.
+//
 // Whatever the command prints of a connection id, a customer's name or an
 // error is escaped (control, bidi and other non-printing characters, as Go
 // writes them: \x1b, \u202e) and cut short: nothing it prints is interpreted
 // by a terminal.
 //
 // The exit status is 0 when the command did its work; 1 when the Store
-// could not be read, or when some of its records could not be; and 2 for a
-// usage error.
+// could not be read, when some of its records could not be (status), or
+// when tokens are left that are not sealed under the current key (reseal,
+// verify); and 2 for a usage error.
 package main
 
 import (
@@ -66,6 +78,8 @@ func main() {
 }
 
 const usage = `usage: finchreauth status -store STORE [-table NAME] [-prefix PREFIX] [-sealed] [-limit N] [-after CURSOR]
+       finchreauth reseal -store STORE [-table NAME] [-prefix PREFIX]
+       finchreauth verify -store STORE [-table NAME] [-prefix PREFIX]
 
 STORE is postgres://..., sqlite:PATH or redis://HOST:PORT/DB.
 Run "finchreauth COMMAND -h" for the flags of a command.
@@ -83,6 +97,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	switch args[0] {
 	case "status":
 		return status(ctx, args[1:], stdout, stderr, now)
+	case "reseal", "verify":
+		return reseal(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
