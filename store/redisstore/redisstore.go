@@ -203,6 +203,12 @@ func (s *Store) List(ctx context.Context, q finchreauth.Query) ([]finchreauth.Re
 	if err != nil {
 		return nil, s.fail(ctx, "list", err)
 	}
+	return s.listed(q, v), nil
+}
+
+// listed decodes listScript's answer to q: the id, the score and the hash of
+// each record.
+func (s *Store) listed(q finchreauth.Query, v []any) []finchreauth.Record {
 	out := make([]finchreauth.Record, 0, len(v)/3)
 	for i := 0; i+2 < len(v); i += 3 {
 		id, _ := v[i].(string)
@@ -222,7 +228,7 @@ func (s *Store) List(ctx context.Context, q finchreauth.Query) ([]finchreauth.Re
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	return out
 }
 
 // indexName names the index q reads, for an error.
