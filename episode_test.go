@@ -57,7 +57,8 @@ func TestLeaseCoversTheHolder(t *testing.T) {
 	clk.advance(3*timeout + time.Second) // A's Notifier takes its time
 	get(b)
 	close(release)
-	<-aDone // A's caller waits for A's handling (well within Timeout)
+	<-aDone
+	waitIdle(t, a) // A's caller did not wait for A's handling; the test does
 	a.Close()
 	b.Close()
 	assert.EqualValues(t, 1, sent.Load(), "one notification across both replicas")

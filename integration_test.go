@@ -71,6 +71,7 @@ func TestFakeFinchOverHTTP(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	waitIdle(t, tr) // the callers had their 401s at once; the handling runs on its own
 	assert.EqualValues(t, n, reauth.Load(), "every caller gets Finch's 401")
 	assert.Equal(t, 1, s.Calls("GET", "/introspect"))
 	assert.EqualValues(t, 1, store.transitions.Load())

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // A connection's Record holds its life: Token and Fingerprints in the
@@ -164,14 +166,21 @@ func (t *Transport) each(ctx context.Context, q Query, fn func(Record, life) boo
 // Finch's are 36-byte UUIDs.
 const maxIDLen = 256
 
-var errLongID = fmt.Errorf("finchreauth: connection id longer than %d bytes", maxIDLen)
+var (
+	errLongID = fmt.Errorf("finchreauth: connection id longer than %d bytes", maxIDLen)
+	errBadID  = errors.New("finchreauth: connection id is not valid UTF-8, or holds a NUL byte")
+)
 
+// checkID refuses a connection id the Store contract does not allow (empty,
+// not UTF-8, a NUL byte) or longer than maxIDLen.
 func checkID(id string) error {
 	switch {
 	case id == "":
 		return errEmptyID
 	case len(id) > maxIDLen:
 		return errLongID
+	case !utf8.ValidString(id) || strings.IndexByte(id, 0) >= 0:
+		return errBadID
 	}
 	return nil
 }

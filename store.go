@@ -21,10 +21,11 @@ import (
 //     microsecond, in any location), with the Version that Put returned; or
 //     ErrNotFound. List returns records as Get does. A record the Store
 //     holds but cannot return (a token sealed under a key it no longer has,
-//     or written in plaintext where a Sealer is set; an entry of its index
-//     whose record is gone) is an error of Get that is not ErrNotFound, and
-//     List returns it in its place with Err set: one bad record never fails
-//     a listing.
+//     or written in plaintext where a Sealer is set) is an error of Get that
+//     is not ErrNotFound, and List returns it in its place with Err set, as
+//     it does an entry of its index whose record is gone (Get may answer
+//     that one with ErrNotFound: the Store holds no record): one bad record
+//     never fails a listing.
 //  2. Put stores rec only if the connection's stored Version equals
 //     rec.Version (0 when nothing is stored), and returns the new Version,
 //     stored+1. Otherwise it changes nothing and returns ErrConflict: of

@@ -12,6 +12,15 @@
 //
 //	func BenchmarkStore(b *testing.B) { storetest.Bench(b, newStore(b)) }
 //
+// A store whose records can become unreadable (a token sealed under a key it
+// no longer holds, a hash evicted from under its index) checks each way with
+// Unreadable, through a Transport, given a function that spoils a record
+// that way:
+//
+//	storetest.Unreadable(t, newEmptyStore(t), func(ctx context.Context, id string) error {
+//		return dropKeyOf(ctx, id)
+//	})
+//
 // The suite needs no empty store. It writes under random connection ids and
 // fingerprints, and puts the records it lists at times no Transport uses: a
 // random second between the years 2100 and 2200, different for every

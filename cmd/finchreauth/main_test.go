@@ -43,14 +43,18 @@ var (
 
 func fixedNow() time.Time { return now }
 
-// want is what status prints for the scenario at now.
-const want = `CONNECTION  CUSTOMER        PROVIDER      NEEDS RECONNECTING SINCE  AGE    NOTIFICATIONS  NEXT REMINDER                  BROKEN ENTITIES
+// wantTable is the table status prints for the scenario at now.
+const wantTable = `CONNECTION  CUSTOMER        PROVIDER      NEEDS RECONNECTING SINCE  AGE    NOTIFICATIONS  NEXT REMINDER                  BROKEN ENTITIES
 conn-acme   Acme Corp       gusto         2026-11-20 09:00:00 UTC   3d2h   2              2026-11-23 09:00:00 UTC (due)  all
 conn-bolt   Bolt Logistics  adp_run       2026-11-21 11:00:00 UTC   2d0h   1              2026-11-22 11:00:00 UTC (due)  all
 conn-cedar  Cedar Bakery    paychex_flex  2026-11-23 09:00:00 UTC   2h30m  1              2026-11-24 09:00:00 UTC        ent-west
-
-3 connections need re-authentication.
 `
+
+// want is what status prints for the scenario at now, reading the Store
+// that store names.
+func want(store string) string {
+	return wantTable + "\n3 connections need re-authentication in " + store + ".\n"
+}
 
 func randHex(n int) string {
 	b := make([]byte, n)
@@ -188,23 +192,26 @@ func populate(t *testing.T, s finchreauth.Store) []string {
 	return tokens
 }
 
+// noEnv is an empty environment.
+func noEnv(string) string { return "" }
+
 // runStatus runs the status command at now and returns its output.
 func runStatus(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(t.Context(), append([]string{"status"}, args...), &out, &errOut, fixedNow)
+	code = run(t.Context(), append([]string{"status"}, args...), noEnv, &out, &errOut, fixedNow)
 	return code, out.String(), errOut.String()
 }
 
-// check runs status with args and compares its output with want.
-func check(t *testing.T, tokens []string, args ...string) {
+// check runs status with args and compares its output with want(store).
+func check(t *testing.T, tokens []string, store string, args ...string) {
 	t.Helper()
 	code, out, errOut := runStatus(t, args...)
 	if code != 0 || errOut != "" {
 		t.Fatalf("status exited %d: %s", code, errOut)
 	}
-	if out != want {
-		t.Errorf("status printed:\n%s\nwant:\n%s", out, want)
+	if out != want(store) {
+		t.Errorf("status printed:\n%s\nwant:\n%s", out, want(store))
 	}
 	noSecrets(t, out+errOut, tokens)
 }
@@ -221,13 +228,22 @@ func noSecrets(t *testing.T, out string, tokens []string) {
 // sqliteStore makes a migrated SQLite file in t's temporary directory.
 func sqliteStore(t *testing.T, sealer tokenseal.Sealer) (*sqlstore.Store, string) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "finch.db")
+	return sqliteStoreAt(t, filepath.Join(t.TempDir(), "finch.db"), sealer)
+}
+
+// sqliteStoreAt opens the SQLite file at path as a Store with sealer, in
+// table (or the default table), and migrates it.
+func sqliteStoreAt(t *testing.T, path string, sealer tokenseal.Sealer, table ...string) (*sqlstore.Store, string) {
+	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
 	s := &sqlstore.Store{DB: db, Dialect: sqlstore.SQLite, Sealer: sealer}
+	if len(table) > 0 {
+		s.Table = table[0]
+	}
 	if err := s.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -238,23 +254,27 @@ func TestStatusSQLite(t *testing.T) {
 	t.Run("plain", func(t *testing.T) {
 		s, path := sqliteStore(t, nil)
 		tokens := populate(t, s)
-		check(t, tokens, "-store", "sqlite:"+path)
-		check(t, tokens, "-store", "sqlite:file:"+path+"?_pragma=busy_timeout(5000)")
+		check(t, tokens, "sqlite:"+path+" (table finchreauth)", "-store", "sqlite:"+path)
+		spec := "sqlite:file:" + path + "?_pragma=busy_timeout(5000)"
+		check(t, tokens, spec+" (table finchreauth)", "-store", spec)
 	})
 	t.Run("sealed", func(t *testing.T) {
 		s, path := sqliteStore(t, testSealer())
 		tokens := populate(t, s)
-		check(t, tokens, "-store", "sqlite:"+path, "-sealed")
+		check(t, tokens, "sqlite:"+path+" (table finchreauth)", "-store", "sqlite:"+path, "-sealed")
+		// Without -sealed, no record can be read: each is named on
+		// stderr, with a hint.
 		code, out, errOut := runStatus(t, "-store", "sqlite:"+path)
-		if code != 1 || out != "" || !strings.Contains(errOut, "add -sealed") {
-			t.Errorf("without -sealed: exit %d, stdout %q, stderr %q; want 1 and a hint", code, out, errOut)
+		if code != 1 || out != "No readable connection needs re-authentication in sqlite:"+path+" (table finchreauth).\n" ||
+			!strings.Contains(errOut, "add -sealed") || strings.Count(errOut, "cannot read the record of") != 3 {
+			t.Errorf("without -sealed: exit %d, stdout %q, stderr %q; want 1, the three records named and a hint", code, out, errOut)
 		}
 		noSecrets(t, out+errOut, tokens)
 	})
 	t.Run("empty", func(t *testing.T) {
 		_, path := sqliteStore(t, nil)
 		code, out, _ := runStatus(t, "-store", "sqlite:"+path)
-		if code != 0 || out != "No connection needs re-authentication.\n" {
+		if code != 0 || out != "No connection needs re-authentication in sqlite:"+path+" (table finchreauth).\n" {
 			t.Errorf("exit %d, printed %q", code, out)
 		}
 	})
@@ -293,7 +313,7 @@ func TestStatusPostgres(t *testing.T) {
 	}
 	defer s.DropTables(context.Background())
 	tokens := populate(t, s)
-	check(t, tokens, "-store", dsn, "-table", s.Table, "-sealed")
+	check(t, tokens, dsn+" (table "+s.Table+")", "-store", dsn, "-table", s.Table, "-sealed")
 }
 
 func TestStatusRedis(t *testing.T) {
@@ -312,7 +332,7 @@ func TestStatusRedis(t *testing.T) {
 		}
 	}()
 	tokens := populate(t, s)
-	check(t, tokens, "-store", "redis://"+addr+"/0", "-prefix", s.Prefix, "-sealed")
+	check(t, tokens, "redis://"+addr+"/0 (prefix "+s.Prefix+")", "-store", "redis://"+addr+"/0", "-prefix", s.Prefix, "-sealed")
 }
 
 // TestPaging cuts the listing with -limit and continues it with -after,
@@ -321,6 +341,7 @@ func TestPaging(t *testing.T) {
 	s, path := sqliteStore(t, nil)
 	tokens := populate(t, s)
 	const cursor = "2026-11-21T11:00:00Z/conn-bolt"
+	name := "sqlite:" + path + " (table finchreauth)"
 	for _, c := range []struct {
 		args []string
 		want string
@@ -329,14 +350,14 @@ func TestPaging(t *testing.T) {
 conn-acme   Acme Corp       gusto     2026-11-20 09:00:00 UTC   3d2h  2              2026-11-23 09:00:00 UTC (due)  all
 conn-bolt   Bolt Logistics  adp_run   2026-11-21 11:00:00 UTC   2d0h  1              2026-11-22 11:00:00 UTC (due)  all
 
-The first 2 connections need re-authentication; for the next ones: -after ` + cursor + "\n"},
+The first 2 connections need re-authentication in ` + name + `; for the next ones: -after ` + cursor + "\n"},
 		{[]string{"-after", cursor}, `CONNECTION  CUSTOMER      PROVIDER      NEEDS RECONNECTING SINCE  AGE    NOTIFICATIONS  NEXT REMINDER            BROKEN ENTITIES
 conn-cedar  Cedar Bakery  paychex_flex  2026-11-23 09:00:00 UTC   2h30m  1              2026-11-24 09:00:00 UTC  ent-west
 
-1 connection needs re-authentication.
+1 connection needs re-authentication in ` + name + `.
 `},
-		{[]string{"-limit", "3"}, want},
-		{[]string{"-after", "2026-11-23T09:00:00Z/conn-cedar"}, "No connection needs re-authentication.\n"},
+		{[]string{"-limit", "3"}, want(name)},
+		{[]string{"-after", "2026-11-23T09:00:00Z/conn-cedar"}, "No connection needs re-authentication in " + name + ".\n"},
 	} {
 		code, out, errOut := runStatus(t, append([]string{"-store", "sqlite:" + path}, c.args...)...)
 		if code != 0 || out != c.want {
@@ -350,10 +371,11 @@ conn-cedar  Cedar Bakery  paychex_flex  2026-11-23 09:00:00 UTC   2h30m  1      
 	defer tr.Close()
 	for _, limit := range []int{0, 3, 4} {
 		var b bytes.Buffer
-		if err := list(t.Context(), tr, finchreauth.Status{}, limit, 1, &b, now); err != nil {
+		l := &listing{tr: tr, page: 1, now: now, name: name}
+		if err := l.print(t.Context(), finchreauth.Status{}, limit, &b); err != nil {
 			t.Fatal(err)
 		}
-		if b.String() != want {
+		if b.String() != want(name) {
 			t.Errorf("page size 1, limit %d:\n%s", limit, b.String())
 		}
 	}
@@ -375,7 +397,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"status", "-store", "sqlite:"}, 1, "needs a file path"},
 	} {
 		var out, errOut bytes.Buffer
-		code := run(t.Context(), c.args, &out, &errOut, fixedNow)
+		code := run(t.Context(), c.args, noEnv, &out, &errOut, fixedNow)
 		if code != c.code || !strings.Contains(out.String()+errOut.String(), c.says) {
 			t.Errorf("%q: exit %d, output %q; want %d and %q", c.args, code, out.String()+errOut.String(), c.code, c.says)
 		}

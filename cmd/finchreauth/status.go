@@ -7,11 +7,12 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
-	"unicode"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/store/tokenseal"
 )
 
 // pageSize is how many connections each NeedsReauth call asks for.
@@ -25,27 +26,15 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer, now fu
 		fmt.Fprint(stderr, "usage: finchreauth status -store STORE [flags]\n\nPrints every connection that needs re-authentication, oldest first.\n\n")
 		fs.PrintDefaults()
 	}
-	var c storeConfig
-	fs.StringVar(&c.spec, "store", "", "the Store: postgres://..., sqlite:PATH or redis://HOST:PORT/DB (required)")
-	fs.StringVar(&c.table, "table", "", "the SQL table, as the application's sqlstore.Store.Table (default finchreauth)")
-	fs.StringVar(&c.prefix, "prefix", "", "the Redis key prefix, as the application's redisstore.Store.Prefix (default finchreauth:)")
-	fs.BoolVar(&c.sealed, "sealed", false, "the Store's tokens are sealed: read the records leaving the tokens unopened")
+	c := storeFlags(fs)
+	sealed := fs.Bool("sealed", false, "the Store's tokens are sealed: read the records leaving the tokens unopened")
 	limit := fs.Int("limit", 0, "print at most this many connections (0: all)")
 	after := fs.String("after", "", "start after this cursor, as printed when -limit cut the listing short")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parse(fs, args, stderr); !ok {
+		return code
 	}
-	bad := func(msg string) int {
-		fmt.Fprintf(stderr, "finchreauth: status: %s\n", msg)
-		fs.Usage()
-		return 2
-	}
+	bad := func(msg string) int { return usageError(fs, stderr, msg) }
 	switch {
-	case fs.NArg() > 0:
-		return bad("unexpected argument " + fmt.Sprintf("%q", fs.Arg(0)))
 	case c.spec == "":
 		return bad("-store is required")
 	case *limit < 0:
@@ -55,35 +44,80 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer, now fu
 	if err != nil {
 		return bad(err.Error())
 	}
-
-	s, name, done, err := openStore(ctx, c)
+	var sealer tokenseal.Sealer
+	if *sealed {
+		sealer = unopened{}
+	}
+	s, name, done, err := openStore(ctx, *c, sealer)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, shownError(err))
 		return 1
 	}
 	defer done()
-	tr := &finchreauth.Transport{Store: s, Now: now}
-	defer tr.Close()
-	if err := list(ctx, tr, cursor, *limit, pageSize, stdout, now()); err != nil {
-		fmt.Fprintf(stderr, "finchreauth: reading %s: %v%s\n", name, err, hint(err, c))
+	l := &listing{page: pageSize, now: now(), name: name}
+	l.tr = &finchreauth.Transport{Store: s, Now: now, ErrorHandler: l.skipped.add}
+	defer l.tr.Close()
+	if err := l.print(ctx, cursor, *limit, stdout); err != nil {
+		fmt.Fprintf(stderr, "finchreauth: reading %s: %s%s\n", name, shownError(err), hint(err, *sealed))
 		return 1
 	}
-	return 0
+	return l.skipped.report(stderr, name, *sealed)
 }
 
-// list prints the connections after cursor that need re-authentication, at
-// most limit of them (0: all), as a table, reading page at a time.
-func list(ctx context.Context, tr *finchreauth.Transport, cursor finchreauth.Status, limit, page int, w io.Writer, now time.Time) error {
+// storeFlags defines the flags that name the Store.
+func storeFlags(fs *flag.FlagSet) *storeConfig {
+	var c storeConfig
+	fs.StringVar(&c.spec, "store", "", "the Store: postgres://..., sqlite:PATH or redis://HOST:PORT/DB (required)")
+	fs.StringVar(&c.table, "table", "", "the SQL table, as the application's sqlstore.Store.Table (default finchreauth)")
+	fs.StringVar(&c.prefix, "prefix", "", "the Redis key prefix, as the application's redisstore.Store.Prefix (default finchreauth:)")
+	return &c
+}
+
+// parse parses args into fs. It reports false, with the exit status, when
+// the command should stop: -h, a bad flag or an argument.
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0, false
+		}
+		return 2, false
+	}
+	if fs.NArg() > 0 {
+		return usageError(fs, stderr, "unexpected argument \""+shown(fs.Arg(0), maxShown)+"\""), false
+	}
+	return 0, true
+}
+
+// usageError prints msg and the command's usage, and returns 2.
+func usageError(fs *flag.FlagSet, stderr io.Writer, msg string) int {
+	fmt.Fprintf(stderr, "finchreauth: %s: %s\n", fs.Name(), msg)
+	fs.Usage()
+	return 2
+}
+
+// listing is one listing of the status command: the connections after a
+// cursor that need re-authentication, read page at a time.
+type listing struct {
+	tr      *finchreauth.Transport
+	page    int       // connections per NeedsReauth call
+	now     time.Time // for the ages and the reminders due
+	name    string    // the Store, as describe says
+	skipped skipped   // the records the Transport could not read
+}
+
+// print prints the connections after cursor, at most limit of them (0:
+// all), as a table, then a line that says how many and in which Store.
+func (l *listing) print(ctx context.Context, cursor finchreauth.Status, limit int, w io.Writer) error {
 	// The table is written once the listing is read: a failure prints
 	// only the error.
 	var rows []finchreauth.Status
 	more := false
 	for {
-		n := page
+		n := l.page
 		if limit > 0 {
 			n = min(n, limit-len(rows)+1) // one more, to tell whether there are more
 		}
-		got, err := tr.NeedsReauth(ctx, cursor, n)
+		got, err := l.tr.NeedsReauth(ctx, cursor, n)
 		if err != nil {
 			return err
 		}
@@ -97,56 +131,97 @@ func list(ctx context.Context, tr *finchreauth.Transport, cursor finchreauth.Sta
 		}
 		cursor = got[len(got)-1]
 	}
+	l.table(rows, w)
+	l.summary(rows, more, w)
+	return nil
+}
+
+// table prints rows as a table, if there are any.
+func (l *listing) table(rows []finchreauth.Status, w io.Writer) {
 	if len(rows) == 0 {
-		fmt.Fprintln(w, "No connection needs re-authentication.")
-		return nil
+		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CONNECTION\tCUSTOMER\tPROVIDER\tNEEDS RECONNECTING SINCE\tAGE\tNOTIFICATIONS\tNEXT REMINDER\tBROKEN ENTITIES")
 	for _, st := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", clean(st.ConnectionID), orDash(st.CustomerName), orDash(st.ProviderID),
-			stamp(st.Since), age(now.Sub(st.Since)), st.Notifications, reminder(st.NextReminder, now), entities(st.BrokenEntities))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", cell(st.ConnectionID), orDash(st.CustomerName), orDash(st.ProviderID),
+			stamp(st.Since), age(l.now.Sub(st.Since)), st.Notifications, reminder(st.NextReminder, l.now), entities(st.BrokenEntities))
 	}
 	tw.Flush()
-	noun := "connections need"
-	if len(rows) == 1 {
-		noun = "connection needs"
-	}
-	if more {
+	fmt.Fprintln(w)
+}
+
+// summary says how many connections need re-authentication in which
+// Store, and the cursor of the next ones when -limit cut the listing.
+func (l *listing) summary(rows []finchreauth.Status, more bool, w io.Writer) {
+	noun := plural(len(rows), "connection needs", "connections need")
+	switch {
+	case len(rows) == 0 && l.skipped.count() > 0:
+		fmt.Fprintf(w, "No readable connection needs re-authentication in %s.\n", l.name)
+	case len(rows) == 0:
+		fmt.Fprintf(w, "No connection needs re-authentication in %s.\n", l.name)
+	case more:
 		last := rows[len(rows)-1]
-		fmt.Fprintf(w, "\nThe first %d %s re-authentication; for the next ones: -after %s\n", len(rows), noun, formatCursor(last))
-		return nil
+		fmt.Fprintf(w, "The first %d %s re-authentication in %s; for the next ones: -after %s\n", len(rows), noun, l.name, formatCursor(last))
+	default:
+		fmt.Fprintf(w, "%d %s re-authentication in %s.\n", len(rows), noun, l.name)
 	}
-	fmt.Fprintf(w, "\n%d %s re-authentication.\n", len(rows), noun)
-	return nil
 }
 
-// A cursor is the last row's Since (RFC 3339, to the nanosecond) and
-// connection id, joined by a slash: what NeedsReauth continues after.
-func formatCursor(st finchreauth.Status) string {
-	return st.Since.UTC().Format(time.RFC3339Nano) + "/" + st.ConnectionID
+// skipped collects the records the Transport could not read while
+// listing (it skips them, and tells its ErrorHandler, add).
+type skipped struct {
+	mu  sync.Mutex
+	ids []string
+	why map[string]error
 }
 
-func parseCursor(s string) (finchreauth.Status, error) {
-	if s == "" {
-		return finchreauth.Status{}, nil
+func (k *skipped) add(_ context.Context, err error) {
+	var he *finchreauth.HookError
+	if !errors.As(err, &he) || he.Hook != "store" || he.ConnectionID == "" {
+		return // a page that failed: NeedsReauth returns its error
 	}
-	at, id, ok := strings.Cut(s, "/")
-	since, err := time.Parse(time.RFC3339Nano, at)
-	if !ok || err != nil || id == "" {
-		return finchreauth.Status{}, errors.New("-after: want TIME/CONNECTION_ID, as printed by a run cut short by -limit")
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.why == nil {
+		k.why = map[string]error{}
 	}
-	return finchreauth.Status{Since: since, ConnectionID: id}, nil
+	if _, seen := k.why[he.ConnectionID]; !seen {
+		k.ids = append(k.ids, he.ConnectionID)
+	}
+	k.why[he.ConnectionID] = he.Err
+}
+
+func (k *skipped) count() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return len(k.ids)
+}
+
+// report prints a line per record that could not be read, then their
+// count, and returns the exit status: 1 if there were any.
+func (k *skipped) report(w io.Writer, name string, sealed bool) int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if len(k.ids) == 0 {
+		return 0
+	}
+	for _, id := range k.ids {
+		fmt.Fprintf(w, "finchreauth: cannot read the record of \"%s\": %s\n", shown(id, maxShown), shownError(k.why[id]))
+	}
+	fmt.Fprintf(w, "finchreauth: %d %s in %s could not be read: the listing leaves %s out%s\n",
+		len(k.ids), plural(len(k.ids), "record", "records"), name, plural(len(k.ids), "it", "them"), hint(k.why[k.ids[0]], sealed))
+	return 1
 }
 
 // hint says what may be wrong with the flags for err.
-func hint(err error, c storeConfig) string {
+func hint(err error, sealed bool) string {
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "is sealed and the Store has no Sealer"):
+	case strings.Contains(msg, "is sealed and the Store has no Sealer") && !sealed:
 		return "\n(the Store's tokens are sealed: add -sealed, which reads the records without opening them)"
-	case strings.Contains(msg, "stored in plaintext and the Store has a Sealer"):
-		return "\n(the Store's tokens are not sealed: drop -sealed)"
+	case strings.Contains(msg, "stored in plaintext and the Store has a Sealer") && sealed:
+		return "\n(those tokens are stored in plaintext: drop -sealed if the application has no Sealer; if it has one, its Migrate seals them)"
 	case strings.Contains(msg, "no such table"), strings.Contains(msg, "does not exist"):
 		return "\n(is -table the application's sqlstore.Store.Table? Its Migrate creates the tables)"
 	}
@@ -196,7 +271,7 @@ func entities(ids []string) string {
 	}
 	out := make([]string, len(ids))
 	for i, id := range ids {
-		out[i] = clean(id)
+		out[i] = cell(id)
 	}
 	return strings.Join(out, ",")
 }
@@ -206,25 +281,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// clean makes text from Finch or the Store safe for one cell of the table:
-// valid UTF-8, no control characters (a tab would shift the columns, an
-// escape sequence would reach the terminal), at most 40 runes.
-func clean(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	var b strings.Builder
-	n := 0
-	for _, r := range s {
-		if n == 40 {
-			b.WriteString("...")
-			break
-		}
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			r = ' '
-		}
-		b.WriteRune(r)
-		n++
-	}
-	return strings.TrimSpace(b.String())
 }

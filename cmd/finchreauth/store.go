@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/store/redisstore"
 	"github.com/finchkit/finchreauth/store/sqlstore"
+	"github.com/finchkit/finchreauth/store/tokenseal"
 	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/redis/go-redis/v9"
 	_ "modernc.org/sqlite"
@@ -22,30 +24,26 @@ type storeConfig struct {
 	spec   string // -store
 	table  string // -table, for SQL
 	prefix string // -prefix, for Redis
-	sealed bool   // -sealed
 }
 
-// openStore opens the Store that c names and checks that it answers. The
-// caller calls close when done. No error names the spec as given, which may
-// hold a password.
-func openStore(ctx context.Context, c storeConfig) (s finchreauth.Store, name string, done func(), err error) {
-	var sealer unopened
+// openStore opens the Store that c names, with sealer as its Sealer, and
+// checks that it answers. The caller calls done when finished with it.
+// name says which Store it is (see describe). No error names the spec as
+// given, which may hold a password.
+func openStore(ctx context.Context, c storeConfig, sealer tokenseal.Sealer) (s store, name string, done func(), err error) {
+	name = describe(c)
 	scheme, rest, _ := strings.Cut(c.spec, ":")
 	switch strings.ToLower(scheme) {
 	case "postgres", "postgresql":
-		u, err := url.Parse(c.spec)
-		if err != nil || u.Host == "" {
+		if u, err := url.Parse(c.spec); err != nil || u.Host == "" {
 			return nil, "", nil, errors.New("finchreauth: -store: not a valid postgres:// URL")
 		}
 		db, err := sql.Open("pgx", c.spec)
 		if err != nil {
 			return nil, "", nil, errors.New("finchreauth: -store: not a valid postgres:// URL")
 		}
-		st := &sqlstore.Store{DB: db, Dialect: sqlstore.Postgres, Table: c.table}
-		if c.sealed {
-			st.Sealer = sealer
-		}
-		return pinged(ctx, st, "PostgreSQL at "+u.Host, db.PingContext, func() { db.Close() })
+		st := &sqlstore.Store{DB: db, Dialect: sqlstore.Postgres, Table: c.table, Sealer: sealer}
+		return pinged(ctx, st, name, db.PingContext, func() { db.Close() })
 	case "sqlite":
 		if rest == "" {
 			return nil, "", nil, errors.New("finchreauth: -store: sqlite: needs a file path, as sqlite:/var/lib/app/finch.db")
@@ -54,11 +52,8 @@ func openStore(ctx context.Context, c storeConfig) (s finchreauth.Store, name st
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("finchreauth: -store: %w", err)
 		}
-		st := &sqlstore.Store{DB: db, Dialect: sqlstore.SQLite, Table: c.table}
-		if c.sealed {
-			st.Sealer = sealer
-		}
-		return pinged(ctx, st, "SQLite file "+strings.TrimPrefix(strings.SplitN(rest, "?", 2)[0], "file:"), db.PingContext, func() { db.Close() })
+		st := &sqlstore.Store{DB: db, Dialect: sqlstore.SQLite, Table: c.table, Sealer: sealer}
+		return pinged(ctx, st, name, db.PingContext, func() { db.Close() })
 	case "redis", "rediss":
 		opts, err := redis.ParseURL(c.spec)
 		if err != nil {
@@ -67,18 +62,41 @@ func openStore(ctx context.Context, c storeConfig) (s finchreauth.Store, name st
 		// go-redis logs its dial failures itself; the error says the same.
 		redis.SetLogger(quiet{})
 		client := redis.NewClient(opts)
-		st := &redisstore.Store{Client: client, Prefix: c.prefix}
-		if c.sealed {
-			st.Sealer = sealer
-		}
+		st := &redisstore.Store{Client: client, Prefix: c.prefix, Sealer: sealer}
 		ping := func(ctx context.Context) error { return client.Ping(ctx).Err() }
-		return pinged(ctx, st, fmt.Sprintf("Redis at %s (db %d)", opts.Addr, opts.DB), ping, func() { client.Close() })
+		return pinged(ctx, st, name, ping, func() { client.Close() })
 	}
 	return nil, "", nil, errors.New("finchreauth: -store: want postgres://..., sqlite:PATH or redis://HOST:PORT/DB")
 }
 
+// store is what the commands need of a Store: sqlstore.Store and
+// redisstore.Store both have it.
+type store interface {
+	finchreauth.Store
+	Reseal(ctx context.Context) (int, error)
+	Verify(ctx context.Context) (int, []string, error)
+}
+
+// describe names the Store that c says, for the operator: the spec with
+// any password replaced by xxxxx, and the table or the key prefix (its
+// default if the flag is empty), shown safely.
+func describe(c storeConfig) string {
+	spec, where := c.spec, "table "+cmp.Or(c.table, "finchreauth")
+	if u, err := url.Parse(c.spec); err == nil && u.Host != "" {
+		if q := u.Query(); q.Has("password") {
+			q.Set("password", "xxxxx")
+			u.RawQuery = q.Encode()
+		}
+		spec = u.Redacted()
+	}
+	if s := strings.ToLower(c.spec); strings.HasPrefix(s, "redis:") || strings.HasPrefix(s, "rediss:") {
+		where = "prefix " + cmp.Or(c.prefix, "finchreauth:")
+	}
+	return shown(spec, 256) + " (" + shown(where, 128) + ")"
+}
+
 // pinged checks that the Store's server answers within 10 seconds.
-func pinged(ctx context.Context, s finchreauth.Store, name string, ping func(context.Context) error, done func()) (finchreauth.Store, string, func(), error) {
+func pinged(ctx context.Context, s store, name string, ping func(context.Context) error, done func()) (store, string, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := ping(ctx); err != nil {
@@ -112,9 +130,9 @@ func sqliteDSN(rest string) string {
 }
 
 // unopened is the Sealer of a Store whose tokens are sealed, for a command
-// that never needs one: it leaves every token unopened (the record's Token
-// is a placeholder) and seals nothing. Without the key, the command cannot
-// learn a token even by mistake.
+// that never needs one (status -sealed): it leaves every token unopened
+// (the record's Token is a placeholder) and seals nothing. Without the key,
+// the command cannot learn a token even by mistake.
 type unopened struct{}
 
 func (unopened) Seal([]byte, []byte) ([]byte, error) {

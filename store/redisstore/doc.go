@@ -64,7 +64,24 @@
 // the sealed bytes. A Store with a Sealer fails to read a token stored in
 // plaintext, which anyone who can write to Redis could have put there,
 // until Migrate seals it: to turn sealing on, set the Sealer in every
-// replica and call Migrate.
+// replica and call Migrate. Get of such a record fails; List returns it in
+// its place with only its id, its time and Record.Err set, so that a listing
+// goes on past it.
+//
+// To rotate keys, deploy tokenseal.NewAESGCM(newKey, oldKey) to every
+// replica, call Store.Reseal, which seals every token again under newKey,
+// check with Store.Verify that none is left under oldKey, then deploy
+// tokenseal.NewAESGCM(newKey).
+//
+// # Evicted records
+//
+// Configure Redis with maxmemory-policy noeviction: under allkeys-lru, Redis
+// may evict a record's hash while the since and due sorted sets still name
+// it. List then returns the entry in its place with Record.Err set (the
+// Transport reports it to its ErrorHandler and goes on), and Get returns
+// finchreauth.ErrNotFound: the token is lost, and the Transport's next write
+// of the connection, at Version 0, writes a new record and its index
+// entries.
 //
 // # Migration
 //

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/store/internal/quote"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -96,10 +97,10 @@ func (s *Store) sealPlaintext(ctx context.Context, k layout) error {
 		}
 		sealed, err := s.Sealer.Seal([]byte(tok), []byte(id))
 		if err != nil {
-			return fmt.Errorf("seal the token of %s: %w", id, err)
+			return fmt.Errorf("seal the token of %s: %w", quote.ID(id), err)
 		}
 		if err := sealScript.Run(ctx, s.Client, []string{k.record(id), k.plaintext()}, id, tok, sealed).Err(); err != nil {
-			return fmt.Errorf("seal the token of %s: %w", id, err)
+			return fmt.Errorf("seal the token of %s: %w", quote.ID(id), err)
 		}
 	}
 	return iter.Err()
@@ -141,7 +142,7 @@ func (s *Store) migrateKey(ctx context.Context, k layout, key string, now time.T
 			}
 		}
 	} else if err := s.migrateRecord(ctx, k, name, h, now); err != nil {
-		return fmt.Errorf("%s: %w", key, err)
+		return fmt.Errorf("%s: %w", quote.ID(key), err)
 	}
 	return s.Client.Unlink(ctx, key).Err()
 }
@@ -217,14 +218,36 @@ func looksSealed(tok string) bool { return len(tok) >= 2+12+16 && tok[0] == 1 }
 // keys: all the masters of a Cluster, all the shards of a Ring. fn may be
 // called from several goroutines at once.
 func (s *Store) scan(ctx context.Context, match string, fn func(ctx context.Context, key string) error) error {
-	each := func(ctx context.Context, c redis.Cmdable) error {
-		iter := c.Scan(ctx, 0, match, 1000).Iterator()
-		for iter.Next(ctx) {
-			if err := fn(ctx, iter.Val()); err != nil {
+	return s.scanBatches(ctx, match, func(ctx context.Context, keys []string) error {
+		for _, key := range keys {
+			if err := fn(ctx, key); err != nil {
 				return err
 			}
 		}
-		return iter.Err()
+		return nil
+	})
+}
+
+// scanBatches is scan, calling fn with each batch of keys SCAN returns
+// (about 1000). SCAN may return a key twice.
+func (s *Store) scanBatches(ctx context.Context, match string, fn func(ctx context.Context, keys []string) error) error {
+	each := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, match, 1000).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				if err := fn(ctx, keys); err != nil {
+					return err
+				}
+			}
+			if next == 0 {
+				return nil
+			}
+			cursor = next
+		}
 	}
 	node := func(ctx context.Context, c *redis.Client) error { return each(ctx, c) }
 	switch c := s.Client.(type) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/store/internal/quote"
 	"github.com/finchkit/finchreauth/store/tokenseal"
 	"github.com/redis/go-redis/v9"
 )
@@ -63,7 +64,11 @@ const (
 // exactly: the years 1685 to 2255.
 const maxScore = 1 << 53
 
-// Get implements finchreauth.Store.
+// Get implements finchreauth.Store. A connection whose hash is gone is
+// finchreauth.ErrNotFound, even if an index still names it (Redis evicted
+// the hash): the Store holds no record of it, and the next Put of the
+// connection, at Version 0, writes a new one and sets its index entries
+// right.
 func (s *Store) Get(ctx context.Context, connectionID string) (finchreauth.Record, error) {
 	k, err := s.named(ctx, connectionID)
 	if err != nil {
@@ -71,7 +76,7 @@ func (s *Store) Get(ctx context.Context, connectionID string) (finchreauth.Recor
 	}
 	h, err := s.Client.HGetAll(ctx, k.record(connectionID)).Result()
 	if err != nil {
-		return finchreauth.Record{}, s.fail(ctx, "get "+connectionID, err)
+		return finchreauth.Record{}, s.fail(ctx, "get "+quote.ID(connectionID), err)
 	}
 	if len(h) == 0 {
 		return finchreauth.Record{}, finchreauth.ErrNotFound
@@ -94,10 +99,10 @@ func (s *Store) Put(ctx context.Context, rec finchreauth.Record) (int64, error) 
 	}
 	w := write{id: rec.ConnectionID, version: rec.Version, data: rec.Data, fingerprints: rec.Fingerprints}
 	if w.since, err = score(rec.Since); err != nil {
-		return 0, fmt.Errorf("redisstore: put %s: Since %w", rec.ConnectionID, err)
+		return 0, fmt.Errorf("redisstore: put %s: Since %w", quote.ID(rec.ConnectionID), err)
 	}
 	if w.due, err = score(rec.Due); err != nil {
-		return 0, fmt.Errorf("redisstore: put %s: Due %w", rec.ConnectionID, err)
+		return 0, fmt.Errorf("redisstore: put %s: Due %w", quote.ID(rec.ConnectionID), err)
 	}
 	if w.token, w.sealed, err = s.seal(rec); err != nil {
 		return 0, err
@@ -131,7 +136,7 @@ func (s *Store) put(ctx context.Context, k layout, w write) (int64, error) {
 	v, err := putScript.Run(ctx, s.Client, keys,
 		w.version, w.id, w.token, sealed, w.since, w.due, w.data, encodeList(w.fingerprints)).Int64()
 	if err != nil {
-		return 0, s.fail(ctx, "put "+w.id, err)
+		return 0, s.fail(ctx, "put "+quote.ID(w.id), err)
 	}
 	if v == 0 {
 		return 0, finchreauth.ErrConflict
@@ -150,14 +155,17 @@ func (s *Store) Lookup(ctx context.Context, fingerprint string) (string, error) 
 		return "", finchreauth.ErrNotFound
 	}
 	if err != nil {
-		return "", s.fail(ctx, "lookup "+fingerprint, err)
+		return "", s.fail(ctx, "lookup "+quote.ID(fingerprint), err)
 	}
 	return id, nil
 }
 
 // List implements finchreauth.Store, in one Lua script that reads the index
 // and the records it names, so that every record comes back as it is in
-// the index.
+// the index. A record it cannot read (a token it cannot open, or stored in
+// plaintext where the Store has a Sealer; a hash that is gone while the
+// index names it) comes back in its place with only its ConnectionID, the
+// time the listing orders by and Err set.
 func (s *Store) List(ctx context.Context, q finchreauth.Query) ([]finchreauth.Record, error) {
 	k, err := s.layout(ctx)
 	if err != nil {
@@ -195,22 +203,57 @@ func (s *Store) List(ctx context.Context, q finchreauth.Query) ([]finchreauth.Re
 	if err != nil {
 		return nil, s.fail(ctx, "list", err)
 	}
-	out := make([]finchreauth.Record, 0, len(v)/2)
-	for i := 0; i+1 < len(v); i += 2 {
+	return s.listed(q, v), nil
+}
+
+// listed decodes listScript's answer to q: the id, the score and the hash of
+// each record.
+func (s *Store) listed(q finchreauth.Query, v []any) []finchreauth.Record {
+	out := make([]finchreauth.Record, 0, len(v)/3)
+	for i := 0; i+2 < len(v); i += 3 {
 		id, _ := v[i].(string)
-		flat, _ := v[i+1].([]any)
+		score, _ := v[i+1].(string)
+		flat, _ := v[i+2].([]any)
 		h := make(map[string]string, len(flat)/2)
 		for j := 0; j+1 < len(flat); j += 2 {
 			f, _ := flat[j].(string)
 			h[f], _ = flat[j+1].(string)
 		}
 		r, err := s.decode(id, h)
+		if len(h) == 0 {
+			err = fmt.Errorf("redisstore: the record of %s is gone, and the %s index still names it: evicted (a maxmemory-policy other than noeviction) or deleted behind the Store's back", quote.ID(id), indexName(q))
+		}
 		if err != nil {
-			return nil, err
+			r = unreadable(q, id, score, err)
 		}
 		out = append(out, r)
 	}
-	return out, nil
+	return out
+}
+
+// indexName names the index q reads, for an error.
+func indexName(q finchreauth.Query) string {
+	if q.DueBy.IsZero() {
+		return "since"
+	}
+	return "due"
+}
+
+// unreadable is what List returns for a record it could not read: its
+// connection id, the time q orders by (the index's score) and why.
+func unreadable(q finchreauth.Query, id, score string, err error) finchreauth.Record {
+	r := finchreauth.Record{ConnectionID: id, Err: err}
+	us, perr := strconv.ParseFloat(score, 64)
+	if perr != nil {
+		r.Err = fmt.Errorf("%w; and its score %s in the index is not a number", err, quote.ID(score))
+	}
+	at := time.UnixMicro(int64(us)).UTC()
+	if q.DueBy.IsZero() {
+		r.Since = at
+	} else {
+		r.Due = at
+	}
+	return r
 }
 
 // seal returns the token as the hash stores it.
@@ -223,7 +266,7 @@ func (s *Store) seal(rec finchreauth.Record) (token []byte, sealed bool, err err
 	}
 	b, err := s.Sealer.Seal([]byte(rec.Token), []byte(rec.ConnectionID))
 	if err != nil {
-		return nil, false, fmt.Errorf("redisstore: seal token %s of %s: %w", rec.Token.Fingerprint(), rec.ConnectionID, err)
+		return nil, false, fmt.Errorf("redisstore: seal token %s of %s: %w", rec.Token.Fingerprint(), quote.ID(rec.ConnectionID), err)
 	}
 	return b, true, nil
 }
@@ -232,7 +275,7 @@ func (s *Store) seal(rec finchreauth.Record) (token []byte, sealed bool, err err
 // than return one it cannot open.
 func (s *Store) decode(id string, h map[string]string) (finchreauth.Record, error) {
 	bad := func(field string) error {
-		return fmt.Errorf("redisstore: the record of %s has a malformed %s field", id, field)
+		return fmt.Errorf("redisstore: the record of %s has a malformed %s field", quote.ID(id), field)
 	}
 	r := finchreauth.Record{ConnectionID: id}
 	var err error
@@ -263,16 +306,16 @@ func (s *Store) decode(id string, h map[string]string) (finchreauth.Record, erro
 		sealed := h[fSealed] == "1"
 		switch {
 		case sealed && s.Sealer == nil:
-			return finchreauth.Record{}, fmt.Errorf("redisstore: the token of %s is sealed and the Store has no Sealer: set Store.Sealer to the tokenseal.AESGCM that sealed it", id)
+			return finchreauth.Record{}, fmt.Errorf("redisstore: the token of %s is sealed and the Store has no Sealer: set Store.Sealer to the tokenseal.AESGCM that sealed it", quote.ID(id))
 		case sealed:
 			b, err := s.Sealer.Open([]byte(v), []byte(id))
 			if err != nil {
-				return finchreauth.Record{}, fmt.Errorf("redisstore: open the token of %s: %w", id, err)
+				return finchreauth.Record{}, fmt.Errorf("redisstore: open the token of %s: %w", quote.ID(id), err)
 			}
 			r.Token = finchreauth.Token(b)
 		case s.Sealer != nil:
 			// Anyone who can write to Redis could have put it there.
-			return finchreauth.Record{}, fmt.Errorf("redisstore: the token of %s is stored in plaintext and the Store has a Sealer: run Migrate with the Sealer set, which seals it", id)
+			return finchreauth.Record{}, fmt.Errorf("redisstore: the token of %s is stored in plaintext and the Store has a Sealer: run Migrate with the Sealer set, which seals it", quote.ID(id))
 		default:
 			r.Token = finchreauth.Token(v)
 		}

@@ -581,8 +581,10 @@ func TestSealedAtRest(t *testing.T) {
 	if _, err := s.Get(ctx, "conn_c"); err == nil || !strings.Contains(err.Error(), "stored in plaintext") {
 		t.Errorf("Get of a plaintext token with a Sealer: %v; want an error", err)
 	}
-	if _, err := s.List(ctx, finchreauth.Query{Limit: 10}); err == nil {
-		t.Errorf("List of a plaintext token with a Sealer succeeded")
+	// List returns it in its place, unread: its id, its Since and why.
+	if recs, err := s.List(ctx, finchreauth.Query{Limit: 10}); err != nil || len(recs) != 1 || recs[0].Err == nil || recs[0].Token != "" ||
+		!recs[0].Since.Equal(c0.Since) || !strings.Contains(recs[0].Err.Error(), "stored in plaintext") {
+		t.Errorf("List of a plaintext token with a Sealer = %d records, %v; want conn_c, unread, with Err set", len(recs), err)
 	}
 	if n, _ := c.SCard(ctx, s.Prefix+"{finchreauth}:plaintext").Result(); n != 1 {
 		t.Errorf("the plaintext set holds %d records; want 1", n)
@@ -600,8 +602,9 @@ func TestSealedAtRest(t *testing.T) {
 	if n, _ := c.Exists(ctx, s.Prefix+"{finchreauth}:plaintext").Result(); n != 0 {
 		t.Errorf("the plaintext set outlived its last record")
 	}
-	if _, err := plain.List(ctx, finchreauth.Query{Limit: 10}); err == nil {
-		t.Errorf("List of sealed records without a Sealer succeeded")
+	if recs, err := plain.List(ctx, finchreauth.Query{Limit: 10}); err != nil || len(recs) != 1 || recs[0].Err == nil || recs[0].Token != "" ||
+		!strings.Contains(recs[0].Err.Error(), "sealed and the Store has no Sealer") {
+		t.Errorf("List of a sealed record without a Sealer = %d records, %v; want conn_c, unread, with Err set", len(recs), err)
 	}
 }
 

@@ -66,12 +66,28 @@ redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 `)
 
+// resealScript writes a token sealed again, if the record still holds the
+// token read at the version read. KEYS: the record's hash, the plaintext
+// set. ARGV: the connection id, the version read, the token read, the token
+// sealed again. The Version stays: the record holds the same token. Returns
+// 1 if it wrote the token.
+var resealScript = redis.NewScript(`
+local f = redis.call('HMGET', KEYS[1], 'version', 'token')
+if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] then
+	return 0
+end
+redis.call('HSET', KEYS[1], 'token', ARGV[4], 'sealed', '1')
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+`)
+
 // listScript is List. KEYS[1]: the index (since or due). ARGV: the prefix
 // of the records' keys, the lowest and highest scores (as ZRANGE takes
 // them), a score at ("" for none), a connection id, the limit. Returns the
 // records at score at whose id sorts after the given one, then those from
-// lowest to highest score, at most limit in all: the connection id and the
-// hash (as HGETALL answers it) of each, in order.
+// lowest to highest score, at most limit in all: the connection id, the
+// score and the hash (as HGETALL answers it, empty if the hash is gone) of
+// each, in order.
 //
 // A sorted set orders equal scores by their members' bytes, as Go orders
 // strings, so the records after a cursor (a time and an id) are those at
@@ -89,21 +105,27 @@ local function above(a, b)
 	end
 	return #a > #b
 end
-local ids = {}
+local ids, scores = {}, {}
 if at ~= '' then
 	for _, id in ipairs(redis.call('ZRANGE', index, at, at, 'BYSCORE')) do
 		if #ids == limit then break end
-		if above(id, after) then ids[#ids + 1] = id end
+		if above(id, after) then
+			ids[#ids + 1] = id
+			scores[#ids] = at
+		end
 	end
 end
 if #ids < limit then
-	for _, id in ipairs(redis.call('ZRANGE', index, lo, hi, 'BYSCORE', 'LIMIT', 0, limit - #ids)) do
-		ids[#ids + 1] = id
+	local got = redis.call('ZRANGE', index, lo, hi, 'BYSCORE', 'LIMIT', 0, limit - #ids, 'WITHSCORES')
+	for i = 1, #got, 2 do
+		ids[#ids + 1] = got[i]
+		scores[#ids] = got[i + 1]
 	end
 end
 local out = {}
-for _, id in ipairs(ids) do
+for i, id in ipairs(ids) do
 	out[#out + 1] = id
+	out[#out + 1] = scores[i]
 	out[#out + 1] = redis.call('HGETALL', rec .. id)
 end
 return out

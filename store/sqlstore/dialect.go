@@ -54,6 +54,10 @@ type queries struct {
 	get, insert, update, index, lookup string
 	listSince, listDue                 string
 
+	// Reseal's and Verify's: a page of tokens in connection id order, one
+	// record's token, and the compare-and-set that seals one again.
+	tokens, token, reseal string
+
 	// Migrate's: a new schema at schemaVersion; the plaintext tokens and
 	// the sealing of one; the version-1 table moved aside, read and
 	// dropped.
@@ -166,6 +170,14 @@ ORDER BY due, connection_id LIMIT $3`)
 	connection_id {id} NOT NULL
 )`),
 	}
+
+	// $1 the last connection id of the previous page, $2 the page size.
+	q.tokens = sub(`SELECT connection_id, version, token, sealed FROM {T}
+WHERE connection_id > $1 AND token IS NOT NULL ORDER BY connection_id LIMIT $2`)
+	q.token = sub(`SELECT version, token, sealed FROM {T} WHERE connection_id = $1`)
+	// Only if no write came since the token was read: $3 the version read,
+	// $4 the token read.
+	q.reseal = sub(`UPDATE {T} SET token = $2, sealed = TRUE WHERE connection_id = $1 AND version = $3 AND token = $4`)
 
 	q.plaintext = `SELECT connection_id, token FROM ` + q.table + ` WHERE token IS NOT NULL AND NOT sealed`
 	q.seal = sub(`UPDATE {T} SET token = $2, sealed = TRUE WHERE connection_id = $1 AND NOT sealed AND token = $3`)

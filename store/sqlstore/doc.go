@@ -106,6 +106,13 @@
 // A Store without a Sealer refuses to read a sealed token (the error names
 // the connection), rather than hand its ciphertext to the Transport as the
 // token; a Store with a Sealer refuses a plaintext one, which anyone who can
-// write to the table could have put there. To turn sealing on, set the Sealer
+// write to the table could have put there. Get of such a record fails; List
+// returns it in its place with only its id, its time and Record.Err set, so
+// that a listing goes on past it.
+//
+// To rotate keys, deploy tokenseal.NewAESGCM(newKey, oldKey) to every
+// replica, call Store.Reseal, which seals every token again under newKey,
+// check with Store.Verify that none is left under oldKey, then deploy
+// tokenseal.NewAESGCM(newKey). To turn sealing on, set the Sealer
 // and call Migrate: it seals the tokens stored in plaintext.
 package sqlstore

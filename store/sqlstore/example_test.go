@@ -61,7 +61,7 @@ func ExampleStore() {
 	fmt.Println(err)
 	// Output:
 	// true
-	// sqlstore: record of conn_1: the token is sealed and the Store has no Sealer: set Store.Sealer to the tokenseal.AESGCM that sealed it
+	// sqlstore: record of "conn_1": the token is sealed and the Store has no Sealer: set Store.Sealer to the tokenseal.AESGCM that sealed it
 }
 
 // Put is a compare-and-set on the record's version: of two writers that

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/finchkit/finchreauth/store/internal/quote"
 )
 
 // Migrate creates the tables, or upgrades them to the schema this package
@@ -134,10 +136,10 @@ func (s *Store) sealPlaintext(ctx context.Context, conn *sql.Conn, q *queries) e
 	for _, p := range todo {
 		sealed, err := s.Sealer.Seal(p.token, []byte(p.id))
 		if err != nil {
-			return fmt.Errorf("seal the token of %s: %w", p.id, err)
+			return fmt.Errorf("seal the token of %s: %w", quote.ID(p.id), err)
 		}
 		if _, err := conn.ExecContext(ctx, q.seal, p.id, sealed, p.token); err != nil {
-			return fmt.Errorf("seal the token of %s: %w", p.id, err)
+			return fmt.Errorf("seal the token of %s: %w", quote.ID(p.id), err)
 		}
 	}
 	return nil
@@ -218,7 +220,7 @@ func upgradeV1(ctx context.Context, conn *sql.Conn, q *queries) error {
 			claim(fp, r.key, 1)
 		}
 		if err := insertV1(ctx, conn, q, r); err != nil {
-			return fmt.Errorf("copy the record of %s: %w", r.key, err)
+			return fmt.Errorf("copy the record of %s: %w", quote.ID(r.key), err)
 		}
 	}
 	byConn := map[string][]string{}
@@ -228,7 +230,7 @@ func upgradeV1(ctx context.Context, conn *sql.Conn, q *queries) error {
 	for c, fps := range byConn {
 		b, _ := json.Marshal(fps)
 		if _, err := conn.ExecContext(ctx, q.index, c, string(b)); err != nil {
-			return fmt.Errorf("index the fingerprints of %s: %w", c, err)
+			return fmt.Errorf("index the fingerprints of %s: %w", quote.ID(c), err)
 		}
 	}
 	_, err = conn.ExecContext(ctx, q.v1Drop)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/store/internal/quote"
 	"github.com/finchkit/finchreauth/store/tokenseal"
 )
 
@@ -97,7 +98,7 @@ func (s *Store) Get(ctx context.Context, connectionID string) (finchreauth.Recor
 	case errors.Is(err, sql.ErrNoRows):
 		return finchreauth.Record{}, finchreauth.ErrNotFound
 	case err != nil:
-		return finchreauth.Record{}, fail(ctx, "get "+connectionID, err)
+		return finchreauth.Record{}, fail(ctx, "get "+quote.ID(connectionID), err)
 	}
 	if err := s.finish(&r, sc); err != nil {
 		return finchreauth.Record{}, err
@@ -128,25 +129,26 @@ var errSealedNoSealer = errors.New("the token is sealed and the Store has no Sea
 var errPlaintext = errors.New("the token is stored in plaintext and the Store has a Sealer: run Migrate with the Sealer set, which seals it")
 
 // finish decodes sc into r: the token, opened if sealed, and the
-// fingerprints.
+// fingerprints. Its error means that this record cannot be read: List
+// returns it in the record's place.
 func (s *Store) finish(r *finchreauth.Record, sc scanned) error {
 	if sc.fingerprints.Valid {
 		if err := json.Unmarshal([]byte(sc.fingerprints.String), &r.Fingerprints); err != nil {
-			return fmt.Errorf("sqlstore: the fingerprints of %s do not decode: %w", r.ConnectionID, err)
+			return fmt.Errorf("sqlstore: the fingerprints of %s do not decode: %w", quote.ID(r.ConnectionID), err)
 		}
 	}
 	switch {
 	case len(sc.token) == 0:
 	case sc.sealed && s.Sealer == nil:
-		return fmt.Errorf("sqlstore: record of %s: %w", r.ConnectionID, errSealedNoSealer)
+		return fmt.Errorf("sqlstore: record of %s: %w", quote.ID(r.ConnectionID), errSealedNoSealer)
 	case sc.sealed:
 		plain, err := s.Sealer.Open(sc.token, []byte(r.ConnectionID))
 		if err != nil {
-			return fmt.Errorf("sqlstore: open the token of %s: %w", r.ConnectionID, err)
+			return fmt.Errorf("sqlstore: open the token of %s: %w", quote.ID(r.ConnectionID), err)
 		}
 		r.Token = finchreauth.Token(plain)
 	case s.Sealer != nil:
-		return fmt.Errorf("sqlstore: record of %s: %w", r.ConnectionID, errPlaintext)
+		return fmt.Errorf("sqlstore: record of %s: %w", quote.ID(r.ConnectionID), errPlaintext)
 	default:
 		r.Token = finchreauth.Token(sc.token)
 	}
@@ -172,7 +174,7 @@ func (s *Store) Put(ctx context.Context, rec finchreauth.Record) (int64, error) 
 		token = []byte(rec.Token)
 		if s.Sealer != nil {
 			if token, err = s.Sealer.Seal(token, []byte(rec.ConnectionID)); err != nil {
-				return 0, fmt.Errorf("sqlstore: seal token %s of %s: %w", rec.Token.Fingerprint(), rec.ConnectionID, err)
+				return 0, fmt.Errorf("sqlstore: seal token %s of %s: %w", rec.Token.Fingerprint(), quote.ID(rec.ConnectionID), err)
 			}
 			sealed = true
 		}
@@ -182,7 +184,7 @@ func (s *Store) Put(ctx context.Context, rec finchreauth.Record) (int64, error) 
 		b, _ := json.Marshal(rec.Fingerprints) // strings: cannot fail
 		fps = string(b)
 	}
-	what := "put " + rec.ConnectionID
+	what := "put " + quote.ID(rec.ConnectionID)
 
 	tx, err := s.DB.BeginTx(ctx, nil)
 	if err != nil {
@@ -241,13 +243,16 @@ func (s *Store) Lookup(ctx context.Context, fingerprint string) (string, error) 
 	case errors.Is(err, sql.ErrNoRows):
 		return "", finchreauth.ErrNotFound
 	case err != nil:
-		return "", fail(ctx, "look up "+fingerprint, err)
+		return "", fail(ctx, "look up "+quote.ID(fingerprint), err)
 	}
 	return id, nil
 }
 
 // List implements finchreauth.Store, from the index on (since,
-// connection_id) or (due, connection_id).
+// connection_id) or (due, connection_id). A record it cannot read (a token
+// it cannot open, or stored in plaintext where the Store has a Sealer) comes
+// back in its place with only its ConnectionID, the time the listing orders
+// by and Err set.
 func (s *Store) List(ctx context.Context, lq finchreauth.Query) ([]finchreauth.Record, error) {
 	q, err := s.init()
 	if err != nil {
@@ -283,7 +288,7 @@ func (s *Store) List(ctx context.Context, lq finchreauth.Query) ([]finchreauth.R
 			return nil, fail(ctx, "list", err)
 		}
 		if err := s.finish(&r, sc); err != nil {
-			return nil, err
+			r = unreadable(lq, r, err)
 		}
 		out = append(out, r)
 	}
@@ -291,6 +296,16 @@ func (s *Store) List(ctx context.Context, lq finchreauth.Query) ([]finchreauth.R
 		return nil, fail(ctx, "list", err)
 	}
 	return out, nil
+}
+
+// unreadable is what List returns for r, which it could not read: its
+// connection id, the time q orders by, and why.
+func unreadable(q finchreauth.Query, r finchreauth.Record, err error) finchreauth.Record {
+	out := finchreauth.Record{ConnectionID: r.ConnectionID, Since: r.Since, Err: err}
+	if !q.DueBy.IsZero() {
+		out.Since, out.Due = time.Time{}, r.Due
+	}
+	return out
 }
 
 // DropTables removes the Store's tables, if they exist, with everything in

@@ -510,8 +510,11 @@ func TestSealedAtRest(t *testing.T) {
 		} else if msg := err.Error(); !strings.Contains(msg, "conn_a") || !strings.Contains(msg, "sealed") || !strings.Contains(msg, "no Sealer") {
 			t.Errorf("error = %q; want one naming conn_a and saying the token is sealed and there is no Sealer", msg)
 		}
-		if _, err := plain.List(ctx, finchreauth.Query{Limit: 10}); err == nil {
-			t.Error("a Store without the Sealer listed a sealed record")
+		// List returns it in its place, unread: its id, its Since and why.
+		if recs, err := plain.List(ctx, finchreauth.Query{Limit: 10}); err != nil || len(recs) != 1 || recs[0].Err == nil || recs[0].Token != "" || !recs[0].Since.Equal(a.Since) {
+			t.Errorf("List without the Sealer = %d records, %v; want conn_a, unread, with Err set", len(recs), err)
+		} else if !strings.Contains(recs[0].Err.Error(), "no Sealer") {
+			t.Errorf("List's Err = %q; want one saying there is no Sealer", recs[0].Err)
 		}
 		// A rotated keyring still opens it.
 		next, _ := tokenseal.NewAESGCM(tokenseal.Key{ID: 2, Secret: bytes.Repeat([]byte{8}, 32)}, tokenseal.Key{ID: 1, Secret: bytes.Repeat([]byte{7}, 32)})

@@ -29,6 +29,18 @@ type Sealer interface {
 	Open(sealed, additionalData []byte) ([]byte, error)
 }
 
+// Rotator is a Sealer that tells the values sealed under the key it seals
+// with now from those sealed under an older key it still opens. AESGCM is
+// one. A store's Reseal and Verify need it: after a rotation, they find the
+// tokens to seal again before the older key is dropped.
+type Rotator interface {
+	Sealer
+	// IsCurrent reports whether sealed names the key Seal uses now. It
+	// does not open sealed: a value that names that key may still fail to
+	// open.
+	IsCurrent(sealed []byte) bool
+}
+
 // Errors Open returns (wrapped); test them with errors.Is.
 var (
 	// ErrUnknownKey: the value names a key id the Sealer does not hold.
@@ -56,8 +68,11 @@ const headerLen = 2
 
 // AESGCM is a Sealer on AES-GCM. It seals with its current key and opens
 // values sealed under any of its keys, so that keys can be rotated: deploy
-// NewAESGCM(newKey, oldKey) everywhere, re-save the tokens (each SaveToken
-// seals under the current key), then drop the old key.
+// NewAESGCM(newKey, oldKey) to every replica, call the store's Reseal, which
+// seals every token again under newKey, check with the store's Verify that
+// no token is left under oldKey, then deploy NewAESGCM(newKey). Saving a
+// token again does not do it: a Transport does not write a token it already
+// holds.
 //
 // A sealed value is: the format byte (1), the key id, a 12-byte random
 // nonce, then the ciphertext and its 16-byte tag; the format byte and key id
@@ -69,7 +84,7 @@ type AESGCM struct {
 	aeads   map[byte]cipher.AEAD
 }
 
-var _ Sealer = (*AESGCM)(nil)
+var _ Rotator = (*AESGCM)(nil)
 
 // NewAESGCM returns an AESGCM that seals under current and opens values
 // sealed under current or any of previous. Key ids must be distinct.
@@ -108,6 +123,12 @@ func (s *AESGCM) Seal(plaintext, additionalData []byte) ([]byte, error) {
 	out[0], out[1] = format, s.current
 	rand.Read(out[headerLen:]) // never fails
 	return aead.Seal(out, out[headerLen:], plaintext, ad(out[:headerLen], additionalData)), nil
+}
+
+// IsCurrent implements Rotator: it reports whether sealed is in the
+// format Seal writes and names the current key.
+func (s *AESGCM) IsCurrent(sealed []byte) bool {
+	return s != nil && s.aeads != nil && len(sealed) >= headerLen && sealed[0] == format && sealed[1] == s.current
 }
 
 // Open implements Sealer.

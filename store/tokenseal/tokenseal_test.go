@@ -131,3 +131,32 @@ func ExampleNewAESGCM() {
 	// the access token
 	// tokenseal: cannot open: not sealed by this key, altered, or moved
 }
+
+// TestIsCurrent: after a rotation, IsCurrent tells the values sealed under
+// the new key from those under the old one, which both open; anything not
+// in the format is not current.
+func TestIsCurrent(t *testing.T) {
+	old, _ := tokenseal.NewAESGCM(key(1, 32))
+	rotated, _ := tokenseal.NewAESGCM(key(2, 32), key(1, 32))
+	underOld, _ := old.Seal([]byte("tok"), []byte("c"))
+	underNew, _ := rotated.Seal([]byte("tok"), []byte("c"))
+	for _, c := range []struct {
+		name   string
+		s      tokenseal.Rotator
+		sealed []byte
+		want   bool
+	}{
+		{"old key, before the rotation", old, underOld, true},
+		{"old key, after", rotated, underOld, false},
+		{"new key, after", rotated, underNew, true},
+		{"new key, before", old, underNew, false},
+		{"plaintext", rotated, []byte("tok"), false},
+		{"empty", rotated, nil, false},
+		{"another format", rotated, append([]byte{9}, underNew[1:]...), false},
+		{"zero AESGCM", &tokenseal.AESGCM{}, underNew, false},
+	} {
+		if got := c.s.IsCurrent(c.sealed); got != c.want {
+			t.Errorf("%s: IsCurrent = %t; want %t", c.name, got, c.want)
+		}
+	}
+}
