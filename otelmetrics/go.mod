@@ -3,7 +3,7 @@ module github.com/finchkit/finchreauth/otelmetrics
 go 1.26.0
 
 require (
-	github.com/finchkit/finchreauth v0.0.0
+	github.com/finchkit/finchreauth v0.6.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk/metric v1.47.0
@@ -25,5 +25,3 @@ require (
 	golang.org/x/sync v0.25.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
-
-replace github.com/finchkit/finchreauth => ../

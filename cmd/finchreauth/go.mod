@@ -3,9 +3,9 @@ module github.com/finchkit/finchreauth/cmd/finchreauth
 go 1.26.0
 
 require (
-	github.com/finchkit/finchreauth v0.0.0
-	github.com/finchkit/finchreauth/store/redisstore v0.0.0
-	github.com/finchkit/finchreauth/store/sqlstore v0.0.0
+	github.com/finchkit/finchreauth v0.6.0
+	github.com/finchkit/finchreauth/store/redisstore v0.6.0
+	github.com/finchkit/finchreauth/store/sqlstore v0.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/redis/go-redis/v9 v9.23.0
 	go.uber.org/goleak v1.3.0
@@ -32,10 +32,4 @@ require (
 	modernc.org/libc v1.80.1 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
-)
-
-replace (
-	github.com/finchkit/finchreauth => ../..
-	github.com/finchkit/finchreauth/store/redisstore => ../../store/redisstore
-	github.com/finchkit/finchreauth/store/sqlstore => ../../store/sqlstore
 )

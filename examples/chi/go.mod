@@ -3,7 +3,7 @@ module github.com/finchkit/finchreauth/examples/chi
 go 1.26.0
 
 require (
-	github.com/finchkit/finchreauth v0.0.0
+	github.com/finchkit/finchreauth v0.6.0
 	github.com/go-chi/chi/v5 v5.5.0
 	go.uber.org/goleak v1.3.0
 )
@@ -15,4 +15,6 @@ require (
 	golang.org/x/sync v0.25.0 // indirect
 )
 
+// Not published (see RELEASING.md): the library comes from this tree, in the
+// workspace and alone (GOWORK=off). A project copying this file drops the replace.
 replace github.com/finchkit/finchreauth => ../..

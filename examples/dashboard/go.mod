@@ -5,7 +5,7 @@ go 1.26.0
 require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
-	github.com/finchkit/finchreauth v0.0.0
+	github.com/finchkit/finchreauth v0.6.0
 	go.uber.org/goleak v1.3.0
 )
 
@@ -17,4 +17,6 @@ require (
 	golang.org/x/sync v0.25.0 // indirect
 )
 
+// Not published (see RELEASING.md): the library comes from this tree, in the
+// workspace and alone (GOWORK=off). A project copying this file drops the replace.
 replace github.com/finchkit/finchreauth => ../..

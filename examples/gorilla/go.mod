@@ -2,10 +2,12 @@ module github.com/finchkit/finchreauth/examples/gorilla
 
 go 1.26.0
 
+// Not published (see RELEASING.md): the library comes from this tree, in the
+// workspace and alone (GOWORK=off). A project copying this file drops the replace.
 replace github.com/finchkit/finchreauth => ../..
 
 require (
-	github.com/finchkit/finchreauth v0.0.0
+	github.com/finchkit/finchreauth v0.6.0
 	github.com/gorilla/mux v1.8.1
 	go.uber.org/goleak v1.3.0
 )

@@ -3,7 +3,7 @@ module github.com/finchkit/finchreauth/store/sqlstore
 go 1.26.0
 
 require (
-	github.com/finchkit/finchreauth v0.0.0
+	github.com/finchkit/finchreauth v0.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	go.uber.org/goleak v1.3.0
 	modernc.org/sqlite v1.62.0
@@ -28,5 +28,3 @@ require (
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.12.1 // indirect
 )
-
-replace github.com/finchkit/finchreauth => ../..
