@@ -159,7 +159,7 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 	case due:
 		o, holder = l.onDue(in, now, p), in.holder
 	}
-	if o.err == nil && !o.stale {
+	if o.err == nil && !o.stale && o.changed {
 		if via != "" {
 			l.settle(&o, now, p, via, holder)
 		}
@@ -588,15 +588,17 @@ func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 		if !c.Works {
 			l.Breaks++
 		}
-	} else {
+	}
+	var o outcome
+	if in.offered == nil {
 		l.Check = nil
 		if l.Episode != nil {
-			var o outcome
-			l.verify(&o, in.via, nil, in.holder, now, p)
+			l.verify(&o, in.via, nil, in.holder, now, p) // to end the episode once Finch says the token works
 		}
 	}
 	l.note(now, "saved", "token "+fp+" ("+in.via+")")
-	return outcome{changed: true}
+	o.changed = true
+	return o
 }
 
 // admit checks that a callback may complete a reconnect with its state, and

@@ -26,7 +26,7 @@ const (
 	defaultTimeout       = 10 * time.Second
 	defaultFinchCalls    = 16
 	defaultHandlings     = 64
-	defaultQueued        = 10_000
+	defaultQueued        = 100_000
 	defaultRetryCap      = time.Hour
 	orderSkew            = time.Minute // what clocks may disagree by
 )
@@ -113,7 +113,7 @@ type Transport struct {
 	// If zero, 64. MaxQueued bounds that queue; a detection that finds it
 	// full is dropped (counted as finchreauth.detections.dropped) and its
 	// token stays latched for RetryInterval, after which the next 401 is
-	// detected again. If zero, 10,000.
+	// detected again. If zero, 100,000.
 	MaxFinchCalls int
 	MaxHandlings  int
 	MaxQueued     int
