@@ -355,11 +355,12 @@ func (t *Transport) keep(ctx context.Context, tok finchapi.TokenResponse, in sav
 		in = saved{}
 	}
 	in.token, in.via, in.holder = rec.Token, "callback", crand.Text()
-	// What Finch says of the new token decides whether it ends the
-	// episode: asked now, or, if Finch cannot say, the exchange's word.
-	in.offered, in.conn, _ = t.verdict(ctx, conn, rec.Token)
-	if in.offered == nil {
-		in.offered = &verdict{FP: rec.Token.Fingerprint(), Works: true, At: t.now(), Via: "exchange"}
+	// Finch just issued the token for this connection: it works, on the
+	// exchange's word (save asks Finch more if a saved token may work
+	// too). What /introspect says with it describes the connection now.
+	in.offered = &verdict{FP: rec.Token.Fingerprint(), Works: true, At: t.now(), Via: "exchange"}
+	if r, ok := t.reading(ctx, t.base(), conn, rec.Token, -1, ""); ok && r.conn != nil {
+		in.conn = r.conn
 	}
 	// The retries are bounded as a whole too: the browser waits for them.
 	ctx, cancel := context.WithTimeout(ctx, saveAttempts*t.timeout()+2*time.Second) // and the backoff

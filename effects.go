@@ -113,6 +113,12 @@ func (t *Transport) check(ctx context.Context, conn string, l life, ow owed, bas
 		l, _, _ = t.apply(ctx, conn, done{holder: ow.Holder, kind: owedVerify})
 		return l, nil
 	}
+	if in.conn != nil && needOf(in.conn.Status) == "" {
+		// Finch says the connection works: before that ends anything, ask
+		// whether the saved token does (/introspect may answer for a token
+		// a reconnect replaced).
+		in.probe = t.probe(ctx, base, conn, l.Token, in.conn.Products)
+	}
 	next, o, err := t.apply(ctx, conn, in)
 	if err != nil {
 		return l, nil
@@ -138,6 +144,23 @@ func (t *Transport) reading(ctx context.Context, base http.RoundTripper, conn st
 		return read{}, false
 	}
 	return read{fp: fp, conn: &c, at: t.now(), basis: basis, holder: holder}, true
+}
+
+// probe asks Finch whether a data call with tok works (finchapi's Probe):
+// true or false, or nil when Finch's answer says neither.
+func (t *Transport) probe(ctx context.Context, base http.RoundTripper, conn string, tok Token, products []string) *bool {
+	type answer struct{ works, ok bool }
+	a, err := callHook(t, ctx, "probe", subject{conn: conn, fp: tok.Fingerprint()}, func(ctx context.Context) (answer, error) {
+		if t.apiErr != nil {
+			return answer{}, t.apiErr
+		}
+		works, ok, err := t.finch(ctx, base).Probe(ctx, string(tok), products)
+		return answer{works, ok}, err
+	})
+	if err != nil || !a.ok {
+		return nil
+	}
+	return &a.works
 }
 
 // notify sends the notification (or reminder) ow: it asks Finch about the

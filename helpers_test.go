@@ -56,7 +56,10 @@ type fakeFinch struct {
 	mu     sync.Mutex
 	conns  map[string]introspection // token -> connection
 	broken map[string]bool
-	calls  map[string]*atomic.Int64
+	// superseded tokens were replaced by a reconnect: data calls refuse them
+	// (reauthenticate_user) while /introspect tells the connection's status.
+	superseded map[string]bool
+	calls      map[string]*atomic.Int64
 	// introspectStatus, when non-zero, is what /introspect answers.
 	introspectStatus int
 	// hold, when non-nil, is received from before answering a data call:
@@ -66,9 +69,10 @@ type fakeFinch struct {
 
 func newFakeFinch() *fakeFinch {
 	return &fakeFinch{
-		conns:  map[string]introspection{},
-		broken: map[string]bool{},
-		calls:  map[string]*atomic.Int64{},
+		conns:      map[string]introspection{},
+		broken:     map[string]bool{},
+		superseded: map[string]bool{},
+		calls:      map[string]*atomic.Int64{},
 	}
 }
 
@@ -116,6 +120,7 @@ func (f *fakeFinch) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.mu.Lock()
 	conn, known := f.conns[token]
 	broken := f.broken[token]
+	superseded := f.superseded[token]
 	hold := f.hold
 	introspectStatus := f.introspectStatus
 	f.mu.Unlock()
@@ -143,7 +148,7 @@ func (f *fakeFinch) RoundTrip(req *http.Request) (*http.Response, error) {
 	switch {
 	case !known:
 		return jsonResponse(req, 401, `{"code":401,"name":"invalid_token_error","message":"Invalid token"}`), nil
-	case broken:
+	case broken, superseded:
 		return jsonResponse(req, 401, reauthJSON), nil
 	}
 	return jsonResponse(req, 200, `{"id":"`+conn.CompanyID+`"}`), nil

@@ -75,8 +75,9 @@ func TestLatch(t *testing.T) {
 		ff.setBroken("old", false) // say the old token works again, as a sandbox flip does
 		ff.add("new", "conn_1")
 		require.NoError(t, tr.SaveToken(context.Background(), "conn_1", "new"))
+		assert.Equal(t, n+1, ff.count("/employer/company"), "SaveToken asked Finch whether the new token works")
 		assert.Equal(t, 200, call("old"), "the latch no longer answers for conn_1")
-		assert.Equal(t, n+1, ff.count("/employer/company"))
+		assert.Equal(t, n+2, ff.count("/employer/company"))
 	})
 }
 

@@ -233,9 +233,12 @@ type outcome struct {
 
 func (o *outcome) lease(ow owed) { o.run = append(o.run, ow) }
 
-// need is what the marks say the employer must do, and which entities are
-// broken when only some are (nil: the whole connection). A connection-level
-// need comes first, then an authentication method's, then the entities'.
+// need is what the employer must do, and which entities are broken when
+// only some are (nil: the whole connection). A connection-level status comes
+// first; then the saved token's verdict (Finch refuses the token the
+// application uses: whatever /introspect says of the connection, its calls
+// fail until a reconnect); then an authentication method's status, then the
+// entities'.
 func (l *life) need() (string, []string) {
 	if l.disconnected() {
 		return "", nil // gone: nothing the employer can do brings it back
@@ -255,6 +258,8 @@ func (l *life) need() (string, []string) {
 		}
 	}
 	switch {
+	case l.savedRefused():
+		return statusReauth, nil
 	case method != "":
 		return method, nil
 	case len(entities) > 0:
@@ -297,7 +302,8 @@ func (l *life) savedFP() string {
 }
 
 // savedRefused reports whether the last verdict on the saved token is that
-// Finch refuses it.
+// Finch refuses it (or that nothing says it works yet, for a token saved
+// without a verdict during an episode).
 func (l *life) savedRefused() bool {
 	return l.Token != "" && l.Check != nil && l.Check.FP == l.savedFP() && !l.Check.Works
 }

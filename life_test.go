@@ -121,14 +121,14 @@ func TestTransitions(t *testing.T) {
 			want{open: true, need: statusReauth, owed: []string{owedNotify}, run: []string{owedNotify}}},
 		{"healthy, an old copy refused: stale, nothing opens", lifeHealthy,
 			detected{fp: fpB, at: now, holder: "h"}, want{stale: true, unchaged: true}},
-		{"healthy, a 401 older than Finch's last word: ignored", func() life {
+		{"healthy, a 401 older than Finch's last word on the token: ignored", func() life {
 			l := lifeHealthy()
-			l.Marks[0].At = now
+			l.Check.At = now
 			return l
 		}, detected{fp: fpA, at: now.Add(-2 * time.Minute), holder: "h"}, want{open: false}},
-		{"healthy, a 401 too close to Finch's last word to order: asked", func() life {
+		{"healthy, a 401 too close to Finch's last word on the token to order: asked", func() life {
 			l := lifeHealthy()
-			l.Marks[0].At = now
+			l.Check.At = now
 			return l
 		}, detected{fp: fpA, at: now.Add(-10 * time.Second), holder: "h"}, want{open: false, owed: []string{owedVerify}, run: []string{owedVerify}}},
 		{"broken, refused again: the same episode, no second notification", lifeBroken,
@@ -170,10 +170,14 @@ func TestTransitions(t *testing.T) {
 			heard{status: statusDisconnected, event: "e2", at: now, via: "webhook", holder: "h"}, want{open: false, run: []string{owedAnnounce}, forget: true}},
 
 		// Readings of /introspect.
-		{"broken, Finch says connected for the saved token: ends", lifeBroken,
-			read{fp: fpA, conn: reading(statusConnected), at: now, basis: -1, holder: "h"}, want{open: false, run: []string{owedAnnounce}, forget: true}},
+		{"broken, Finch says connected and a call with the saved token works: ends", lifeBroken,
+			read{fp: fpA, conn: reading(statusConnected), probe: &yes, at: now, basis: -1, holder: "h"}, want{open: false, run: []string{owedAnnounce}, forget: true}},
+		{"broken, Finch says connected but refuses a call with the saved token (a replaced token): stays open", lifeBroken,
+			read{fp: fpA, conn: reading(statusConnected), probe: &no, at: now, basis: -1, holder: "h"}, want{open: true, run: []string{owedNotify}}},
+		{"broken, Finch says connected, the token not asked about: stays open (only the token's word ends it)", lifeBroken,
+			read{fp: fpA, conn: reading(statusConnected), at: now, basis: -1, holder: "h"}, want{open: true, run: []string{owedNotify}}},
 		{"broken, a reading begun before a break signal: cannot end it, asked again", lifeBroken,
-			read{fp: fpA, conn: reading(statusConnected), at: now, basis: 0, holder: "h"}, want{open: true, owed: []string{owedNotify, owedVerify}, run: []string{owedVerify, owedNotify}}},
+			read{fp: fpA, conn: reading(statusConnected), probe: &yes, at: now, basis: 0, holder: "h"}, want{open: true, owed: []string{owedNotify, owedVerify}, run: []string{owedVerify, owedNotify}}},
 		{"healthy, Finch says reauth: opens", lifeHealthy,
 			read{fp: fpA, conn: reading(statusReauth), at: now, basis: -1, holder: "h"}, want{open: true, need: statusReauth, run: []string{owedNotify}}},
 		{"healthy, a reading about another token: nothing", lifeHealthy,
@@ -185,7 +189,7 @@ func TestTransitions(t *testing.T) {
 			want{open: true, need: statusReauth, token: tokA, run: []string{owedNotify}}},
 		{"empty, an unknown token refused but the connection works: an old copy, no episode", lifeEmpty,
 			read{fp: fpA, token: tokA, conn: reading(statusConnected), at: now, basis: -1, detection: &detected{fp: fpA, at: now}}, want{stale: true, unchaged: true}},
-		{"one entity broken, Finch says it works: ends", lifeEntity,
+		{"one entity broken (the saved token works), Finch says the entity works: ends", lifeEntity,
 			read{fp: fpA, conn: reading(statusConnected, Entity{ID: "ent_a", Status: statusConnected}, Entity{ID: "ent_b", Status: statusConnected}), at: now, basis: -1, holder: "h"},
 			want{open: false, run: []string{owedAnnounce}, forget: true}},
 

@@ -83,8 +83,10 @@ func (t *Transport) save(ctx context.Context, conn string, in saved, c carrier) 
 	return life{}, outcome{}, errors.New("finchreauth: the save of a token could not settle which token works")
 }
 
-// verdict asks /introspect whether Finch accepts tok, and what it says of
-// the connection with it.
+// verdict asks Finch whether it accepts tok: /introspect, and, when that
+// says the connection works, a data call made with tok (/introspect may
+// answer for a token a reconnect replaced). It returns what /introspect said
+// of the connection too.
 func (t *Transport) verdict(ctx context.Context, conn string, tok Token) (*verdict, *Connection, error) {
 	r, ok := t.reading(ctx, t.base(), conn, tok, -1, "")
 	switch {
@@ -92,6 +94,12 @@ func (t *Transport) verdict(ctx context.Context, conn string, tok Token) (*verdi
 		return nil, nil, errors.New("finchreauth: Finch could not be asked about token " + tok.Fingerprint())
 	case r.refused:
 		return &verdict{FP: r.fp, At: r.at, Via: "introspect"}, nil, nil
+	case needOf(r.conn.Status) != "":
+		return &verdict{FP: r.fp, At: r.at, Via: "introspect"}, r.conn, nil
 	}
-	return &verdict{FP: r.fp, Works: needOf(r.conn.Status) == "", At: r.at, Via: "introspect"}, r.conn, nil
+	v := &verdict{FP: r.fp, Works: true, At: r.at, Via: "introspect"}
+	if works := t.probe(ctx, t.base(), conn, tok, r.conn.Products); works != nil {
+		v.Works, v.Via = *works, "probe"
+	}
+	return v, r.conn, nil
 }

@@ -40,10 +40,14 @@ type heard struct {
 // the check began (-1: no basis to compare). A read that identified an
 // unknown token a data call was refused with carries that detection.
 type read struct {
-	fp        string
-	token     Token // the token itself, on a detection: kept if the record has none
-	conn      *Connection
-	refused   bool
+	fp      string
+	token   Token // the token itself, on a detection: kept if the record has none
+	conn    *Connection
+	refused bool
+	// probe is Finch's answer to a data call made with the token (see
+	// Transport.probe), nil when none was made: whether the token itself
+	// works, which /introspect may not say.
+	probe     *bool
 	at        time.Time
 	basis     int
 	holder    string
@@ -262,22 +266,21 @@ func (l *life) onDetected(in detected, now time.Time, p policy) outcome {
 		return outcome{stale: true} // an old copy: the saved token is another
 	}
 	var o outcome
-	m := l.mark(levelConnection, "")
+	c := l.Check
 	switch {
-	case m != nil && m.At.After(in.at.Add(p.skew)):
-		// Finch said something of the connection after it refused this
-		// call: the 401 is old news.
-		l.note(now, "ignored", "a 401 older than Finch's last word")
+	case c != nil && c.FP == in.fp && c.At.After(in.at.Add(p.skew)):
+		// Finch's word on this token came after it refused this call: the
+		// 401 is old news.
+		l.note(now, "ignored", "a 401 older than Finch's last word on the token")
 		return outcome{changed: true}
-	case m != nil && needOf(m.Status) == "" && m.At.After(in.at.Add(-p.skew)):
+	case c != nil && c.FP == in.fp && c.Works && c.At.After(in.at.Add(-p.skew)):
 		// Too close to tell which came first: ask.
-		l.verify(&o, "detection", &mark{Level: levelConnection, Status: statusReauth, At: in.at, Via: "detection"}, in.holder, now, p)
+		l.verify(&o, "detection", nil, in.holder, now, p)
 		return o
 	}
-	if m == nil || needOf(m.Status) == "" {
+	if !l.savedRefused() {
 		l.note(now, "detected", in.method+" "+in.path)
 	}
-	l.setMark(mark{Level: levelConnection, Status: statusReauth, At: in.at, Via: "detection"})
 	l.Check = &verdict{FP: in.fp, At: in.at, Via: "detection"}
 	l.Breaks++
 	return outcome{changed: true}
@@ -425,8 +428,8 @@ func (l *life) onRead(in read, now time.Time, p policy) outcome {
 		return outcome{changed: true}
 	}
 	c := in.conn
-	works := needOf(c.Status) == ""
-	if works && in.basis >= 0 && l.Breaks > in.basis {
+	says := needOf(c.Status) == "" // Finch says the connection works
+	if says && (in.probe == nil || *in.probe) && in.basis >= 0 && l.Breaks > in.basis {
 		// A signal that the connection broke came while this check ran:
 		// it cannot say the connection works. Ask again.
 		tries := 0
@@ -445,7 +448,7 @@ func (l *life) onRead(in read, now time.Time, p policy) outcome {
 		return o
 	}
 	if l.Token == "" && in.detection != nil && !l.knows(in.fp) {
-		if works {
+		if says {
 			// Finch refused the call but says the connection works: the
 			// token is an old copy, not a broken connection.
 			return outcome{stale: true}
@@ -456,11 +459,16 @@ func (l *life) onRead(in read, now time.Time, p policy) outcome {
 		l.addFingerprint(in.fp)
 	}
 	l.apply(c, in.at, "introspect")
-	l.Check = &verdict{FP: in.fp, Works: works, At: in.at, Via: "introspect"}
+	switch {
+	case in.detection != nil:
+		l.Check = &verdict{FP: in.fp, At: in.detection.at, Via: "detection"} // Finch refused a call with it
+	case in.probe != nil:
+		l.Check = &verdict{FP: in.fp, Works: *in.probe, At: in.at, Via: "probe"}
+	}
 	if mine {
 		l.drop(owedVerify, "")
 	}
-	if !works {
+	if !says {
 		l.Breaks++
 	}
 	if in.detection != nil {
@@ -593,7 +601,10 @@ func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 	if in.offered == nil {
 		l.Check = nil
 		if l.Episode != nil {
-			l.verify(&o, in.via, nil, in.holder, now, p) // to end the episode once Finch says the token works
+			// Not known to work until Finch says so: the episode stays
+			// open, and the check that can end it is owed.
+			l.Check = &verdict{FP: fp, At: now, Via: "unverified"}
+			l.verify(&o, in.via, nil, in.holder, now, p)
 		}
 	}
 	l.note(now, "saved", "token "+fp+" ("+in.via+")")

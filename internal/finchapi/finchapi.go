@@ -13,6 +13,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -258,6 +259,37 @@ func (c Client) Introspect(ctx context.Context, token string) (Introspection, er
 		in.ProviderID = in.PayrollProviderID
 	}
 	return in, nil
+}
+
+// Probe asks Finch whether a data call made with token works, for the
+// products the connection has: GET /employer/company, or, without the
+// company product, GET /employer/directory?limit=1. /introspect answers for
+// the connection, and may answer for a token Finch refuses on data calls (one
+// a reconnect replaced); this answers for the token. It returns true for a
+// 2xx (202 included: an assisted connection's first sync), false for a 401
+// (reauthenticate_user, or a token Finch does not know), and ok false when
+// the answer says neither (no such product, 5xx, 429 after retries).
+func (c Client) Probe(ctx context.Context, token string, products []string) (works, ok bool, err error) {
+	path := "/employer/company"
+	if len(products) > 0 && !slices.Contains(products, "company") {
+		if !slices.Contains(products, "directory") {
+			return false, false, nil
+		}
+		path = "/employer/directory?limit=1"
+	}
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	var discard json.RawMessage
+	err = c.do(ctx, http.MethodGet, path, nil, h, &discard)
+	var he *HTTPError
+	switch {
+	case err == nil:
+		return true, true, nil
+	case errors.As(err, &he) && he.StatusCode == http.StatusUnauthorized:
+		return false, true, nil
+	case errors.As(err, &he):
+		return false, false, nil
+	}
+	return false, false, err
 }
 
 // SessionRequest is the body of POST /connect/sessions/reauthenticate.
