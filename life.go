@@ -412,6 +412,18 @@ func (l life) clone() life {
 	return l
 }
 
+// firstToGo reports whether claim a gives way before b when the record
+// keeps too many.
+func firstToGo(a, b claim) bool {
+	switch {
+	case a.Done != b.Done:
+		return !a.Done
+	case !a.Done:
+		return a.Started.Before(b.Started)
+	}
+	return a.Expires.Before(b.Expires)
+}
+
 // bound cuts what l keeps to its caps and drops what expired.
 func (l *life) bound(now time.Time) {
 	if len(l.Fingerprints) > maxFingerprints {
@@ -438,16 +450,19 @@ func (l *life) bound(now time.Time) {
 	}
 	l.Claims = slices.DeleteFunc(l.Claims, func(c claim) bool { return !now.Before(c.Expires) })
 	for len(l.Claims) > maxClaims {
-		// The oldest state gives way; every state that expires no later
-		// than it is spent from now on, so that it cannot come back.
+		// A state whose attempts all failed gives way first, the oldest
+		// attempt first; a spent one only when every claim kept is spent,
+		// the first to expire. Every state that expires no later than a
+		// spent one dropped (to the second) is spent from then on: it
+		// cannot come back.
 		i := 0
-		for j, c := range l.Claims {
-			if c.Expires.Before(l.Claims[i].Expires) {
+		for j := range l.Claims {
+			if firstToGo(l.Claims[j], l.Claims[i]) {
 				i = j
 			}
 		}
-		if l.Claims[i].Expires.After(l.Spent) {
-			l.Spent = l.Claims[i].Expires
+		if c := l.Claims[i]; c.Done && c.Expires.After(l.Spent) {
+			l.Spent = c.Expires
 		}
 		l.Claims = slices.Delete(l.Claims, i, i+1)
 	}
