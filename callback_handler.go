@@ -47,7 +47,7 @@ const (
 	ReasonUnavailable        Reason = "unavailable"         // the Store could not record the attempt; nothing was spent: try again
 	ReasonExchangeFailed     Reason = "exchange_failed"     // Finch did not exchange the code
 	ReasonConnectionMismatch Reason = "connection_mismatch" // the employer connected another account
-	ReasonSuperseded         Reason = "superseded"          // Finch refuses the new token; the saved one works
+	ReasonSuperseded         Reason = "superseded"          // Finch refuses the new token; the saved one is kept
 	ReasonSaveFailed         Reason = "save_failed"         // the Store did not take the token, after retries
 	ReasonLinkFailed         Reason = "link_failed"         // no link could be made (the start endpoint)
 	ReasonMisconfigured      Reason = "misconfigured"       // Transport.Connect is missing or invalid

@@ -62,12 +62,14 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 // after which the next 401 is a new detection.
 func (t *Transport) enqueue(ctx context.Context, d detection) {
 	t.qmu.Lock()
-	if len(t.queue) >= t.maxQueued() {
+	full := len(t.queue) >= t.maxQueued()
+	start := !full && t.workers < t.maxHandlings() && t.beginWorker()
+	if full || t.workers == 0 && !start {
+		// Full, or closed: no worker runs, and none may start.
 		t.qmu.Unlock()
 		t.count(ctx, "finchreauth.detections.dropped", "")
 		return
 	}
-	start := t.workers < t.maxHandlings() && t.beginWorker()
 	if start {
 		t.workers++
 	}

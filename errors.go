@@ -11,10 +11,12 @@ var (
 	// reauthenticate_user.
 	ErrReauthRequired = errors.New("finchreauth: re-authentication required")
 
-	// ErrStaleToken is returned by SaveToken when the Store holds a token
-	// of the connection that Finch still accepts and Finch refuses the one
-	// offered: a live token is never replaced by a dead one.
-	ErrStaleToken = errors.New("finchreauth: a live token of the connection is already saved")
+	// ErrStaleToken is returned by SaveToken when Finch refuses the token
+	// offered and the Store holds another: a token replaces the saved one
+	// only if Finch accepts it, so a live token is never replaced by a dead
+	// one (nor a reconnect's token by an older copy while the connection
+	// is broken).
+	ErrStaleToken = errors.New("finchreauth: Finch refuses the token; the saved one is kept")
 
 	// ErrNotFound is returned by a Store's Get and Lookup for what it does
 	// not hold, and by Transport.Token.

@@ -13,9 +13,9 @@ import (
 // through CallbackHandler.
 //
 // Which token wins does not depend on clocks or on the episode: tok replaces
-// the saved token only if Finch accepts it, or refuses the saved one too
-// (both are asked at GET /introspect when it matters); otherwise SaveToken
-// returns ErrStaleToken and keeps the live one. When the connection's
+// the saved token only if Finch accepts it (asked at GET /introspect, and
+// with a data call, when it matters); otherwise SaveToken returns
+// ErrStaleToken and keeps the saved one. When the connection's
 // episode is open, tok ends it only if Finch accepts it (OnReconnected is
 // then called); if Finch cannot be asked, tok is kept and checked later.
 func (t *Transport) SaveToken(ctx context.Context, connectionID string, tok Token) error {
@@ -48,13 +48,12 @@ func (t *Transport) Token(ctx context.Context, connectionID string) (Token, erro
 	return r.Token, err
 }
 
-// save offers in.token as conn's token. When the rules need Finch's word it
-// asks, at most twice (the offered token, then the saved one), and steps
-// again. What the save owes (its announcement) is carried out detached; the
+// save offers in.token as conn's token. When the rules need Finch's word on
+// the offered token it asks, and steps again. What the save owes (its announcement) is carried out detached; the
 // outcome's run says what that was.
 func (t *Transport) save(ctx context.Context, conn string, in saved, c carrier) (life, outcome, error) {
 	var askErr error
-	for range 3 {
+	for range 2 {
 		l, o, err := t.apply(ctx, conn, in)
 		if !errors.Is(err, errNeedCheck) {
 			if err == nil && len(o.run) > 0 {
@@ -62,44 +61,39 @@ func (t *Transport) save(ctx context.Context, conn string, in saved, c carrier) 
 			}
 			return l, o, err
 		}
-		switch {
-		case askErr != nil:
+		if askErr != nil {
 			return l, o, askErr // Finch could not say, and the rules need it to
-		case in.offered == nil || in.offered.Via == "exchange":
-			v, conn2, err := t.verdict(ctx, conn, in.token)
-			if err != nil {
-				askErr, in.unverified = err, in.offered == nil
-				continue
-			}
-			in.offered, in.conn = v, conn2
-		default:
-			v, _, err := t.verdict(ctx, conn, l.Token)
-			if err != nil {
-				return l, o, err
-			}
-			in.savedWorks = &v.Works
 		}
+		v, conn2, err := t.verdict(ctx, conn, in.token)
+		if err != nil {
+			askErr, in.unverified = err, in.offered == nil
+			continue
+		}
+		in.offered, in.conn = v, conn2
 	}
 	return life{}, outcome{}, errors.New("finchreauth: the save of a token could not settle which token works")
 }
 
-// verdict asks Finch whether it accepts tok: /introspect, and, when that
-// says the connection works, a data call made with tok (/introspect may
-// answer for a token a reconnect replaced). It returns what /introspect said
-// of the connection too.
+// verdict asks Finch whether it accepts tok: /introspect, and a data call
+// made with tok unless /introspect refused it (/introspect may answer for a
+// token a reconnect replaced). The verdict's Via is "inconclusive" when
+// Finch's answers say nothing of the token: a connection in
+// error_no_account_setup or error_permissions refuses every token alike.
+// It returns what /introspect said of the connection too.
 func (t *Transport) verdict(ctx context.Context, conn string, tok Token) (*verdict, *Connection, error) {
 	r, ok := t.reading(ctx, t.base(), conn, tok, -1, "")
 	switch {
 	case !ok:
 		return nil, nil, errors.New("finchreauth: Finch could not be asked about token " + tok.Fingerprint())
-	case r.refused:
-		return &verdict{FP: r.fp, At: r.at, Via: "introspect"}, nil, nil
-	case needOf(r.conn.Status) != "":
+	case r.refused, needOf(r.conn.Status) == statusReauth:
 		return &verdict{FP: r.fp, At: r.at, Via: "introspect"}, r.conn, nil
 	}
-	v := &verdict{FP: r.fp, Works: true, At: r.at, Via: "introspect"}
-	if works := t.probe(ctx, t.base(), conn, tok, r.conn.Products); works != nil {
+	v := &verdict{FP: r.fp, Works: needOf(r.conn.Status) == "", At: r.at, Via: "introspect"}
+	switch works := t.probe(ctx, t.base(), conn, tok, r.conn.Products); {
+	case works != nil:
 		v.Works, v.Via = *works, "probe"
+	case !v.Works:
+		v.Via = "inconclusive"
 	}
 	return v, r.conn, nil
 }

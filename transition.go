@@ -66,16 +66,14 @@ type unclaimed struct{ nonce string }
 // saved: a token is offered as the connection's: by the callback (via
 // "callback", with the state's nonce, or stateless) or SaveToken ("save").
 // offered is the verdict on it, when there is one (from /introspect, or the
-// exchange that just issued it), conn what /introspect said with it;
-// savedWorks the verdict on the saved token when the caller asked.
+// exchange that just issued it), conn what /introspect said with it.
 type saved struct {
-	token      Token
-	via        string
-	nonce      string
-	stateless  bool
-	offered    *verdict
-	conn       *Connection
-	savedWorks *bool
+	token     Token
+	via       string
+	nonce     string
+	stateless bool
+	offered   *verdict
+	conn      *Connection
 	// unverified: Finch could not be asked; save without a verdict.
 	unverified bool
 	holder     string
@@ -356,7 +354,10 @@ func (l *life) onHeard(in heard, now time.Time, p policy) outcome {
 	old := l.mark(level, in.entity)
 	what := in.via + " " + in.status
 	switch {
-	case old != nil && (old.Via == "webhook" || old.Via == "job") && !in.at.After(old.At):
+	case old != nil && (old.Via == "webhook" || old.Via == "job") && in.at.Before(old.At):
+		// Older than the status Finch sent last (to the second: sent in
+		// the same second, the order cannot be told, and what follows
+		// asks Finch when it contradicts the record).
 		l.note(now, "ignored", what+", older than the last status Finch sent")
 		return o
 	case needOf(in.status) != "" && l.Ended != nil && in.at.Before(l.Ended.At.Add(-p.skew)):
@@ -537,9 +538,8 @@ func (l *life) onUnclaimed(in unclaimed) outcome {
 }
 
 // onSaved decides which token the connection keeps. No clock decides: a
-// token replaces the saved one only if Finch accepts it, or if Finch refuses
-// the saved one too, or if the saved one is known to be refused and there
-// was no way to ask.
+// token replaces the saved one only if Finch accepts it, or if the saved one
+// is known to be refused and there was no way to ask (or nothing is saved).
 func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 	if in.token == l.Token {
 		// Saved already: by an earlier try of this save whose answer was
@@ -570,9 +570,15 @@ func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 		// Two exchanges can answer in either order: a token fresh from
 		// one does not beat a saved token that may work without asking.
 		return outcome{err: errNeedCheck}
-	case in.offered != nil && !in.offered.Works && in.savedWorks == nil && l.Token != "":
-		return outcome{err: errNeedCheck}
-	case in.offered != nil && !in.offered.Works && in.savedWorks != nil && *in.savedWorks:
+	case in.offered != nil && in.offered.Via == "inconclusive" && l.knows(fp):
+		// Finch's answer says nothing of either token, and this one is
+		// an old copy the record knew: the saved one stays. (One it never
+		// saw, as a reconnect's, is taken: below.)
+		return outcome{err: ErrStaleToken}
+	case in.offered != nil && !in.offered.Works && in.offered.Via != "inconclusive" && l.Token != "":
+		// Finch refuses it: it is no better than the saved token, which
+		// may be the newer (a reconnect's) whether Finch accepts it now or
+		// not. The saved one stays.
 		return outcome{err: ErrStaleToken}
 	}
 	l.Token = in.token
@@ -580,6 +586,9 @@ func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 	if in.offered != nil {
 		c := *in.offered
 		l.Check = &c
+		if c.Via == "inconclusive" {
+			l.Check = nil // nothing is known of it yet
+		}
 		switch {
 		case in.conn != nil:
 			l.apply(in.conn, c.At, "introspect")
@@ -593,7 +602,7 @@ func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 				}
 			}
 		}
-		if !c.Works {
+		if !c.Works && l.Check != nil {
 			l.Breaks++
 		}
 	}

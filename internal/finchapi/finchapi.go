@@ -285,7 +285,14 @@ func (c Client) Probe(ctx context.Context, token string, products []string) (wor
 	case err == nil:
 		return true, true, nil
 	case errors.As(err, &he) && he.StatusCode == http.StatusUnauthorized:
-		return false, true, nil
+		// reauthenticate_user, or a token Finch does not know: about the
+		// token. account_setup_required (an assisted connection's) is
+		// about the connection: every token gets it.
+		var body struct {
+			FinchCode string `json:"finch_code"`
+		}
+		json.Unmarshal(he.Body, &body)
+		return false, body.FinchCode != "account_setup_required", nil
 	case errors.As(err, &he):
 		return false, false, nil
 	}
