@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -199,40 +201,50 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	method, h := s.route(r.URL.Path)
+	methods := s.routes(routePattern(r.URL.Path))
+	h := methods[r.Method]
 	switch {
-	case h == nil:
+	case methods == nil:
 		writeError(w, errNotFound("No route for this path"))
-	case r.Method != method:
-		w.Header().Set("Allow", method)
+	case h == nil:
+		w.Header().Set("Allow", strings.Join(slices.Sorted(maps.Keys(methods)), ", "))
 		writeError(w, newAPIError(http.StatusMethodNotAllowed, "method_not_allowed_error", "", "Method not allowed"))
 	default:
 		h(w, r)
 	}
 }
 
-// route returns the method a path accepts and its handler, or a nil
-// handler for an unknown path.
-func (s *Server) route(path string) (method string, h http.HandlerFunc) {
-	switch path {
-	case "/introspect":
-		return http.MethodGet, s.serveIntrospect
-	case "/employer/company":
-		return http.MethodGet, s.serveCompany
-	case "/employer/directory":
-		return http.MethodGet, s.serveDirectory
-	case "/sandbox/connections/accounts":
-		return http.MethodPut, s.serveSandboxAccount
-	case "/auth/token":
-		return http.MethodPost, s.serveToken
-	case "/connect/sessions/reauthenticate":
-		return http.MethodPost, s.serveReauthSession
-	case "/authorize":
-		return http.MethodGet, s.serveAuthorize
-	case "/authorize/decision":
-		return http.MethodPost, s.serveDecision
+// routePattern returns the route a URL path belongs to: the path itself,
+// or a pattern such as "/jobs/automated/{job_id}" for a path with an id.
+func routePattern(path string) string {
+	if id, ok := strings.CutPrefix(path, "/jobs/automated/"); ok && id != "" && !strings.Contains(id, "/") {
+		return "/jobs/automated/{job_id}"
 	}
-	return "", nil
+	return path
+}
+
+// routes returns the handlers of a route by method, or nil for an unknown
+// route.
+func (s *Server) routes(pattern string) map[string]http.HandlerFunc {
+	switch pattern {
+	case "/introspect":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveIntrospect}
+	case "/employer/company":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveCompany}
+	case "/employer/directory":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveDirectory}
+	case "/sandbox/connections/accounts":
+		return map[string]http.HandlerFunc{http.MethodPut: s.serveSandboxAccount}
+	case "/auth/token":
+		return map[string]http.HandlerFunc{http.MethodPost: s.serveToken}
+	case "/connect/sessions/reauthenticate":
+		return map[string]http.HandlerFunc{http.MethodPost: s.serveReauthSession}
+	case "/authorize":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveAuthorize}
+	case "/authorize/decision":
+		return map[string]http.HandlerFunc{http.MethodPost: s.serveDecision}
+	}
+	return nil
 }
 
 type callKey struct{ method, path string }
@@ -249,14 +261,16 @@ func (s *Server) countCall(method, path string) {
 // Calls reports how many requests reached the server with that method and
 // URL path (no query), whatever their outcome: faulted, rejected and
 // unknown routes are counted too. An empty method matches any method and
-// an empty path any path, so Calls("", "") is the total. Approve, Cancel,
+// an empty path any path, so Calls("", "") is the total. A route pattern
+// counts every path it matches: Calls("GET", "/jobs/automated/{job_id}")
+// counts the reads of every job. Approve, Cancel,
 // ApproveAs and IssueCode do not make requests and are not counted.
 func (s *Server) Calls(method, path string) int {
 	s.callsMu.Lock()
 	defer s.callsMu.Unlock()
 	n := 0
 	for k, c := range s.calls {
-		if (method == "" || strings.EqualFold(method, k.method)) && (path == "" || path == k.path) {
+		if (method == "" || strings.EqualFold(method, k.method)) && (path == "" || path == k.path || path == routePattern(k.path)) {
 			n += c
 		}
 	}
