@@ -240,7 +240,7 @@ func (s *Server) serveSandboxAccount(w http.ResponseWriter, r *http.Request) {
 	c := p.conn
 	writeJSON(w, http.StatusOK, sandboxAccount{
 		AccountID:          p.accountID,
-		AuthenticationType: "credential",
+		AuthenticationType: c.Methods[0].Type,
 		CompanyID:          c.CompanyID,
 		ConnectionID:       c.ID,
 		EntityID:           c.Entities[0].ID,

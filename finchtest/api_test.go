@@ -269,6 +269,8 @@ func TestDefaults(t *testing.T) {
 		ClientType:     "sandbox",
 		ConnectionType: "provider",
 		Status:         "connected",
+		Username:       "admin@customer1.example.com",
+		Methods:        []finchtest.AuthMethod{{Type: "credential"}},
 	}
 	if !reflect.DeepEqual(c1, want) {
 		t.Errorf("defaults =\n%+v\nwant\n%+v", c1, want)

@@ -44,9 +44,47 @@ type Connection struct {
 
 	// Status is the connection status: "connected" (the default),
 	// "pending", "processing", "error_no_account_setup",
-	// "error_permissions" or "reauth". Any other value is reported as is
-	// by /introspect and otherwise treated like "connected". See SetStatus
-	// for what each status does to data requests.
+	// "error_permissions" or "reauth"; POST /disconnect sets
+	// "disconnected". Any other value is reported as is by /introspect and
+	// otherwise treated like "connected". See SetStatus for what each
+	// status does to data requests.
+	Status string
+
+	// Username is the login of whoever authenticated the connection, as
+	// /introspect reports it. Default: CustomerEmail. A reconnect can
+	// change it (see SetNextReconnect).
+	Username string
+
+	// Assisted marks an assisted connection: Finch's staff, not the
+	// employer, log in to the provider. /introspect then reports
+	// manual: true, and the default authentication method is of type
+	// "assisted". AddConnection sets it when one of Methods is of type
+	// "assisted". Assisted connections are repaired in the payroll system
+	// rather than through Connect: their statuses are typically
+	// "error_no_account_setup" and "error_permissions" (see SetStatus).
+	// POST /jobs/automated refuses them.
+	Assisted bool
+
+	// Methods are the connection's authentication methods, which
+	// /introspect lists in authentication_methods[], each with its own
+	// status and products. Default (nil or empty): one method, of type
+	// "assisted" if Assisted, else "credential". See SetMethodStatus.
+	Methods []AuthMethod
+}
+
+// AuthMethod is one authentication method of a connection.
+type AuthMethod struct {
+	// Type is "credential" (the default), "api_token", "oauth" or
+	// "assisted".
+	Type string
+
+	// Products are the products granted through this method. If nil, the
+	// method reports the connection's Products.
+	Products []string
+
+	// Status is the method's own status ("connected", "reauth",
+	// "error_permissions", ...). Empty means it follows the connection's
+	// Status.
 	Status string
 }
 
@@ -67,7 +105,30 @@ type Entity struct {
 func (c Connection) clone() Connection {
 	c.Products = slices.Clone(c.Products)
 	c.Entities = slices.Clone(c.Entities)
+	c.Methods = slices.Clone(c.Methods)
+	for i := range c.Methods {
+		c.Methods[i].Products = slices.Clone(c.Methods[i].Products)
+	}
 	return c
+}
+
+// fillMethods fills c's authentication methods and Assisted with their
+// defaults.
+func (c *Connection) fillMethods() {
+	if len(c.Methods) == 0 {
+		c.Methods = []AuthMethod{{Type: "credential"}}
+		if c.Assisted {
+			c.Methods[0].Type = "assisted"
+		}
+	}
+	for i := range c.Methods {
+		if c.Methods[i].Type == "" {
+			c.Methods[i].Type = "credential"
+		}
+		if c.Methods[i].Type == "assisted" {
+			c.Assisted = true
+		}
+	}
 }
 
 // connState is the server's record of a connection.
@@ -143,6 +204,10 @@ func (s *Server) addConnectionLocked(c Connection) *connState {
 	if c.Status == "" {
 		c.Status = "connected"
 	}
+	if c.Username == "" {
+		c.Username = c.CustomerEmail
+	}
+	c.fillMethods()
 
 	if s.conns == nil {
 		s.conns = make(map[string]*connState)
@@ -286,6 +351,41 @@ func (s *Server) SetEntityStatus(connectionID, entityID, status string) {
 	s.sendEvents(events)
 }
 
+// SetMethodStatus sets the own status of a connection's authentication
+// methods of type methodType ("credential", "assisted", ...): "connected",
+// "reauth", "error_permissions", ...; empty makes them follow the
+// connection's status again. Unknown connections and types are ignored.
+// /introspect reports each method's status in
+// authentication_methods[].connection_status.status.
+//
+// A method's status is reported, never enforced: data endpoints answer by
+// the connection's status alone (see SetStatus), whatever its methods say,
+// and the connection's status does not change with its methods'. A test
+// that wants a connection whose only method is broken to refuse data sets
+// both. A reconnect (a code exchanged at POST /auth/token) heals every
+// method in "reauth".
+//
+// If a method's status changed and a webhook is registered, it sends an
+// account.updated event whose data.authentication_method.type is the
+// method's, and returns once it was answered or failed.
+func (s *Server) SetMethodStatus(connectionID, methodType, status string) {
+	s.mu.Lock()
+	cs, ok := s.conns[connectionID]
+	if !ok {
+		s.mu.Unlock()
+		return
+	}
+	before := cs.statuses()
+	for i := range cs.conn.Methods {
+		if cs.conn.Methods[i].Type == methodType {
+			cs.conn.Methods[i].Status = status
+		}
+	}
+	events := s.accountEventsLocked(cs, before)
+	s.mu.Unlock()
+	s.sendEvents(events)
+}
+
 // anyEntityWorks reports whether some entity of cs is neither "reauth" nor
 // "disconnected", by its own status or the connection's it follows.
 func (cs *connState) anyEntityWorks() bool {
@@ -301,17 +401,26 @@ func (cs *connState) anyEntityWorks() bool {
 	return false
 }
 
-// statuses is what an account.updated event reports: the connection's
-// status and each entity's own status, in the order of Entities.
+// statuses is what account.updated events report: the connection's
+// status, each entity's own status, in the order of Entities, and each
+// authentication method's, in the order of Methods.
 type statuses struct {
 	conn     string
 	entities []string
+	methods  []string
 }
 
 func (cs *connState) statuses() statuses {
-	st := statuses{conn: cs.conn.Status, entities: make([]string, len(cs.conn.Entities))}
+	st := statuses{
+		conn:     cs.conn.Status,
+		entities: make([]string, len(cs.conn.Entities)),
+		methods:  make([]string, len(cs.conn.Methods)),
+	}
 	for i, en := range cs.conn.Entities {
 		st.entities[i] = en.Status
+	}
+	for i, m := range cs.conn.Methods {
+		st.methods[i] = m.Status
 	}
 	return st
 }

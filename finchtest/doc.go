@@ -24,8 +24,11 @@
 // The employer then goes through Connect again. Approve stands in for the
 // browser and returns the redirect_uri callback with a code; exchanging
 // the code at POST /auth/token re-connects: it issues a new token, and
-// every older token of the connection stays dead. The connection, customer,
-// company and data ids do not change:
+// every older token of the connection is superseded: refused by data calls
+// (401 reauthenticate_user) forever. Its /introspect reports the
+// connection's statuses, as a live token's does, unless
+// SetSupersededIntrospection asks for the older reading ("reauth"). The
+// connection, customer, company and data ids do not change:
 //
 //	link := s.URL + "/authorize?client_id=" + s.ClientID +
 //		"&redirect_uri=https://app.example.com/cb&products=company+directory" +
@@ -43,11 +46,23 @@
 // the session API's reference, SetRefuseUnlistedSessionFields makes the fake
 // refuse it (400), as a Finch that validates strictly would.
 //
+// Statuses live at three levels, as in Finch: the connection's
+// (SetStatus), each entity's (SetEntityStatus) and each authentication
+// method's (SetMethodStatus); /introspect reports all three. Data endpoints
+// answer by the connection's status alone.
+//
 // Multi-entity connections list entities[] in /introspect, each with its
 // own status. BreakEntity breaks one entity only: the connection stays
 // connected, and its data endpoints keep answering 200, while any entity
 // works; it breaks too when the last working entity does. SetEntityStatus
 // heals one; a reconnect heals them all.
+//
+// A connection has one authentication method ("credential") unless
+// Connection.Methods lists several, each with its products. A method's
+// status is reported, not enforced: the connection's status governs data
+// calls. An assisted connection (Connection.Assisted, or a method of type
+// "assisted") reports manual: true; SetStatus puts it in
+// "error_no_account_setup" or "error_permissions" like any other status.
 //
 // Webhooks: SetWebhook registers the application's endpoint and secrets.
 // Every status change then sends a signed account.updated event to it

@@ -68,6 +68,8 @@ type Server struct {
 	attempts    map[string]int    // deliveries per event id
 	hookClient  *http.Client      // the client webhooks go through
 	inflight    sync.WaitGroup    // webhook deliveries under way; Close waits
+
+	superseded SupersededIntrospection // what /introspect shows a superseded token
 }
 
 var _ http.Handler = (*Server)(nil)

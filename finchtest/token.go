@@ -66,7 +66,8 @@ type tokenResponse struct {
 
 // serveToken answers POST /auth/token: it exchanges a code for a new
 // access token. The exchange is what re-connects: the connection becomes
-// "connected", its entities in "reauth" are healed, every older token of
+// "connected", its entities and authentication methods in "reauth" are
+// healed, every older token of
 // the connection dies (answering reauthenticate_user), and the ids stay the
 // same. The account.updated webhooks of those status changes are delivered
 // before the answer is sent.
@@ -132,6 +133,11 @@ func (s *Server) exchange(code string, redirectURI *string) (*tokenResponse, []w
 	for i := range c.Entities {
 		if c.Entities[i].Status == "reauth" {
 			c.Entities[i].Status = "connected"
+		}
+	}
+	for i := range c.Methods {
+		if c.Methods[i].Status == "reauth" {
+			c.Methods[i].Status = "connected"
 		}
 	}
 	if cd.products != nil {

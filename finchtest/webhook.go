@@ -2,6 +2,7 @@ package finchtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -370,39 +371,44 @@ type webhookAuthMethod struct {
 
 // accountEventsLocked returns the account.updated events for what changed
 // in cs since before: one for the connection if its status changed, then
-// one per entity whose own status changed (an entity that now follows the
-// connection reports the connection's status). It returns nil when no
+// one per entity whose own status changed, then one per authentication
+// method whose own status changed (an entity or a method that now follows
+// the connection reports the connection's status). It returns nil when no
 // webhook is registered. s.mu must be held.
 func (s *Server) accountEventsLocked(cs *connState, before statuses) []webhookEvent {
 	if s.webhook.URL == "" {
 		return nil
 	}
 	after := cs.statuses()
+	primary := cs.conn.Methods[0].Type
 	var events []webhookEvent
 	if after.conn != before.conn {
-		events = append(events, s.accountUpdatedLocked(cs, "", after.conn))
+		events = append(events, s.accountUpdatedLocked(cs, "", primary, after.conn))
 	}
 	for i, st := range after.entities {
-		if i >= len(before.entities) || st == before.entities[i] {
-			continue
+		if i < len(before.entities) && st != before.entities[i] {
+			events = append(events, s.accountUpdatedLocked(cs, cs.conn.Entities[i].ID, primary, cmp.Or(st, after.conn)))
 		}
-		if st == "" {
-			st = after.conn
+	}
+	for i, st := range after.methods {
+		if i < len(before.methods) && st != before.methods[i] {
+			events = append(events, s.accountUpdatedLocked(cs, "", cs.conn.Methods[i].Type, cmp.Or(st, after.conn)))
 		}
-		events = append(events, s.accountUpdatedLocked(cs, cs.conn.Entities[i].ID, st))
 	}
 	return events
 }
 
 // accountUpdatedLocked builds one account.updated event, shaped as the
-// registered webhook asks. s.mu must be held.
-func (s *Server) accountUpdatedLocked(cs *connState, entityID, status string) webhookEvent {
+// registered webhook asks: methodType is the authentication method it is
+// about (a connection's or an entity's event names the connection's first
+// method). s.mu must be held.
+func (s *Server) accountUpdatedLocked(cs *connState, entityID, methodType, status string) webhookEvent {
 	if status == "reauth" && s.webhook.LegacyStatus {
 		status = "error_reauth"
 	}
-	var method any = webhookAuthMethod{Type: "credential"}
+	var method any = webhookAuthMethod{Type: methodType}
 	if s.webhook.StringAuthMethod {
-		method = "credential"
+		method = methodType
 	}
 	body, _ := json.Marshal(accountUpdated{
 		EventType:    "account.updated",
