@@ -74,6 +74,14 @@
 // signatures (a secret rotation), and SignWebhook signs a test's own
 // deliveries. Close cancels deliveries under way.
 //
+// Finch's deliveries come late, twice and out of order. HoldWebhooks holds
+// the events instead of sending them; HeldWebhooks lists them, DeliverHeld
+// sends any of them, in any order and any number of times (signed anew,
+// with its event id, stamped with the time of delivery or, as
+// TimestampOfEvent asks, of the event), and DropHeld forgets one. A status
+// change needs no API call and never waits for its webhook: with webhooks
+// held or unregistered nothing is sent, and /introspect tells the truth.
+//
 // Faults make the server misbehave on purpose (statuses, malformed
 // bodies, headers such as Retry-After, latency), and Calls counts the
 // requests each route received.

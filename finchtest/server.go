@@ -70,6 +70,8 @@ type Server struct {
 	inflight    sync.WaitGroup    // webhook deliveries under way; Close waits
 
 	superseded SupersededIntrospection // what /introspect shows a superseded token
+	holding    bool                    // events are held, not sent (HoldWebhooks)
+	held       []webhookEvent          // held events, oldest first
 }
 
 var _ http.Handler = (*Server)(nil)

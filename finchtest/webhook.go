@@ -103,6 +103,7 @@ type webhookEvent struct {
 	id   string
 	typ  string
 	body []byte
+	at   time.Time // when it happened, by the server's clock, to the second
 }
 
 // SignWebhook returns the Finch-Signature header value for a delivery: for
@@ -210,7 +211,7 @@ func (s *Server) SendWebhook(ctx context.Context, eventType string, payload any)
 	}
 	fields["event_type"], _ = json.Marshal(eventType)
 	body, _ := json.Marshal(fields)
-	return s.deliver(ctx, webhookEvent{id: newEventID(), typ: eventType, body: body})
+	return s.deliver(ctx, webhookEvent{id: newEventID(), typ: eventType, body: body}, TimestampAtDelivery)
 }
 
 // Redeliver sends an event already delivered again, as Finch does when it
@@ -222,25 +223,29 @@ func (s *Server) Redeliver(ctx context.Context, eventID string) (WebhookDelivery
 	var ev webhookEvent
 	if i >= 0 {
 		d := s.deliveries[i]
-		ev = webhookEvent{id: d.EventID, typ: d.EventType, body: d.Body}
+		ev = webhookEvent{id: d.EventID, typ: d.EventType, body: d.Body, at: d.Timestamp}
 	}
 	s.mu.Unlock()
 	if i < 0 {
 		return WebhookDelivery{}, errors.New("finchtest: no webhook was sent with that event id")
 	}
-	return s.deliver(ctx, ev)
+	return s.deliver(ctx, ev, TimestampAtDelivery)
 }
 
-// sendEvents delivers the events of a status change, one after another.
+// sendEvents delivers the events of a status change, one after another,
+// or holds them (see HoldWebhooks).
 func (s *Server) sendEvents(events []webhookEvent) {
 	for _, ev := range events {
-		s.deliver(context.Background(), ev)
+		if s.holdEvent(ev) {
+			continue
+		}
+		s.deliver(context.Background(), ev, TimestampAtDelivery)
 	}
 }
 
-// deliver sends ev to the registered webhook and records the delivery. It
-// holds no lock while sending. Close cancels it.
-func (s *Server) deliver(ctx context.Context, ev webhookEvent) (WebhookDelivery, error) {
+// deliver sends ev to the registered webhook, stamped as ts says, and
+// records the delivery. It holds no lock while sending. Close cancels it.
+func (s *Server) deliver(ctx context.Context, ev webhookEvent, ts WebhookTimestamp) (WebhookDelivery, error) {
 	s.mu.Lock()
 	hook := s.webhook
 	switch {
@@ -257,17 +262,26 @@ func (s *Server) deliver(ctx context.Context, ev webhookEvent) (WebhookDelivery,
 		s.attempts = make(map[string]int)
 	}
 	s.attempts[ev.id]++
-	d := WebhookDelivery{
-		EventID:   ev.id,
-		EventType: ev.typ,
-		Attempt:   s.attempts[ev.id],
-		Timestamp: time.Unix(s.nowLocked().Unix(), 0),
-		Body:      ev.body,
+	d := describe(ev)
+	d.Attempt = s.attempts[ev.id]
+	if ts != TimestampOfEvent || ev.at.IsZero() {
+		d.Timestamp = time.Unix(s.nowLocked().Unix(), 0)
 	}
 	life := s.lifeLocked()
 	client := s.webhookClientLocked()
 	s.mu.Unlock()
 
+	d.StatusCode, d.Err = post(ctx, life, client, hook, d)
+	s.mu.Lock()
+	s.deliveries = append(s.deliveries, d)
+	s.mu.Unlock()
+	d.Body = slices.Clone(d.Body)
+	return d, d.Err
+}
+
+// describe returns the record of ev as its body tells it, stamped with
+// the time the event happened; Attempt, StatusCode and Err are left zero.
+func describe(ev webhookEvent) WebhookDelivery {
 	var fields struct {
 		ConnectionID any `json:"connection_id"`
 		EntityID     any `json:"entity_id"`
@@ -276,16 +290,11 @@ func (s *Server) deliver(ctx context.Context, ev webhookEvent) (WebhookDelivery,
 		} `json:"data"`
 	}
 	json.Unmarshal(ev.body, &fields)
+	d := WebhookDelivery{EventID: ev.id, EventType: ev.typ, Timestamp: ev.at, Body: ev.body}
 	d.ConnectionID, _ = fields.ConnectionID.(string)
 	d.EntityID, _ = fields.EntityID.(string)
 	d.Status, _ = fields.Data.Status.(string)
-
-	d.StatusCode, d.Err = post(ctx, life, client, hook, d)
-	s.mu.Lock()
-	s.deliveries = append(s.deliveries, d)
-	s.mu.Unlock()
-	d.Body = slices.Clone(d.Body)
-	return d, d.Err
+	return d
 }
 
 // post makes one delivery's request and reads the answer, within the
@@ -334,6 +343,12 @@ func (s *Server) webhookClientLocked() *http.Client {
 		}
 	}
 	return s.hookClient
+}
+
+// eventTimeLocked is the time an event happens: now, to the second. s.mu
+// must be held.
+func (s *Server) eventTimeLocked() time.Time {
+	return time.Unix(s.nowLocked().Unix(), 0)
 }
 
 // newEventID returns a fresh Finch-Event-Id, shaped like Finch's.
@@ -418,5 +433,5 @@ func (s *Server) accountUpdatedLocked(cs *connState, entityID, methodType, statu
 		EntityID:     entityID,
 		Data:         accountUpdatedData{Status: status, AuthenticationMethod: method},
 	})
-	return webhookEvent{id: newEventID(), typ: "account.updated", body: body}
+	return webhookEvent{id: newEventID(), typ: "account.updated", body: body, at: s.eventTimeLocked()}
 }
