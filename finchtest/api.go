@@ -30,8 +30,9 @@ func (p principal) status() string {
 }
 
 // authenticate resolves the request's bearer token. Missing: 401
-// unauthorized_request_error; unknown: 401 invalid_token_error. It does not
-// judge the connection's status: callers do.
+// unauthorized_request_error; unknown: 401 invalid_token_error; revoked by
+// POST /disconnect: what SetRevokedAnswer selects. It does not judge the
+// connection's status, nor whether the token was superseded: callers do.
 func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, _ := strings.Cut(h, " ")
@@ -44,6 +45,9 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	ts, ok := s.tokens[tok]
 	if !ok {
 		return principal{}, errInvalidToken()
+	}
+	if ts.revoked {
+		return principal{}, s.revokedErrorLocked()
 	}
 	cs := s.conns[ts.connID]
 	return principal{

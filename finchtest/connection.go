@@ -133,24 +133,28 @@ func (c *Connection) fillMethods() {
 
 // connState is the server's record of a connection.
 type connState struct {
-	conn      Connection
-	accountID string
-	lastSync  time.Time
-	tokens    []string // every token ever issued for the connection
+	conn         Connection
+	accountID    string
+	lastSync     time.Time
+	tokens       []string // every token ever issued for the connection
+	disconnected bool     // by POST /disconnect: its tokens are revoked, its status stays
 }
 
 // tokenState is the server's record of an access token.
 type tokenState struct {
-	id     string // the token's own id, reported by /introspect as "id"
-	connID string
-	dead   bool // replaced by a reconnect: answers reauthenticate_user forever
+	id      string // the token's own id, reported by /introspect as "id"
+	connID  string
+	dead    bool // replaced by a reconnect: answers reauthenticate_user forever
+	revoked bool // by POST /disconnect: answers as SetRevokedAnswer says
 }
 
 // AddConnection registers a connection, fills its zero fields with
 // defaults (see Connection) and returns a new access token for it. If a
 // connection with c.ID already exists, its fields are replaced and an
-// additional token is issued; its earlier tokens keep working. Use
-// ConnectionForToken to read the filled Connection back.
+// additional token is issued; its earlier tokens keep working (those
+// revoked by POST /disconnect stay revoked, though the connection is
+// registered anew). Use ConnectionForToken to read the filled Connection
+// back.
 func (s *Server) AddConnection(c Connection) (token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -218,6 +222,7 @@ func (s *Server) addConnectionLocked(c Connection) *connState {
 		s.conns[c.ID] = cs
 	}
 	cs.conn = c
+	cs.disconnected = false // registered anew; its revoked tokens stay revoked
 	if c.Status == "connected" {
 		cs.lastSync = s.nowLocked()
 	}
@@ -266,7 +271,9 @@ func (s *Server) Break(connectionID string) {
 }
 
 // SetStatus sets a connection's status; empty means "connected". Unknown
-// ids are ignored. /introspect always answers 200 and reports the status.
+// ids, and connections disconnected by POST /disconnect, are ignored (as
+// by SetEntityStatus and SetMethodStatus): a disconnected connection stays
+// so. /introspect always answers 200 and reports the status.
 // Data endpoints (/employer/...) answer, per status:
 //
 //   - "reauth": 401 authentication_error, finch_code reauthenticate_user;
@@ -288,7 +295,7 @@ func (s *Server) SetStatus(connectionID, status string) {
 	}
 	s.mu.Lock()
 	cs, ok := s.conns[connectionID]
-	if !ok {
+	if !ok || cs.disconnected {
 		s.mu.Unlock()
 		return
 	}
@@ -334,7 +341,7 @@ func (s *Server) SetEntityStatus(connectionID, entityID, status string) {
 	s.mu.Lock()
 	cs, ok := s.conns[connectionID]
 	i := -1
-	if ok {
+	if ok && !cs.disconnected {
 		i = slices.IndexFunc(cs.conn.Entities, func(e Entity) bool { return e.ID == entityID })
 	}
 	if i < 0 {
@@ -371,7 +378,7 @@ func (s *Server) SetEntityStatus(connectionID, entityID, status string) {
 func (s *Server) SetMethodStatus(connectionID, methodType, status string) {
 	s.mu.Lock()
 	cs, ok := s.conns[connectionID]
-	if !ok {
+	if !ok || cs.disconnected {
 		s.mu.Unlock()
 		return
 	}

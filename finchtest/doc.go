@@ -82,6 +82,11 @@
 // change needs no API call and never waits for its webhook: with webhooks
 // held or unregistered nothing is sent, and /introspect tells the truth.
 //
+// POST /disconnect ends a connection for good: every token of it is
+// revoked (401 invalid_token_error, or 500 server_error as
+// SetRevokedAnswer selects), its status becomes "disconnected" for good
+// (Connection(id).Status), and account.updated says so.
+//
 // Faults make the server misbehave on purpose (statuses, malformed
 // bodies, headers such as Retry-After, latency), and Calls counts the
 // requests each route received.
@@ -97,6 +102,7 @@
 //	                                     {connection_id, minutes_to_expire, products, redirect_uri, state}
 //	GET  /authorize                      ?session=  or the classic query
 //	POST /authorize/decision             (the Connect page's form)
+//	POST /disconnect
 //
 // Access tokens, codes, client secrets and webhook secrets never appear in
 // the fake's error messages.

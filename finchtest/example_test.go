@@ -387,3 +387,32 @@ func ExampleServer_BreakEntity() {
 	// Acme West: reauth
 	// directory: 200
 }
+
+// Example_disconnect ends a connection for good: POST /disconnect revokes
+// every token of the connection, and its status stays "disconnected".
+func Example_disconnect() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	token := s.AddConnection(finchtest.Connection{})
+	c, _ := s.ConnectionForToken(token)
+
+	call := func(method, path string) {
+		req, _ := http.NewRequest(method, s.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		fmt.Println(method, path, res.StatusCode, string(body))
+	}
+	call("POST", "/disconnect")
+	call("GET", "/employer/company")
+	c, _ = s.Connection(c.ID)
+	fmt.Println(c.Status, s.Calls("POST", "/disconnect"))
+	// Output:
+	// POST /disconnect 200 {"status":"success"}
+	// GET /employer/company 401 {"code":401,"name":"invalid_token_error","message":"Invalid access token","statusCode":401,"status":401}
+	// disconnected 1
+}

@@ -72,6 +72,7 @@ type Server struct {
 	superseded SupersededIntrospection // what /introspect shows a superseded token
 	holding    bool                    // events are held, not sent (HoldWebhooks)
 	held       []webhookEvent          // held events, oldest first
+	revoked    RevokedAnswer           // what a token revoked by POST /disconnect gets
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -247,6 +248,8 @@ func (s *Server) routes(pattern string) map[string]http.HandlerFunc {
 		return map[string]http.HandlerFunc{http.MethodGet: s.serveAuthorize}
 	case "/authorize/decision":
 		return map[string]http.HandlerFunc{http.MethodPost: s.serveDecision}
+	case "/disconnect":
+		return map[string]http.HandlerFunc{http.MethodPost: s.serveDisconnect}
 	}
 	return nil
 }

@@ -39,11 +39,11 @@ func (s *Server) issueCodeLocked(connID, redirectURI string, products []string) 
 // embedded Connect flow hands one to the page's JavaScript: no
 // redirect_uri is bound to it, so POST /auth/token must omit redirect_uri.
 // The code is single-use and expires after 10 minutes of server clock. It
-// returns "" for an unknown connection.
+// returns "" for an unknown or disconnected connection.
 func (s *Server) IssueCode(connectionID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.conns[connectionID]; !ok {
+	if cs, ok := s.conns[connectionID]; !ok || cs.disconnected {
 		return ""
 	}
 	return s.issueCodeLocked(connectionID, "", nil)
@@ -121,9 +121,12 @@ func (s *Server) exchange(code string, redirectURI *string) (*tokenResponse, []w
 	case cd.redirectURI != "" && *redirectURI != cd.redirectURI:
 		return nil, nil, errInvalidGrant("redirect_uri does not match the one the code was issued for")
 	}
+	cs := s.conns[cd.connID]
+	if cs.disconnected {
+		return nil, nil, errInvalidGrant("The connection was disconnected")
+	}
 	cd.used = true
 
-	cs := s.conns[cd.connID]
 	before := cs.statuses()
 	for _, old := range cs.tokens {
 		s.tokens[old].dead = true
