@@ -1,6 +1,7 @@
 package finchtest
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"slices"
@@ -136,8 +137,9 @@ type connState struct {
 	conn         Connection
 	accountID    string
 	lastSync     time.Time
-	tokens       []string // every token ever issued for the connection
-	disconnected bool     // by POST /disconnect: its tokens are revoked, its status stays
+	tokens       []string       // every token ever issued for the connection
+	disconnected bool           // by POST /disconnect: its tokens are revoked, its status stays
+	next         *NextReconnect // what the next reconnect changes; nil: nothing
 }
 
 // tokenState is the server's record of an access token.
@@ -165,54 +167,8 @@ func (s *Server) AddConnection(c Connection) (token string) {
 // addConnectionLocked registers c with defaults filled. s.mu must be held.
 func (s *Server) addConnectionLocked(c Connection) *connState {
 	s.seq++
-	n := s.seq
 	c = c.clone()
-	if c.ID == "" {
-		c.ID = counterID(0xc0, n)
-	}
-	if c.CustomerID == "" {
-		c.CustomerID = counterID(0xc1, n)
-	}
-	if c.CustomerName == "" {
-		c.CustomerName = fmt.Sprintf("Customer %d", n)
-	}
-	if c.CustomerEmail == "" {
-		c.CustomerEmail = fmt.Sprintf("admin@customer%d.example.com", n)
-	}
-	if c.CompanyID == "" {
-		c.CompanyID = counterID(0xc2, n)
-	}
-	if c.ProviderID == "" {
-		c.ProviderID = "gusto"
-	}
-	if c.Products == nil {
-		c.Products = []string{"company", "directory", "individual", "employment", "payment", "pay_statement"}
-	}
-	if len(c.Entities) == 0 {
-		c.Entities = []Entity{{}}
-	}
-	for i := range c.Entities {
-		if c.Entities[i].ID == "" {
-			c.Entities[i].ID = hashID(c.ID, "entity", i)
-		}
-		if c.Entities[i].Name == "" {
-			c.Entities[i].Name = c.CustomerName
-		}
-	}
-	if c.ClientType == "" {
-		c.ClientType = "sandbox"
-	}
-	if c.ConnectionType == "" {
-		c.ConnectionType = "provider"
-	}
-	if c.Status == "" {
-		c.Status = "connected"
-	}
-	if c.Username == "" {
-		c.Username = c.CustomerEmail
-	}
-	c.fillMethods()
-
+	c.fill(s.seq)
 	if s.conns == nil {
 		s.conns = make(map[string]*connState)
 	}
@@ -227,6 +183,32 @@ func (s *Server) addConnectionLocked(c Connection) *connState {
 		cs.lastSync = s.nowLocked()
 	}
 	return cs
+}
+
+// fill fills c's zero fields with their defaults; n is the server's
+// counter the default ids and names derive from.
+func (c *Connection) fill(n int) {
+	c.ID = cmp.Or(c.ID, counterID(0xc0, n))
+	c.CustomerID = cmp.Or(c.CustomerID, counterID(0xc1, n))
+	c.CustomerName = cmp.Or(c.CustomerName, fmt.Sprintf("Customer %d", n))
+	c.CustomerEmail = cmp.Or(c.CustomerEmail, fmt.Sprintf("admin@customer%d.example.com", n))
+	c.CompanyID = cmp.Or(c.CompanyID, counterID(0xc2, n))
+	c.ProviderID = cmp.Or(c.ProviderID, "gusto")
+	if c.Products == nil {
+		c.Products = []string{"company", "directory", "individual", "employment", "payment", "pay_statement"}
+	}
+	if len(c.Entities) == 0 {
+		c.Entities = []Entity{{}}
+	}
+	for i := range c.Entities {
+		c.Entities[i].ID = cmp.Or(c.Entities[i].ID, hashID(c.ID, "entity", i))
+		c.Entities[i].Name = cmp.Or(c.Entities[i].Name, c.CustomerName)
+	}
+	c.ClientType = cmp.Or(c.ClientType, "sandbox")
+	c.ConnectionType = cmp.Or(c.ConnectionType, "provider")
+	c.Status = cmp.Or(c.Status, "connected")
+	c.Username = cmp.Or(c.Username, c.CustomerEmail)
+	c.fillMethods()
 }
 
 // issueTokenLocked issues a new live token for cs. s.mu must be held.
@@ -409,22 +391,22 @@ func (cs *connState) anyEntityWorks() bool {
 }
 
 // statuses is what account.updated events report: the connection's
-// status, each entity's own status, in the order of Entities, and each
-// authentication method's, in the order of Methods.
+// status, each entity's own status, by entity id, and each authentication
+// method's, in the order of Methods.
 type statuses struct {
 	conn     string
-	entities []string
+	entities map[string]string
 	methods  []string
 }
 
 func (cs *connState) statuses() statuses {
 	st := statuses{
 		conn:     cs.conn.Status,
-		entities: make([]string, len(cs.conn.Entities)),
+		entities: make(map[string]string, len(cs.conn.Entities)),
 		methods:  make([]string, len(cs.conn.Methods)),
 	}
-	for i, en := range cs.conn.Entities {
-		st.entities[i] = en.Status
+	for _, en := range cs.conn.Entities {
+		st.entities[en.ID] = en.Status
 	}
 	for i, m := range cs.conn.Methods {
 		st.methods[i] = m.Status

@@ -35,6 +35,11 @@
 //		"&connection_id=" + c.ID
 //	callback, err := s.Approve(link) // https://app.example.com/cb?code=...
 //
+// SetNextReconnect makes the next reconnect of a connection differ from
+// the last: grant only some of the products asked for (the exchange's and
+// /introspect's products say which), change the username of whoever
+// authenticated, gain or lose entities.
+//
 // A Connect session link (POST /connect/sessions/reauthenticate, body
 // {connection_id, minutes_to_expire, products, redirect_uri, state})
 // completes the same way. Which state Connect echoes for a session is

@@ -416,3 +416,44 @@ func Example_disconnect() {
 	// GET /employer/company 401 {"code":401,"name":"invalid_token_error","message":"Invalid access token","statusCode":401,"status":401}
 	// disconnected 1
 }
+
+// ExampleServer_SetNextReconnect makes the employer grant fewer products
+// than the reconnect link asked for: the application must compare what it
+// asked with the exchange's products.
+func ExampleServer_SetNextReconnect() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	c, _ := s.ConnectionForToken(s.AddConnection(finchtest.Connection{}))
+	s.SetNextReconnect(c.ID, finchtest.NextReconnect{
+		GrantOnly: []string{"company", "directory"},
+		Username:  "new.admin@acme.example",
+	})
+
+	link := s.URL + "/authorize?" + url.Values{
+		"client_id":     {s.ClientID},
+		"redirect_uri":  {"https://app.example.com/cb"},
+		"products":      {"company directory payment"},
+		"connection_id": {c.ID},
+	}.Encode()
+	callback, _ := s.Approve(link)
+	cb, _ := url.Parse(callback)
+	body, _ := json.Marshal(map[string]string{
+		"client_id": s.ClientID, "client_secret": s.ClientSecret,
+		"code": cb.Query().Get("code"), "redirect_uri": "https://app.example.com/cb",
+	})
+	res, err := s.Client().Post(s.URL+"/auth/token", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	var tok struct {
+		Products []string `json:"products"`
+	}
+	json.NewDecoder(res.Body).Decode(&tok)
+	c, _ = s.Connection(c.ID)
+	fmt.Println("asked: company directory payment; granted:", tok.Products)
+	fmt.Println("username:", c.Username)
+	// Output:
+	// asked: company directory payment; granted: [company directory]
+	// username: new.admin@acme.example
+}

@@ -386,10 +386,11 @@ type webhookAuthMethod struct {
 
 // accountEventsLocked returns the account.updated events for what changed
 // in cs since before: one for the connection if its status changed, then
-// one per entity whose own status changed, then one per authentication
-// method whose own status changed (an entity or a method that now follows
-// the connection reports the connection's status). It returns nil when no
-// webhook is registered. s.mu must be held.
+// one per entity whose own status changed (an entity gained or lost sends
+// none), then one per authentication method whose own status changed (an
+// entity or a method that now follows the connection reports the
+// connection's status). It returns nil when no webhook is registered. s.mu
+// must be held.
 func (s *Server) accountEventsLocked(cs *connState, before statuses) []webhookEvent {
 	if s.webhook.URL == "" {
 		return nil
@@ -400,9 +401,9 @@ func (s *Server) accountEventsLocked(cs *connState, before statuses) []webhookEv
 	if after.conn != before.conn {
 		events = append(events, s.accountUpdatedLocked(cs, "", primary, after.conn))
 	}
-	for i, st := range after.entities {
-		if i < len(before.entities) && st != before.entities[i] {
-			events = append(events, s.accountUpdatedLocked(cs, cs.conn.Entities[i].ID, primary, cmp.Or(st, after.conn)))
+	for _, en := range cs.conn.Entities {
+		if old, ok := before.entities[en.ID]; ok && old != en.Status {
+			events = append(events, s.accountUpdatedLocked(cs, en.ID, primary, cmp.Or(en.Status, after.conn)))
 		}
 	}
 	for i, st := range after.methods {

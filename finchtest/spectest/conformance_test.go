@@ -432,6 +432,11 @@ func (sc *scenario) reconnect(c finchtest.Connection) string {
 	newTok, _ := sc.do("exchange", "POST", "/auth/token", "", exch(code, s.ClientSecret))["access_token"].(string)
 	sc.do("exchange, code used", "POST", "/auth/token", "", exch(code, s.ClientSecret))
 	sc.do("exchange, malformed", "POST", "/auth/token", "", `{"code":`)
+	// A reconnect that grants less, by another admin, with another entity.
+	err = s.SetNextReconnect(c.ID, finchtest.NextReconnect{GrantOnly: []string{"company"}, Username: "admin2@acme.example", AddEntities: []finchtest.Entity{{Name: "Acme South"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	embedded, _ := json.Marshal(map[string]string{"client_id": s.ClientID, "client_secret": s.ClientSecret, "code": s.IssueCode(c.ID)})
 	newTok2, _ := sc.do("exchange, embedded", "POST", "/auth/token", "", string(embedded))["access_token"].(string)
 	if newTok == "" || newTok2 == "" {
