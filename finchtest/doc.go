@@ -94,7 +94,11 @@
 //
 // Faults make the server misbehave on purpose (statuses, malformed
 // bodies, headers such as Retry-After, latency), and Calls counts the
-// requests each route received.
+// requests each route received. SetRateLimit limits an endpoint as Finch
+// does, per application over a rolling 60-second window of the server's
+// clock: beyond it, 429 rate_limit_exceeded_error with finch_code
+// finch_application_rl, and Retry-After if SetRateLimitRetryAfter asks
+// (no Finch source documents the header); RateLimited counts the 429s.
 //
 // Routes served:
 //

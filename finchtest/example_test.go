@@ -457,3 +457,37 @@ func ExampleServer_SetNextReconnect() {
 	// asked: company directory payment; granted: [company directory]
 	// username: new.admin@acme.example
 }
+
+// ExampleServer_SetRateLimit limits /introspect to two requests a minute
+// of the server's clock, with a Retry-After header.
+func ExampleServer_SetRateLimit() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	now := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return now })
+	token := s.AddConnection(finchtest.Connection{})
+	s.SetRateLimit("/introspect", 2)
+	s.SetRateLimitRetryAfter(true)
+
+	for range 3 {
+		req, _ := http.NewRequest("GET", s.URL+"/introspect", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		var e struct {
+			FinchCode string `json:"finch_code"`
+		}
+		json.NewDecoder(res.Body).Decode(&e)
+		res.Body.Close()
+		fmt.Println(strings.TrimSpace(fmt.Sprint(res.StatusCode, " ", e.FinchCode, " ", res.Header.Get("Retry-After"))))
+		now = now.Add(10 * time.Second)
+	}
+	fmt.Println("refused:", s.RateLimited("/introspect"))
+	// Output:
+	// 200
+	// 200
+	// 429 finch_application_rl 40
+	// refused: 1
+}

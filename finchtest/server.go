@@ -73,6 +73,8 @@ type Server struct {
 	holding    bool                    // events are held, not sent (HoldWebhooks)
 	held       []webhookEvent          // held events, oldest first
 	revoked    RevokedAnswer           // what a token revoked by POST /disconnect gets
+	limits     map[string]*rateLimit   // rate limits by endpoint (SetRateLimit)
+	retryAfter bool                    // rate limits' 429s carry Retry-After
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -193,12 +195,16 @@ func (s *Server) baseURL(r *http.Request) string {
 
 // ServeHTTP serves the fake Finch API and Connect. Every response carries
 // a unique Finch-Request-Id header. Each request is counted (see Calls),
-// then the first matching Fault applies (see InjectFault), then the route
-// answers. An unknown path answers 404 and a known path with the wrong
+// then the rate limits apply (see SetRateLimit), then the first matching
+// Fault (see InjectFault), then the route answers. An unknown path answers 404 and a known path with the wrong
 // method answers 405, both with a Finch-shaped JSON error.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Finch-Request-Id", "req_"+randomHex(12))
 	s.countCall(r.Method, r.URL.Path)
+	pattern := routePattern(r.URL.Path)
+	if s.rateLimited(w, r.Method, pattern) {
+		return
+	}
 
 	if f, ok := s.takeFault(r.Method, r.URL.Path); ok {
 		if s.applyFault(w, r, f) {
@@ -206,7 +212,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	methods := s.routes(routePattern(r.URL.Path))
+	methods := s.routes(pattern)
 	h := methods[r.Method]
 	switch {
 	case methods == nil:

@@ -482,6 +482,12 @@ func (sc *scenario) errors(tok string) {
 		sc.s.InjectFault(finchtest.Fault{Path: "/employer/company", Status: st, Times: 1})
 		sc.do(fmt.Sprintf("fault %d", st), "GET", "/employer/company", tok, "")
 	}
+	// A rate limit: the second request of the minute is refused.
+	sc.s.SetRateLimit("/employer/directory", 1)
+	sc.s.SetRateLimitRetryAfter(true)
+	sc.do("rate limited", "GET", "/employer/directory", tok, "")
+	sc.do("rate limited", "GET", "/employer/directory", tok, "")
+	sc.s.SetRateLimit("/employer/directory", 0)
 }
 
 // disconnect disconnects a connection and reads with its revoked token,
