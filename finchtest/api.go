@@ -59,6 +59,18 @@ func (s *Server) authenticate(r *http.Request) (principal, *apiError) {
 	}, nil
 }
 
+// authenticateLive is authenticate, refusing a token superseded by a
+// reconnect with 401 reauthenticate_user, whatever the connection's
+// status: for the routes that act on the connection rather than read its
+// data (sandbox, jobs, disconnect).
+func (s *Server) authenticateLive(r *http.Request) (principal, *apiError) {
+	p, e := s.authenticate(r)
+	if e == nil && p.dead {
+		e = errReauthenticate()
+	}
+	return p, e
+}
+
 // authenticateData is authenticate plus the connection-status rules of the
 // data endpoints. It writes the response and reports false when the
 // request must not be served.
@@ -221,10 +233,7 @@ func validStatuses() []string {
 // status, so a test can flip a connection to reauth and back. A token
 // replaced by a reconnect answers reauthenticate_user.
 func (s *Server) serveSandboxAccount(w http.ResponseWriter, r *http.Request) {
-	p, e := s.authenticate(r)
-	if e == nil && p.dead {
-		e = errReauthenticate()
-	}
+	p, e := s.authenticateLive(r)
 	if e != nil {
 		writeError(w, e)
 		return

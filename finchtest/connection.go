@@ -140,6 +140,11 @@ type connState struct {
 	tokens       []string       // every token ever issued for the connection
 	disconnected bool           // by POST /disconnect: its tokens are revoked, its status stays
 	next         *NextReconnect // what the next reconnect changes; nil: nothing
+
+	jobs          []string  // ids of its jobs, oldest first
+	refreshSince  time.Time // when its window of forced refreshes began
+	refreshes     int       // jobs enqueued in that window
+	jobCompletion string    // PUT /sandbox/jobs/configuration's completion_status; "" for complete
 }
 
 // tokenState is the server's record of an access token.

@@ -56,16 +56,13 @@ func (s *Server) revokedErrorLocked() *apiError {
 // token's connection for good, and answers 200 {"status":"success"}. Every
 // token of the connection is revoked (see RevokedAnswer), the connection's
 // status becomes "disconnected" and stays so (SetStatus and the other
-// setters ignore it, and Connect refuses to reconnect it), and an
-// account.updated event with status "disconnected" is sent (or held)
-// before the answer. Its entities and authentication methods keep their
-// own statuses. A token superseded by a reconnect answers 401
-// reauthenticate_user, as for data calls.
+// setters ignore it, and Connect refuses to reconnect it), its running job
+// ends in "error" without a webhook, and an account.updated event with
+// status "disconnected" is sent (or held) before the answer. Its entities
+// and authentication methods keep their own statuses. A token superseded
+// by a reconnect answers 401 reauthenticate_user, as for data calls.
 func (s *Server) serveDisconnect(w http.ResponseWriter, r *http.Request) {
-	p, e := s.authenticate(r)
-	if e == nil && p.dead {
-		e = errReauthenticate()
-	}
+	p, e := s.authenticateLive(r)
 	if e != nil {
 		writeError(w, e)
 		return
@@ -86,5 +83,8 @@ func (s *Server) disconnect(connID string) []webhookEvent {
 	}
 	cs.disconnected = true
 	cs.conn.Status = "disconnected"
+	if j := s.runningJobLocked(cs); j != nil {
+		s.endJobLocked(j, "error", s.nowLocked()) // quietly: the connection is gone
+	}
 	return s.accountEventsLocked(cs, before)
 }

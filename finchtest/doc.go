@@ -87,6 +87,18 @@
 // change needs no API call and never waits for its webhook: with webhooks
 // held or unregistered nothing is sent, and /introspect tells the truth.
 //
+// Data syncs: POST /jobs/automated {"type":"data_sync_all"} enqueues a
+// job (one per connection at a time: a second call answers 202 with the
+// running job; one forced refresh per hour: then 429 with retry_at), and
+// GET /jobs/automated/{job_id} reads it. Jobs wait for SetJobStatus, or
+// advance by the server's clock after SetJobDuration; when one ends, a
+// job.data_sync_all.completed webhook is sent, and a "complete" job moves
+// last_successful_sync. A job ends in reauth_error if its connection is in
+// reauth, in permissions_error if in error_permissions; PUT
+// /sandbox/jobs/configuration or SetJobStatus can end one in reauth_error
+// and put the connection in reauth with it, as Finch's sandbox does. Jobs
+// lists them.
+//
 // POST /disconnect ends a connection for good: every token of it is
 // revoked (401 invalid_token_error, or 500 server_error as
 // SetRevokedAnswer selects), its status becomes "disconnected" for good
@@ -112,6 +124,11 @@
 //	GET  /authorize                      ?session=  or the classic query
 //	POST /authorize/decision             (the Connect page's form)
 //	POST /disconnect
+//	POST /jobs/automated                 {"type": "data_sync_all"}
+//	GET  /jobs/automated                 ?limit= &offset=
+//	GET  /jobs/automated/{job_id}
+//	GET  /sandbox/jobs/configuration
+//	PUT  /sandbox/jobs/configuration     {"type": "data_sync_all", "completion_status": "reauth_error"}
 //
 // Access tokens, codes, client secrets and webhook secrets never appear in
 // the fake's error messages.

@@ -491,3 +491,46 @@ func ExampleServer_SetRateLimit() {
 	// 429 finch_application_rl 40
 	// refused: 1
 }
+
+// ExampleServer_SetJobDuration forces a data sync (POST /jobs/automated)
+// and watches it advance by the server's clock to its end, which updates
+// the connection's last_successful_sync.
+func ExampleServer_SetJobDuration() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	now := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return now })
+	s.SetJobDuration(time.Minute, 10*time.Minute) // pending 1 min, then running 10
+	token := s.AddConnection(finchtest.Connection{})
+
+	call := func(method, path, body string) map[string]any {
+		req, _ := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		json.NewDecoder(res.Body).Decode(&m)
+		m["http"] = res.StatusCode
+		return m
+	}
+	job := call("POST", "/jobs/automated", `{"type":"data_sync_all"}`)
+	fmt.Println(job["http"], "remaining refreshes:", job["remaining_refreshes"])
+	for _, after := range []time.Duration{0, time.Minute, 11 * time.Minute} {
+		now = time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC).Add(after)
+		fmt.Println(after, call("GET", "/jobs/automated/"+job["job_id"].(string), "")["status"])
+	}
+	in := call("GET", "/introspect", "")
+	fmt.Println("last sync:", in["connection_status"].(map[string]any)["last_successful_sync"])
+	again := call("POST", "/jobs/automated", `{"type":"data_sync_all"}`)
+	fmt.Println(again["http"], "retry at:", again["retry_at"])
+	// Output:
+	// 201 remaining refreshes: 0
+	// 0s pending
+	// 1m0s in_progress
+	// 11m0s complete
+	// last sync: 2026-05-01T08:11:00Z
+	// 429 retry at: 2026-05-01T09:00:00Z
+}

@@ -75,6 +75,8 @@ type Server struct {
 	revoked    RevokedAnswer           // what a token revoked by POST /disconnect gets
 	limits     map[string]*rateLimit   // rate limits by endpoint (SetRateLimit)
 	retryAfter bool                    // rate limits' 429s carry Retry-After
+	jobs       map[string]*jobState    // data sync jobs by id
+	jobClock   *jobDuration            // how jobs advance by the clock; nil: by SetJobStatus only
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -195,12 +197,14 @@ func (s *Server) baseURL(r *http.Request) string {
 
 // ServeHTTP serves the fake Finch API and Connect. Every response carries
 // a unique Finch-Request-Id header. Each request is counted (see Calls),
-// then the rate limits apply (see SetRateLimit), then the first matching
-// Fault (see InjectFault), then the route answers. An unknown path answers 404 and a known path with the wrong
+// then the jobs that are due end (see SetJobDuration), then the rate
+// limits apply (see SetRateLimit), then the first matching Fault (see
+// InjectFault), then the route answers. An unknown path answers 404 and a known path with the wrong
 // method answers 405, both with a Finch-shaped JSON error.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Finch-Request-Id", "req_"+randomHex(12))
 	s.countCall(r.Method, r.URL.Path)
+	s.settleJobs()
 	pattern := routePattern(r.URL.Path)
 	if s.rateLimited(w, r.Method, pattern) {
 		return
@@ -256,6 +260,12 @@ func (s *Server) routes(pattern string) map[string]http.HandlerFunc {
 		return map[string]http.HandlerFunc{http.MethodPost: s.serveDecision}
 	case "/disconnect":
 		return map[string]http.HandlerFunc{http.MethodPost: s.serveDisconnect}
+	case "/jobs/automated":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveJobList, http.MethodPost: s.serveJobCreate}
+	case "/jobs/automated/{job_id}":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveJob}
+	case "/sandbox/jobs/configuration":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveSandboxJobConfig, http.MethodPut: s.serveSandboxJobConfigSet}
 	}
 	return nil
 }

@@ -90,6 +90,36 @@ disconnect:
   properties:
     status: {enum: [success]}
 
+job_enqueued:
+  # POST /jobs/automated, 201 (a new job) and 202 (the running one): the
+  # spec's fields; the Go SDK's JobAutomatedNewResponse (v2.4.0) requires
+  # allowed_refreshes and remaining_refreshes, and FINCH.md "Data syncs"
+  # says the answer carries the job's id; so does its url, which the job's
+  # webhook carries too.
+  required: [job_id, job_url, allowed_refreshes, remaining_refreshes]
+
+job_quota:
+  # POST /jobs/automated, 429 (the hour's forced refresh is spent): the
+  # spec's body, which is not a Finch error; FINCH.md "Data syncs": it
+  # carries remaining_refreshes and retry_at.
+  required: [allowed_refreshes, remaining_refreshes, retry_at]
+
+job:
+  # GET /jobs/automated/{job_id}: the spec's AutomatedAsyncJob; the Go
+  # SDK's (v2.4.0) requires every field, the nullable ones included, and
+  # adds params (required, nullable: a data_sync_all job has none).
+  required: [job_id, job_url, type, status, created_at, scheduled_at, started_at, completed_at, params]
+  properties:
+    params: {type: object, nullable: true, properties: {individual_id: {type: string}}}
+
+job_list:
+  # GET /jobs/automated: the Go SDK's JobAutomatedListResponse (v2.4.0)
+  # requires data and meta; its jobs are AutomatedAsyncJob as above. The
+  # spec's odd "" paging field is not sent.
+  required: [data, meta]
+  properties:
+    data: {items: {$ref: '#/job'}}
+
 token:
   # FINCH.md "POST /auth/token": the specs do not describe this endpoint.
   type: object
@@ -153,6 +183,25 @@ account_updated:
           $ref: 'management#/components/schemas/AuthenticationMethod'
           required: [type]
 
+job_completed:
+  # FINCH.md "Data syncs": job.data_sync_all.completed tells a job ended;
+  # the official SDKs' JobCompletionEvent: data {job_id, job_url} both
+  # required, and BaseWebhookEvent's account_id and company_id.
+  type: object
+  required: [event_type, connection_id, company_id, account_id, data]
+  properties:
+    event_type: {enum: [job.data_sync_all.completed]}
+    connection_id: {type: string}
+    company_id: {type: string}
+    account_id: {type: string}
+    entity_id: {type: string}
+    data:
+      type: object
+      required: [job_id, job_url]
+      properties:
+        job_id: {type: string}
+        job_url: {type: string, format: uri}
+
 account_updated_docs:
   # FINCH.md: the older docs' account.updated, which finchtest sends with
   # Webhook.LegacyStatus and Webhook.StringAuthMethod: "error_reauth", and a
@@ -175,6 +224,13 @@ var answerSchemas = map[string][2]string{
 	"GET /employer/directory 200":               {ref("employer", "/employer/directory", "get", "200"), ""},
 	"PUT /sandbox/connections/accounts 200":     {ref("management", "/sandbox/connections/accounts", "put", "200"), "sandbox_account"},
 	"POST /disconnect 200":                      {ref("management", "/disconnect", "post", "200"), "disconnect"},
+	"POST /jobs/automated 201":                  {ref("management", "/jobs/automated", "post", "201"), "job_enqueued"},
+	"POST /jobs/automated 202":                  {ref("management", "/jobs/automated", "post", "202"), "job_enqueued"},
+	"POST /jobs/automated 429":                  {ref("management", "/jobs/automated", "post", "429"), "job_quota"},
+	"GET /jobs/automated 200":                   {ref("management", "/jobs/automated", "get", "200"), "job_list"},
+	"GET /jobs/automated/{job_id} 200":          {ref("management", "/jobs/automated/{job_id}", "get", "200"), "job"},
+	"GET /sandbox/jobs/configuration 200":       {ref("management", "/sandbox/jobs/configuration", "get", "200"), ""},
+	"PUT /sandbox/jobs/configuration 200":       {ref("management", "/sandbox/jobs/configuration", "put", "200"), ""},
 	"POST /auth/token 200":                      {"", "token"},
 	"POST /connect/sessions/reauthenticate 201": {"", "reauth_session"},
 }
@@ -184,7 +240,8 @@ var errorSchema = [2]string{"management#/components/schemas/Error", "error"}
 // webhookSchemas names the overlay entry each webhook's body, by its
 // event_type, is checked against (the specs have no webhooks).
 var webhookSchemas = map[string]string{
-	"account.updated": "account_updated",
+	"account.updated":             "account_updated",
+	"job.data_sync_all.completed": "job_completed",
 }
 
 // htmlRoutes are Finch Connect's pages: HTML (or a redirect), not JSON.
@@ -368,7 +425,44 @@ func (sc *scenario) run(hookURL string) {
 	newTok := sc.reconnect(c)
 	sc.statuses(newTok)
 	sc.errors(newTok)
+	sc.jobs(newTok, other, assisted)
 	sc.disconnect(other)
+}
+
+// jobs forces data syncs: a job waited for and ended by the test, the
+// quota, the list, the sandbox's configuration and a job that ends in
+// reauth_error by it, and the refusals.
+func (sc *scenario) jobs(tok, other, assisted string) {
+	t, s := sc.t, sc.s
+	const sync = `{"type":"data_sync_all"}`
+	job, _ := sc.do("job", "POST", "/jobs/automated", tok, sync)["job_id"].(string)
+	if job == "" {
+		t.Fatal("no job was enqueued")
+	}
+	sc.do("job running", "POST", "/jobs/automated", tok, sync)
+	sc.do("job pending", "GET", "/jobs/automated/"+job, tok, "")
+	for _, st := range []string{"in_progress", "complete"} {
+		if err := s.SetJobStatus(job, st); err != nil {
+			t.Fatal(err)
+		}
+		sc.do("job "+st, "GET", "/jobs/automated/"+job, tok, "")
+	}
+	sc.do("job quota spent", "POST", "/jobs/automated", tok, sync)
+	sc.do("jobs", "GET", "/jobs/automated", tok, "")
+	sc.do("jobs, paged", "GET", "/jobs/automated?limit=1&offset=1", tok, "")
+	sc.do("job, unknown", "GET", "/jobs/automated/nope", tok, "")
+	sc.do("job, another connection's", "GET", "/jobs/automated/"+job, other, "")
+	sc.do("job, wrong type", "POST", "/jobs/automated", tok, `{"type":"w4_form_employee_sync"}`)
+	sc.do("job, assisted", "POST", "/jobs/automated", assisted, sync)
+
+	sc.do("job configuration", "GET", "/sandbox/jobs/configuration", other, "")
+	sc.do("job configuration", "PUT", "/sandbox/jobs/configuration", other, `{"type":"data_sync_all","completion_status":"reauth_error"}`)
+	sc.do("job configuration, unknown status", "PUT", "/sandbox/jobs/configuration", other, `{"type":"data_sync_all","completion_status":"done"}`)
+	s.SetJobDuration(0, 0)
+	failed, _ := sc.do("job to fail", "POST", "/jobs/automated", other, sync)["job_id"].(string)
+	sc.do("job failed", "GET", "/jobs/automated/"+failed, other, "")
+	sc.do("job failed, connection in reauth", "GET", "/introspect", other, "")
+	s.SetJobDuration(-1, 0)
 }
 
 // healthy reads every data route and /introspect with working tokens.
