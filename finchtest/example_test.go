@@ -534,3 +534,55 @@ func ExampleServer_SetJobDuration() {
 	// last sync: 2026-05-01T08:11:00Z
 	// 429 retry at: 2026-05-01T09:00:00Z
 }
+
+// ExampleServer_SetMethodStatus breaks one authentication method of a
+// connection with two: /introspect reports each method's status, while
+// data calls answer by the connection's status alone.
+func ExampleServer_SetMethodStatus() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	token := s.AddConnection(finchtest.Connection{Methods: []finchtest.AuthMethod{
+		{Type: "credential", Products: []string{"company", "directory"}},
+		{Type: "assisted", Products: []string{"benefits"}},
+	}})
+	c, _ := s.ConnectionForToken(token)
+	s.SetMethodStatus(c.ID, "assisted", "error_permissions")
+
+	get := func(path string) *http.Response {
+		req, _ := http.NewRequest("GET", s.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		return res
+	}
+	res := get("/introspect")
+	var in struct {
+		Manual           bool `json:"manual"`
+		ConnectionStatus struct {
+			Status string `json:"status"`
+		} `json:"connection_status"`
+		AuthenticationMethods []struct {
+			Type             string `json:"type"`
+			ConnectionStatus struct {
+				Status string `json:"status"`
+			} `json:"connection_status"`
+			Products []string `json:"products"`
+		} `json:"authentication_methods"`
+	}
+	json.NewDecoder(res.Body).Decode(&in)
+	res.Body.Close()
+	fmt.Println("connection:", in.ConnectionStatus.Status, "manual:", in.Manual)
+	for _, m := range in.AuthenticationMethods {
+		fmt.Println(m.Type, m.ConnectionStatus.Status, m.Products)
+	}
+	res = get("/employer/company")
+	res.Body.Close()
+	fmt.Println("company:", res.StatusCode)
+	// Output:
+	// connection: connected manual: true
+	// credential connected [company directory]
+	// assisted error_permissions [benefits]
+	// company: 200
+}
