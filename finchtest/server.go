@@ -138,8 +138,10 @@ func (s *Server) Client() *http.Client {
 
 // SetClock sets the function the server reads the time from: it decides
 // when authorization codes (10 minutes) and Connect sessions
-// (minutes_to_expire) expire, and stamps last_successful_sync. If now is
-// nil, time.Now is used. Latency faults always use real time.
+// (minutes_to_expire) expire, when jobs advance (SetJobDuration) and
+// forced refreshes are allowed again (an hour), the windows of rate limits
+// (SetRateLimit), and it stamps last_successful_sync, jobs and webhooks.
+// If now is nil, time.Now is used. Latency faults always use real time.
 func (s *Server) SetClock(now func() time.Time) {
 	s.mu.Lock()
 	s.now = now

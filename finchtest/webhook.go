@@ -43,8 +43,9 @@ type Webhook struct {
 	LegacyStatus bool
 
 	// StringAuthMethod sends data.authentication_method of account.updated
-	// events as the plain string "credential", as Finch's docs show. If
-	// false, it is the object the official SDKs decode:
+	// events as a plain string, the method's type ("credential"), as
+	// Finch's docs show. If false, it is the object the official SDKs
+	// decode:
 	// {"type":"credential","benefits_support":null,"supported_fields":null}.
 	StringAuthMethod bool
 
@@ -80,7 +81,9 @@ type WebhookDelivery struct {
 	Attempt int
 
 	// Timestamp is the Finch-Timestamp sent: the server's clock (see
-	// SetClock), to the second. Signatures cover it.
+	// SetClock) when it was sent, to the second, or the time of the event
+	// for DeliverHeld with TimestampOfEvent. Signatures cover it. In
+	// HeldWebhooks' records, it is the time of the event.
 	Timestamp time.Time
 
 	// Body is the raw JSON body sent.
