@@ -20,8 +20,9 @@ type principal struct {
 	dead      bool
 }
 
-// status is the connection status as seen through this token: a token
-// replaced by a reconnect sees "reauth" forever.
+// status is the connection status data calls answer by: a token
+// replaced by a reconnect sees "reauth" forever (what /introspect reports
+// for it is SetSupersededIntrospection's).
 func (p principal) status() string {
 	if p.dead {
 		return "reauth"

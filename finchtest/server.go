@@ -201,8 +201,9 @@ func (s *Server) baseURL(r *http.Request) string {
 // a unique Finch-Request-Id header. Each request is counted (see Calls),
 // then the jobs that are due end (see SetJobDuration), then the rate
 // limits apply (see SetRateLimit), then the first matching Fault (see
-// InjectFault), then the route answers. An unknown path answers 404 and a known path with the wrong
-// method answers 405, both with a Finch-shaped JSON error.
+// InjectFault), then the route answers. An unknown path answers 404 and a
+// known path with the wrong method answers 405 (with Allow), both with a
+// Finch-shaped JSON error.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Finch-Request-Id", "req_"+randomHex(12))
 	s.countCall(r.Method, r.URL.Path)
