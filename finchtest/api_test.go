@@ -269,6 +269,8 @@ func TestDefaults(t *testing.T) {
 		ClientType:     "sandbox",
 		ConnectionType: "provider",
 		Status:         "connected",
+		Username:       "admin@customer1.example.com",
+		Methods:        []finchtest.AuthMethod{{Type: "credential"}},
 	}
 	if !reflect.DeepEqual(c1, want) {
 		t.Errorf("defaults =\n%+v\nwant\n%+v", c1, want)
@@ -298,6 +300,14 @@ func TestConnectionIsACopy(t *testing.T) {
 	}
 	if _, ok := s.Connection("nope"); ok {
 		t.Error("Connection(unknown) reported ok")
+	}
+	methodProducts := []string{"company"}
+	s.AddConnection(finchtest.Connection{ID: "conn_m", Methods: []finchtest.AuthMethod{{Products: methodProducts}}})
+	methodProducts[0] = "mutated"
+	m, _ := s.Connection("conn_m")
+	m.Methods[0].Products[0] = "mutated too"
+	if m2, _ := s.Connection("conn_m"); m2.Methods[0].Products[0] != "company" {
+		t.Errorf("a method's products are shared: %+v", m2.Methods)
 	}
 	if _, ok := s.ConnectionForToken("nope"); ok {
 		t.Error("ConnectionForToken(unknown) reported ok")

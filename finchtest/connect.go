@@ -1,6 +1,7 @@
 package finchtest
 
 import (
+	"cmp"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -139,7 +140,8 @@ func (s *Server) serveReauthSession(w http.ResponseWriter, r *http.Request) {
 
 	sid := "sess_" + randomHex(12)
 	s.mu.Lock()
-	_, known := s.conns[req.ConnectionID]
+	cs, known := s.conns[req.ConnectionID]
+	known = known && !cs.disconnected // a disconnected connection is gone
 	if known {
 		if s.sessions == nil {
 			s.sessions = make(map[string]*connectSession)
@@ -239,53 +241,20 @@ type authorizeView struct {
 // client_id/redirect_uri/products query) and records the pending
 // decision. GET /authorize and Approve both go through it.
 func (s *Server) beginAuthorize(q url.Values) (authorizeView, error) {
-	var az authzState
 	s.mu.Lock()
 	defer s.mu.Unlock()
-
+	var az authzState
+	var err error
 	if sid := q.Get("session"); sid != "" {
-		ss, ok := s.sessions[sid]
-		switch {
-		case !ok:
-			return authorizeView{}, errors.New("finchtest: unknown Connect session")
-		case !s.nowLocked().Before(ss.expires):
-			return authorizeView{}, errors.New("finchtest: Connect session expired")
-		case ss.used:
-			return authorizeView{}, errors.New("finchtest: Connect session already completed")
-		}
-		az = authzState{
-			connID:       ss.connID,
-			sessionID:    sid,
-			redirectURI:  ss.redirectURI,
-			queryState:   q.Get("state"),
-			sessionState: ss.state,
-			products:     slices.Clone(ss.products),
-		}
+		az, err = s.sessionLocked(sid, q.Get("state"))
 	} else {
-		redirect := q.Get("redirect_uri")
-		products := strings.Fields(q.Get("products"))
-		switch {
-		case subtle.ConstantTimeCompare([]byte(q.Get("client_id")), []byte(s.clientID())) != 1:
-			return authorizeView{}, errors.New("finchtest: unknown client_id")
-		case redirect == "":
-			return authorizeView{}, errors.New("finchtest: redirect_uri is required")
-		case !validRedirect(redirect):
-			return authorizeView{}, errors.New("finchtest: redirect_uri must be an absolute http or https URL")
-		case len(products) == 0:
-			return authorizeView{}, errors.New("finchtest: products is required")
-		}
-		az = authzState{
-			connID:      q.Get("connection_id"),
-			redirectURI: redirect,
-			queryState:  q.Get("state"),
-			products:    products,
-			providerID:  q.Get("payroll_provider"),
-		}
-		if az.connID != "" {
-			if _, ok := s.conns[az.connID]; !ok {
-				return authorizeView{}, errors.New("finchtest: unknown connection_id")
-			}
-		}
+		az, err = s.classicLocked(q)
+	}
+	if err != nil {
+		return authorizeView{}, err
+	}
+	if cs, ok := s.conns[az.connID]; ok && cs.disconnected {
+		return authorizeView{}, errors.New("finchtest: the connection was disconnected")
 	}
 
 	v := authorizeView{
@@ -308,6 +277,54 @@ func (s *Server) beginAuthorize(q url.Values) (authorizeView, error) {
 	}
 	s.authzs[v.id] = &az
 	return v, nil
+}
+
+// sessionLocked validates a session link. s.mu must be held.
+func (s *Server) sessionLocked(sid, queryState string) (authzState, error) {
+	ss, ok := s.sessions[sid]
+	switch {
+	case !ok:
+		return authzState{}, errors.New("finchtest: unknown Connect session")
+	case !s.nowLocked().Before(ss.expires):
+		return authzState{}, errors.New("finchtest: Connect session expired")
+	case ss.used:
+		return authzState{}, errors.New("finchtest: Connect session already completed")
+	}
+	return authzState{
+		connID:       ss.connID,
+		sessionID:    sid,
+		redirectURI:  ss.redirectURI,
+		queryState:   queryState,
+		sessionState: ss.state,
+		products:     slices.Clone(ss.products),
+	}, nil
+}
+
+// classicLocked validates a classic link's query. s.mu must be held.
+func (s *Server) classicLocked(q url.Values) (authzState, error) {
+	redirect := q.Get("redirect_uri")
+	products := strings.Fields(q.Get("products"))
+	switch {
+	case subtle.ConstantTimeCompare([]byte(q.Get("client_id")), []byte(s.clientID())) != 1:
+		return authzState{}, errors.New("finchtest: unknown client_id")
+	case redirect == "":
+		return authzState{}, errors.New("finchtest: redirect_uri is required")
+	case !validRedirect(redirect):
+		return authzState{}, errors.New("finchtest: redirect_uri must be an absolute http or https URL")
+	case len(products) == 0:
+		return authzState{}, errors.New("finchtest: products is required")
+	}
+	az := authzState{
+		connID:      q.Get("connection_id"),
+		redirectURI: redirect,
+		queryState:  q.Get("state"),
+		products:    products,
+		providerID:  q.Get("payroll_provider"),
+	}
+	if _, ok := s.conns[az.connID]; az.connID != "" && !ok {
+		return authzState{}, errors.New("finchtest: unknown connection_id")
+	}
+	return az, nil
 }
 
 // decision is the outcome of the employer's choice.
@@ -367,9 +384,9 @@ func (s *Server) decide(authzID string, approve bool, into string) (decision, er
 		return d, nil
 	}
 
-	target := into
-	if target == "" {
-		target = az.connID
+	target := cmp.Or(into, az.connID)
+	if cs, exists := s.conns[target]; exists && cs.disconnected {
+		return decision{}, errors.New("finchtest: the connection was disconnected")
 	}
 	if _, exists := s.conns[target]; target == "" || !exists {
 		// A connection that does not exist yet: the employer connected

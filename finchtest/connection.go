@@ -1,6 +1,7 @@
 package finchtest
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"fmt"
 	"slices"
@@ -44,9 +45,47 @@ type Connection struct {
 
 	// Status is the connection status: "connected" (the default),
 	// "pending", "processing", "error_no_account_setup",
-	// "error_permissions" or "reauth". Any other value is reported as is
-	// by /introspect and otherwise treated like "connected". See SetStatus
-	// for what each status does to data requests.
+	// "error_permissions" or "reauth"; POST /disconnect sets
+	// "disconnected". Any other value is reported as is by /introspect and
+	// otherwise treated like "connected". See SetStatus for what each
+	// status does to data requests.
+	Status string
+
+	// Username is the login of whoever authenticated the connection, as
+	// /introspect reports it. Default: CustomerEmail. A reconnect can
+	// change it (see SetNextReconnect).
+	Username string
+
+	// Assisted marks an assisted connection: Finch's staff, not the
+	// employer, log in to the provider. /introspect then reports
+	// manual: true, and the default authentication method is of type
+	// "assisted". AddConnection sets it when one of Methods is of type
+	// "assisted". Assisted connections are repaired in the payroll system
+	// rather than through Connect: their statuses are typically
+	// "error_no_account_setup" and "error_permissions" (see SetStatus).
+	// POST /jobs/automated refuses them.
+	Assisted bool
+
+	// Methods are the connection's authentication methods, which
+	// /introspect lists in authentication_methods[], each with its own
+	// status and products. Default (nil or empty): one method, of type
+	// "assisted" if Assisted, else "credential". See SetMethodStatus.
+	Methods []AuthMethod
+}
+
+// AuthMethod is one authentication method of a connection.
+type AuthMethod struct {
+	// Type is "credential" (the default), "api_token", "oauth" or
+	// "assisted".
+	Type string
+
+	// Products are the products granted through this method. If nil, the
+	// method reports the connection's Products.
+	Products []string
+
+	// Status is the method's own status ("connected", "reauth",
+	// "error_permissions", ...). Empty means it follows the connection's
+	// Status.
 	Status string
 }
 
@@ -67,29 +106,62 @@ type Entity struct {
 func (c Connection) clone() Connection {
 	c.Products = slices.Clone(c.Products)
 	c.Entities = slices.Clone(c.Entities)
+	c.Methods = slices.Clone(c.Methods)
+	for i := range c.Methods {
+		c.Methods[i].Products = slices.Clone(c.Methods[i].Products)
+	}
 	return c
+}
+
+// fillMethods fills c's authentication methods and Assisted with their
+// defaults.
+func (c *Connection) fillMethods() {
+	if len(c.Methods) == 0 {
+		c.Methods = []AuthMethod{{Type: "credential"}}
+		if c.Assisted {
+			c.Methods[0].Type = "assisted"
+		}
+	}
+	for i := range c.Methods {
+		if c.Methods[i].Type == "" {
+			c.Methods[i].Type = "credential"
+		}
+		if c.Methods[i].Type == "assisted" {
+			c.Assisted = true
+		}
+	}
 }
 
 // connState is the server's record of a connection.
 type connState struct {
-	conn      Connection
-	accountID string
-	lastSync  time.Time
-	tokens    []string // every token ever issued for the connection
+	conn         Connection
+	accountID    string
+	lastSync     time.Time
+	tokens       []string       // every token ever issued for the connection
+	disconnected bool           // by POST /disconnect: its tokens are revoked, its status stays
+	next         *NextReconnect // what the next reconnect changes; nil: nothing
+
+	jobs          []string  // ids of its jobs, oldest first
+	refreshSince  time.Time // when its window of forced refreshes began
+	refreshes     int       // jobs enqueued in that window
+	jobCompletion string    // PUT /sandbox/jobs/configuration's completion_status; "" for complete
 }
 
 // tokenState is the server's record of an access token.
 type tokenState struct {
-	id     string // the token's own id, reported by /introspect as "id"
-	connID string
-	dead   bool // replaced by a reconnect: answers reauthenticate_user forever
+	id      string // the token's own id, reported by /introspect as "id"
+	connID  string
+	dead    bool // replaced by a reconnect: answers reauthenticate_user forever
+	revoked bool // by POST /disconnect: answers as SetRevokedAnswer says
 }
 
 // AddConnection registers a connection, fills its zero fields with
 // defaults (see Connection) and returns a new access token for it. If a
 // connection with c.ID already exists, its fields are replaced and an
-// additional token is issued; its earlier tokens keep working. Use
-// ConnectionForToken to read the filled Connection back.
+// additional token is issued; its earlier tokens keep working (those
+// revoked by POST /disconnect stay revoked, though the connection is
+// registered anew). Use ConnectionForToken to read the filled Connection
+// back.
 func (s *Server) AddConnection(c Connection) (token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -100,50 +172,8 @@ func (s *Server) AddConnection(c Connection) (token string) {
 // addConnectionLocked registers c with defaults filled. s.mu must be held.
 func (s *Server) addConnectionLocked(c Connection) *connState {
 	s.seq++
-	n := s.seq
 	c = c.clone()
-	if c.ID == "" {
-		c.ID = counterID(0xc0, n)
-	}
-	if c.CustomerID == "" {
-		c.CustomerID = counterID(0xc1, n)
-	}
-	if c.CustomerName == "" {
-		c.CustomerName = fmt.Sprintf("Customer %d", n)
-	}
-	if c.CustomerEmail == "" {
-		c.CustomerEmail = fmt.Sprintf("admin@customer%d.example.com", n)
-	}
-	if c.CompanyID == "" {
-		c.CompanyID = counterID(0xc2, n)
-	}
-	if c.ProviderID == "" {
-		c.ProviderID = "gusto"
-	}
-	if c.Products == nil {
-		c.Products = []string{"company", "directory", "individual", "employment", "payment", "pay_statement"}
-	}
-	if len(c.Entities) == 0 {
-		c.Entities = []Entity{{}}
-	}
-	for i := range c.Entities {
-		if c.Entities[i].ID == "" {
-			c.Entities[i].ID = hashID(c.ID, "entity", i)
-		}
-		if c.Entities[i].Name == "" {
-			c.Entities[i].Name = c.CustomerName
-		}
-	}
-	if c.ClientType == "" {
-		c.ClientType = "sandbox"
-	}
-	if c.ConnectionType == "" {
-		c.ConnectionType = "provider"
-	}
-	if c.Status == "" {
-		c.Status = "connected"
-	}
-
+	c.fill(s.seq)
 	if s.conns == nil {
 		s.conns = make(map[string]*connState)
 	}
@@ -153,10 +183,37 @@ func (s *Server) addConnectionLocked(c Connection) *connState {
 		s.conns[c.ID] = cs
 	}
 	cs.conn = c
+	cs.disconnected = false // registered anew; its revoked tokens stay revoked
 	if c.Status == "connected" {
 		cs.lastSync = s.nowLocked()
 	}
 	return cs
+}
+
+// fill fills c's zero fields with their defaults; n is the server's
+// counter the default ids and names derive from.
+func (c *Connection) fill(n int) {
+	c.ID = cmp.Or(c.ID, counterID(0xc0, n))
+	c.CustomerID = cmp.Or(c.CustomerID, counterID(0xc1, n))
+	c.CustomerName = cmp.Or(c.CustomerName, fmt.Sprintf("Customer %d", n))
+	c.CustomerEmail = cmp.Or(c.CustomerEmail, fmt.Sprintf("admin@customer%d.example.com", n))
+	c.CompanyID = cmp.Or(c.CompanyID, counterID(0xc2, n))
+	c.ProviderID = cmp.Or(c.ProviderID, "gusto")
+	if c.Products == nil {
+		c.Products = []string{"company", "directory", "individual", "employment", "payment", "pay_statement"}
+	}
+	if len(c.Entities) == 0 {
+		c.Entities = []Entity{{}}
+	}
+	for i := range c.Entities {
+		c.Entities[i].ID = cmp.Or(c.Entities[i].ID, hashID(c.ID, "entity", i))
+		c.Entities[i].Name = cmp.Or(c.Entities[i].Name, c.CustomerName)
+	}
+	c.ClientType = cmp.Or(c.ClientType, "sandbox")
+	c.ConnectionType = cmp.Or(c.ConnectionType, "provider")
+	c.Status = cmp.Or(c.Status, "connected")
+	c.Username = cmp.Or(c.Username, c.CustomerEmail)
+	c.fillMethods()
 }
 
 // issueTokenLocked issues a new live token for cs. s.mu must be held.
@@ -201,7 +258,9 @@ func (s *Server) Break(connectionID string) {
 }
 
 // SetStatus sets a connection's status; empty means "connected". Unknown
-// ids are ignored. /introspect always answers 200 and reports the status.
+// ids, and connections disconnected by POST /disconnect, are ignored (as
+// by SetEntityStatus and SetMethodStatus): a disconnected connection stays
+// so. /introspect always answers 200 and reports the status.
 // Data endpoints (/employer/...) answer, per status:
 //
 //   - "reauth": 401 authentication_error, finch_code reauthenticate_user;
@@ -223,7 +282,7 @@ func (s *Server) SetStatus(connectionID, status string) {
 	}
 	s.mu.Lock()
 	cs, ok := s.conns[connectionID]
-	if !ok {
+	if !ok || cs.disconnected {
 		s.mu.Unlock()
 		return
 	}
@@ -269,7 +328,7 @@ func (s *Server) SetEntityStatus(connectionID, entityID, status string) {
 	s.mu.Lock()
 	cs, ok := s.conns[connectionID]
 	i := -1
-	if ok {
+	if ok && !cs.disconnected {
 		i = slices.IndexFunc(cs.conn.Entities, func(e Entity) bool { return e.ID == entityID })
 	}
 	if i < 0 {
@@ -280,6 +339,41 @@ func (s *Server) SetEntityStatus(connectionID, entityID, status string) {
 	cs.conn.Entities[i].Status = status
 	if status == "reauth" && !cs.anyEntityWorks() {
 		cs.conn.Status = "reauth"
+	}
+	events := s.accountEventsLocked(cs, before)
+	s.mu.Unlock()
+	s.sendEvents(events)
+}
+
+// SetMethodStatus sets the own status of a connection's authentication
+// methods of type methodType ("credential", "assisted", ...): "connected",
+// "reauth", "error_permissions", ...; empty makes them follow the
+// connection's status again. Unknown connections and types are ignored.
+// /introspect reports each method's status in
+// authentication_methods[].connection_status.status.
+//
+// A method's status is reported, never enforced: data endpoints answer by
+// the connection's status alone (see SetStatus), whatever its methods say,
+// and the connection's status does not change with its methods'. A test
+// that wants a connection whose only method is broken to refuse data sets
+// both. A reconnect (a code exchanged at POST /auth/token) heals every
+// method in "reauth".
+//
+// If a method's status changed and a webhook is registered, it sends an
+// account.updated event whose data.authentication_method.type is the
+// method's, and returns once it was answered or failed.
+func (s *Server) SetMethodStatus(connectionID, methodType, status string) {
+	s.mu.Lock()
+	cs, ok := s.conns[connectionID]
+	if !ok || cs.disconnected {
+		s.mu.Unlock()
+		return
+	}
+	before := cs.statuses()
+	for i := range cs.conn.Methods {
+		if cs.conn.Methods[i].Type == methodType {
+			cs.conn.Methods[i].Status = status
+		}
 	}
 	events := s.accountEventsLocked(cs, before)
 	s.mu.Unlock()
@@ -301,17 +395,26 @@ func (cs *connState) anyEntityWorks() bool {
 	return false
 }
 
-// statuses is what an account.updated event reports: the connection's
-// status and each entity's own status, in the order of Entities.
+// statuses is what account.updated events report: the connection's
+// status, each entity's own status, by entity id, and each authentication
+// method's, in the order of Methods.
 type statuses struct {
 	conn     string
-	entities []string
+	entities map[string]string
+	methods  []string
 }
 
 func (cs *connState) statuses() statuses {
-	st := statuses{conn: cs.conn.Status, entities: make([]string, len(cs.conn.Entities))}
-	for i, en := range cs.conn.Entities {
-		st.entities[i] = en.Status
+	st := statuses{
+		conn:     cs.conn.Status,
+		entities: make(map[string]string, len(cs.conn.Entities)),
+		methods:  make([]string, len(cs.conn.Methods)),
+	}
+	for _, en := range cs.conn.Entities {
+		st.entities[en.ID] = en.Status
+	}
+	for i, m := range cs.conn.Methods {
+		st.methods[i] = m.Status
 	}
 	return st
 }

@@ -387,3 +387,202 @@ func ExampleServer_BreakEntity() {
 	// Acme West: reauth
 	// directory: 200
 }
+
+// Example_disconnect ends a connection for good: POST /disconnect revokes
+// every token of the connection, and its status stays "disconnected".
+func Example_disconnect() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	token := s.AddConnection(finchtest.Connection{})
+	c, _ := s.ConnectionForToken(token)
+
+	call := func(method, path string) {
+		req, _ := http.NewRequest(method, s.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		fmt.Println(method, path, res.StatusCode, string(body))
+	}
+	call("POST", "/disconnect")
+	call("GET", "/employer/company")
+	c, _ = s.Connection(c.ID)
+	fmt.Println(c.Status, s.Calls("POST", "/disconnect"))
+	// Output:
+	// POST /disconnect 200 {"status":"success"}
+	// GET /employer/company 401 {"code":401,"name":"invalid_token_error","message":"Invalid access token","statusCode":401,"status":401}
+	// disconnected 1
+}
+
+// ExampleServer_SetNextReconnect makes the employer grant fewer products
+// than the reconnect link asked for: the application must compare what it
+// asked with the exchange's products.
+func ExampleServer_SetNextReconnect() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	c, _ := s.ConnectionForToken(s.AddConnection(finchtest.Connection{}))
+	s.SetNextReconnect(c.ID, finchtest.NextReconnect{
+		GrantOnly: []string{"company", "directory"},
+		Username:  "new.admin@acme.example",
+	})
+
+	link := s.URL + "/authorize?" + url.Values{
+		"client_id":     {s.ClientID},
+		"redirect_uri":  {"https://app.example.com/cb"},
+		"products":      {"company directory payment"},
+		"connection_id": {c.ID},
+	}.Encode()
+	callback, _ := s.Approve(link)
+	cb, _ := url.Parse(callback)
+	body, _ := json.Marshal(map[string]string{
+		"client_id": s.ClientID, "client_secret": s.ClientSecret,
+		"code": cb.Query().Get("code"), "redirect_uri": "https://app.example.com/cb",
+	})
+	res, err := s.Client().Post(s.URL+"/auth/token", "application/json", strings.NewReader(string(body)))
+	if err != nil {
+		panic(err)
+	}
+	defer res.Body.Close()
+	var tok struct {
+		Products []string `json:"products"`
+	}
+	json.NewDecoder(res.Body).Decode(&tok)
+	c, _ = s.Connection(c.ID)
+	fmt.Println("asked: company directory payment; granted:", tok.Products)
+	fmt.Println("username:", c.Username)
+	// Output:
+	// asked: company directory payment; granted: [company directory]
+	// username: new.admin@acme.example
+}
+
+// ExampleServer_SetRateLimit limits /introspect to two requests a minute
+// of the server's clock, with a Retry-After header.
+func ExampleServer_SetRateLimit() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	now := time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return now })
+	token := s.AddConnection(finchtest.Connection{})
+	s.SetRateLimit("/introspect", 2)
+	s.SetRateLimitRetryAfter(true)
+
+	for range 3 {
+		req, _ := http.NewRequest("GET", s.URL+"/introspect", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		var e struct {
+			FinchCode string `json:"finch_code"`
+		}
+		json.NewDecoder(res.Body).Decode(&e)
+		res.Body.Close()
+		fmt.Println(strings.TrimSpace(fmt.Sprint(res.StatusCode, " ", e.FinchCode, " ", res.Header.Get("Retry-After"))))
+		now = now.Add(10 * time.Second)
+	}
+	fmt.Println("refused:", s.RateLimited("/introspect"))
+	// Output:
+	// 200
+	// 200
+	// 429 finch_application_rl 40
+	// refused: 1
+}
+
+// ExampleServer_SetJobDuration forces a data sync (POST /jobs/automated)
+// and watches it advance by the server's clock to its end, which updates
+// the connection's last_successful_sync.
+func ExampleServer_SetJobDuration() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	now := time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC)
+	s.SetClock(func() time.Time { return now })
+	s.SetJobDuration(time.Minute, 10*time.Minute) // pending 1 min, then running 10
+	token := s.AddConnection(finchtest.Connection{})
+
+	call := func(method, path, body string) map[string]any {
+		req, _ := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		defer res.Body.Close()
+		var m map[string]any
+		json.NewDecoder(res.Body).Decode(&m)
+		m["http"] = res.StatusCode
+		return m
+	}
+	job := call("POST", "/jobs/automated", `{"type":"data_sync_all"}`)
+	fmt.Println(job["http"], "remaining refreshes:", job["remaining_refreshes"])
+	for _, after := range []time.Duration{0, time.Minute, 11 * time.Minute} {
+		now = time.Date(2026, 5, 1, 8, 0, 0, 0, time.UTC).Add(after)
+		fmt.Println(after, call("GET", "/jobs/automated/"+job["job_id"].(string), "")["status"])
+	}
+	in := call("GET", "/introspect", "")
+	fmt.Println("last sync:", in["connection_status"].(map[string]any)["last_successful_sync"])
+	again := call("POST", "/jobs/automated", `{"type":"data_sync_all"}`)
+	fmt.Println(again["http"], "retry at:", again["retry_at"])
+	// Output:
+	// 201 remaining refreshes: 0
+	// 0s pending
+	// 1m0s in_progress
+	// 11m0s complete
+	// last sync: 2026-05-01T08:11:00Z
+	// 429 retry at: 2026-05-01T09:00:00Z
+}
+
+// ExampleServer_SetMethodStatus breaks one authentication method of a
+// connection with two: /introspect reports each method's status, while
+// data calls answer by the connection's status alone.
+func ExampleServer_SetMethodStatus() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	token := s.AddConnection(finchtest.Connection{Methods: []finchtest.AuthMethod{
+		{Type: "credential", Products: []string{"company", "directory"}},
+		{Type: "assisted", Products: []string{"benefits"}},
+	}})
+	c, _ := s.ConnectionForToken(token)
+	s.SetMethodStatus(c.ID, "assisted", "error_permissions")
+
+	get := func(path string) *http.Response {
+		req, _ := http.NewRequest("GET", s.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.Client().Do(req)
+		if err != nil {
+			panic(err)
+		}
+		return res
+	}
+	res := get("/introspect")
+	var in struct {
+		Manual           bool `json:"manual"`
+		ConnectionStatus struct {
+			Status string `json:"status"`
+		} `json:"connection_status"`
+		AuthenticationMethods []struct {
+			Type             string `json:"type"`
+			ConnectionStatus struct {
+				Status string `json:"status"`
+			} `json:"connection_status"`
+			Products []string `json:"products"`
+		} `json:"authentication_methods"`
+	}
+	json.NewDecoder(res.Body).Decode(&in)
+	res.Body.Close()
+	fmt.Println("connection:", in.ConnectionStatus.Status, "manual:", in.Manual)
+	for _, m := range in.AuthenticationMethods {
+		fmt.Println(m.Type, m.ConnectionStatus.Status, m.Products)
+	}
+	res = get("/employer/company")
+	res.Body.Close()
+	fmt.Println("company:", res.StatusCode)
+	// Output:
+	// connection: connected manual: true
+	// credential connected [company directory]
+	// assisted error_permissions [benefits]
+	// company: 200
+}

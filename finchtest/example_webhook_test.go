@@ -105,3 +105,41 @@ func parseUnix(s string) time.Time {
 	fmt.Sscan(s, &sec)
 	return time.Unix(sec, 0)
 }
+
+// ExampleServer_HoldWebhooks makes Finch's webhooks arrive late, out of
+// order and twice: the connection broke and was repaired, but the
+// application hears of the repair first and of the break last.
+func ExampleServer_HoldWebhooks() {
+	s := finchtest.NewServer()
+	defer s.Close()
+	app := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Data struct {
+				Status string `json:"status"`
+			} `json:"data"`
+		}
+		json.NewDecoder(r.Body).Decode(&ev)
+		fmt.Println("app got", ev.Data.Status)
+	}))
+	defer app.Close()
+	s.SetWebhook(finchtest.Webhook{URL: app.URL, Secrets: []string{"5WbX5kEWLlfzsGNjH64I8lOOqUB6e8FH"}})
+	c, _ := s.ConnectionForToken(s.AddConnection(finchtest.Connection{}))
+
+	s.HoldWebhooks(true)
+	s.Break(c.ID)
+	s.SetStatus(c.ID, "connected") // repaired before anything was delivered
+	held := s.HeldWebhooks()
+	fmt.Println(len(held), "held:", held[0].Status, held[1].Status)
+
+	ctx := context.Background()
+	s.DeliverHeld(ctx, held[1].EventID, finchtest.TimestampAtDelivery) // the repair first
+	s.DeliverHeld(ctx, held[0].EventID, finchtest.TimestampAtDelivery) // then the break
+	d, _ := s.DeliverHeld(ctx, held[0].EventID, finchtest.TimestampOfEvent)
+	fmt.Println("the break again, attempt", d.Attempt, "same id:", d.EventID == held[0].EventID)
+	// Output:
+	// 2 held: reauth connected
+	// app got connected
+	// app got reauth
+	// app got reauth
+	// the break again, attempt 2 same id: true
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -66,6 +68,15 @@ type Server struct {
 	attempts    map[string]int    // deliveries per event id
 	hookClient  *http.Client      // the client webhooks go through
 	inflight    sync.WaitGroup    // webhook deliveries under way; Close waits
+
+	superseded SupersededIntrospection // what /introspect shows a superseded token
+	holding    bool                    // events are held, not sent (HoldWebhooks)
+	held       []webhookEvent          // held events, oldest first
+	revoked    RevokedAnswer           // what a token revoked by POST /disconnect gets
+	limits     map[string]*rateLimit   // rate limits by endpoint (SetRateLimit)
+	retryAfter bool                    // rate limits' 429s carry Retry-After
+	jobs       map[string]*jobState    // data sync jobs by id
+	jobClock   *jobDuration            // how jobs advance by the clock; nil: by SetJobStatus only
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -127,8 +138,10 @@ func (s *Server) Client() *http.Client {
 
 // SetClock sets the function the server reads the time from: it decides
 // when authorization codes (10 minutes) and Connect sessions
-// (minutes_to_expire) expire, and stamps last_successful_sync. If now is
-// nil, time.Now is used. Latency faults always use real time.
+// (minutes_to_expire) expire, when jobs advance (SetJobDuration) and
+// forced refreshes are allowed again (an hour), the windows of rate limits
+// (SetRateLimit), and it stamps last_successful_sync, jobs and webhooks.
+// If now is nil, time.Now is used. Latency faults always use real time.
 func (s *Server) SetClock(now func() time.Time) {
 	s.mu.Lock()
 	s.now = now
@@ -186,12 +199,19 @@ func (s *Server) baseURL(r *http.Request) string {
 
 // ServeHTTP serves the fake Finch API and Connect. Every response carries
 // a unique Finch-Request-Id header. Each request is counted (see Calls),
-// then the first matching Fault applies (see InjectFault), then the route
-// answers. An unknown path answers 404 and a known path with the wrong
-// method answers 405, both with a Finch-shaped JSON error.
+// then the jobs that are due end (see SetJobDuration), then the rate
+// limits apply (see SetRateLimit), then the first matching Fault (see
+// InjectFault), then the route answers. An unknown path answers 404 and a
+// known path with the wrong method answers 405 (with Allow), both with a
+// Finch-shaped JSON error.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Finch-Request-Id", "req_"+randomHex(12))
 	s.countCall(r.Method, r.URL.Path)
+	s.settleJobs()
+	pattern := routePattern(r.URL.Path)
+	if s.rateLimited(w, r.Method, pattern) {
+		return
+	}
 
 	if f, ok := s.takeFault(r.Method, r.URL.Path); ok {
 		if s.applyFault(w, r, f) {
@@ -199,40 +219,58 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	method, h := s.route(r.URL.Path)
+	methods := s.routes(pattern)
+	h := methods[r.Method]
 	switch {
-	case h == nil:
+	case methods == nil:
 		writeError(w, errNotFound("No route for this path"))
-	case r.Method != method:
-		w.Header().Set("Allow", method)
+	case h == nil:
+		w.Header().Set("Allow", strings.Join(slices.Sorted(maps.Keys(methods)), ", "))
 		writeError(w, newAPIError(http.StatusMethodNotAllowed, "method_not_allowed_error", "", "Method not allowed"))
 	default:
 		h(w, r)
 	}
 }
 
-// route returns the method a path accepts and its handler, or a nil
-// handler for an unknown path.
-func (s *Server) route(path string) (method string, h http.HandlerFunc) {
-	switch path {
-	case "/introspect":
-		return http.MethodGet, s.serveIntrospect
-	case "/employer/company":
-		return http.MethodGet, s.serveCompany
-	case "/employer/directory":
-		return http.MethodGet, s.serveDirectory
-	case "/sandbox/connections/accounts":
-		return http.MethodPut, s.serveSandboxAccount
-	case "/auth/token":
-		return http.MethodPost, s.serveToken
-	case "/connect/sessions/reauthenticate":
-		return http.MethodPost, s.serveReauthSession
-	case "/authorize":
-		return http.MethodGet, s.serveAuthorize
-	case "/authorize/decision":
-		return http.MethodPost, s.serveDecision
+// routePattern returns the route a URL path belongs to: the path itself,
+// or a pattern such as "/jobs/automated/{job_id}" for a path with an id.
+func routePattern(path string) string {
+	if id, ok := strings.CutPrefix(path, "/jobs/automated/"); ok && id != "" && !strings.Contains(id, "/") {
+		return "/jobs/automated/{job_id}"
 	}
-	return "", nil
+	return path
+}
+
+// routes returns the handlers of a route by method, or nil for an unknown
+// route.
+func (s *Server) routes(pattern string) map[string]http.HandlerFunc {
+	switch pattern {
+	case "/introspect":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveIntrospect}
+	case "/employer/company":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveCompany}
+	case "/employer/directory":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveDirectory}
+	case "/sandbox/connections/accounts":
+		return map[string]http.HandlerFunc{http.MethodPut: s.serveSandboxAccount}
+	case "/auth/token":
+		return map[string]http.HandlerFunc{http.MethodPost: s.serveToken}
+	case "/connect/sessions/reauthenticate":
+		return map[string]http.HandlerFunc{http.MethodPost: s.serveReauthSession}
+	case "/authorize":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveAuthorize}
+	case "/authorize/decision":
+		return map[string]http.HandlerFunc{http.MethodPost: s.serveDecision}
+	case "/disconnect":
+		return map[string]http.HandlerFunc{http.MethodPost: s.serveDisconnect}
+	case "/jobs/automated":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveJobList, http.MethodPost: s.serveJobCreate}
+	case "/jobs/automated/{job_id}":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveJob}
+	case "/sandbox/jobs/configuration":
+		return map[string]http.HandlerFunc{http.MethodGet: s.serveSandboxJobConfig, http.MethodPut: s.serveSandboxJobConfigSet}
+	}
+	return nil
 }
 
 type callKey struct{ method, path string }
@@ -249,14 +287,16 @@ func (s *Server) countCall(method, path string) {
 // Calls reports how many requests reached the server with that method and
 // URL path (no query), whatever their outcome: faulted, rejected and
 // unknown routes are counted too. An empty method matches any method and
-// an empty path any path, so Calls("", "") is the total. Approve, Cancel,
+// an empty path any path, so Calls("", "") is the total. A route pattern
+// counts every path it matches: Calls("GET", "/jobs/automated/{job_id}")
+// counts the reads of every job. Approve, Cancel,
 // ApproveAs and IssueCode do not make requests and are not counted.
 func (s *Server) Calls(method, path string) int {
 	s.callsMu.Lock()
 	defer s.callsMu.Unlock()
 	n := 0
 	for k, c := range s.calls {
-		if (method == "" || strings.EqualFold(method, k.method)) && (path == "" || path == k.path) {
+		if (method == "" || strings.EqualFold(method, k.method)) && (path == "" || path == k.path || path == routePattern(k.path)) {
 			n += c
 		}
 	}

@@ -39,11 +39,11 @@ func (s *Server) issueCodeLocked(connID, redirectURI string, products []string) 
 // embedded Connect flow hands one to the page's JavaScript: no
 // redirect_uri is bound to it, so POST /auth/token must omit redirect_uri.
 // The code is single-use and expires after 10 minutes of server clock. It
-// returns "" for an unknown connection.
+// returns "" for an unknown or disconnected connection.
 func (s *Server) IssueCode(connectionID string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.conns[connectionID]; !ok {
+	if cs, ok := s.conns[connectionID]; !ok || cs.disconnected {
 		return ""
 	}
 	return s.issueCodeLocked(connectionID, "", nil)
@@ -66,7 +66,8 @@ type tokenResponse struct {
 
 // serveToken answers POST /auth/token: it exchanges a code for a new
 // access token. The exchange is what re-connects: the connection becomes
-// "connected", its entities in "reauth" are healed, every older token of
+// "connected", its entities and authentication methods in "reauth" are
+// healed, every older token of
 // the connection dies (answering reauthenticate_user), and the ids stay the
 // same. The account.updated webhooks of those status changes are delivered
 // before the answer is sent.
@@ -105,25 +106,45 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 func (s *Server) exchange(code string, redirectURI *string) (*tokenResponse, []webhookEvent, *apiError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	cd, e := s.redeemLocked(code, redirectURI)
+	if e != nil {
+		return nil, nil, e
+	}
+	cs := s.conns[cd.connID]
+	before := cs.statuses()
+	tok := s.reconnectLocked(cs, cd.products)
+	return s.tokenResponseLocked(cs, tok), s.accountEventsLocked(cs, before), nil
+}
+
+// redeemLocked checks a code and the exchange's redirect_uri, and uses
+// the code up. s.mu must be held.
+func (s *Server) redeemLocked(code string, redirectURI *string) (*codeState, *apiError) {
 	cd, ok := s.codes[code]
 	switch {
 	case !ok:
-		return nil, nil, errInvalidGrant("Invalid authorization code")
+		return nil, errInvalidGrant("Invalid authorization code")
 	case cd.used:
-		return nil, nil, errInvalidGrant("Authorization code has already been used")
+		return nil, errInvalidGrant("Authorization code has already been used")
 	case !s.nowLocked().Before(cd.expires):
-		return nil, nil, errInvalidGrant("Authorization code has expired")
+		return nil, errInvalidGrant("Authorization code has expired")
 	case cd.redirectURI == "" && redirectURI != nil:
-		return nil, nil, errInvalidGrant("redirect_uri must be omitted for a code from the embedded flow")
+		return nil, errInvalidGrant("redirect_uri must be omitted for a code from the embedded flow")
 	case cd.redirectURI != "" && redirectURI == nil:
-		return nil, nil, errInvalidGrant("redirect_uri is required")
+		return nil, errInvalidGrant("redirect_uri is required")
 	case cd.redirectURI != "" && *redirectURI != cd.redirectURI:
-		return nil, nil, errInvalidGrant("redirect_uri does not match the one the code was issued for")
+		return nil, errInvalidGrant("redirect_uri does not match the one the code was issued for")
+	case s.conns[cd.connID].disconnected:
+		return nil, errInvalidGrant("The connection was disconnected")
 	}
 	cd.used = true
+	return cd, nil
+}
 
-	cs := s.conns[cd.connID]
-	before := cs.statuses()
+// reconnectLocked re-connects cs with the products asked for (nil: the
+// connection's): every older token dies, the connection and its entities
+// and methods in "reauth" heal, the changes SetNextReconnect asked for are
+// made, and a new token is issued and returned. s.mu must be held.
+func (s *Server) reconnectLocked(cs *connState, asked []string) string {
 	for _, old := range cs.tokens {
 		s.tokens[old].dead = true
 	}
@@ -134,17 +155,30 @@ func (s *Server) exchange(code string, redirectURI *string) (*tokenResponse, []w
 			c.Entities[i].Status = "connected"
 		}
 	}
-	if cd.products != nil {
-		c.Products = slices.Clone(cd.products)
+	for i := range c.Methods {
+		if c.Methods[i].Status == "reauth" {
+			c.Methods[i].Status = "connected"
+		}
+	}
+	if asked != nil {
+		c.Products = slices.Clone(asked)
+	}
+	if next := cs.next; next != nil {
+		cs.next = nil
+		s.applyReconnectLocked(cs, next)
 	}
 	cs.lastSync = s.nowLocked()
-	tok := s.issueTokenLocked(cs)
+	return s.issueTokenLocked(cs)
+}
 
+// tokenResponseLocked is the answer of an exchange that issued tok for
+// cs. s.mu must be held.
+func (s *Server) tokenResponseLocked(cs *connState, tok string) *tokenResponse {
+	c := &cs.conn
 	entityIDs := make([]string, len(c.Entities))
 	for i, en := range c.Entities {
 		entityIDs[i] = en.ID
 	}
-	events := s.accountEventsLocked(cs, before)
 	return &tokenResponse{
 		AccessToken:    tok,
 		TokenType:      "bearer",
@@ -158,7 +192,7 @@ func (s *Server) exchange(code string, redirectURI *string) (*tokenResponse, []w
 		ConnectionType: c.ConnectionType,
 		CustomerName:   c.CustomerName,
 		AccountID:      cs.accountID,
-	}, events, nil
+	}
 }
 
 // validClient compares application credentials in constant time.

@@ -2,6 +2,7 @@ package finchtest
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -42,8 +43,9 @@ type Webhook struct {
 	LegacyStatus bool
 
 	// StringAuthMethod sends data.authentication_method of account.updated
-	// events as the plain string "credential", as Finch's docs show. If
-	// false, it is the object the official SDKs decode:
+	// events as a plain string, the method's type ("credential"), as
+	// Finch's docs show. If false, it is the object the official SDKs
+	// decode:
 	// {"type":"credential","benefits_support":null,"supported_fields":null}.
 	StringAuthMethod bool
 
@@ -79,7 +81,9 @@ type WebhookDelivery struct {
 	Attempt int
 
 	// Timestamp is the Finch-Timestamp sent: the server's clock (see
-	// SetClock), to the second. Signatures cover it.
+	// SetClock) when it was sent, to the second, or the time of the event
+	// for DeliverHeld with TimestampOfEvent. Signatures cover it. In
+	// HeldWebhooks' records, it is the time of the event.
 	Timestamp time.Time
 
 	// Body is the raw JSON body sent.
@@ -102,6 +106,7 @@ type webhookEvent struct {
 	id   string
 	typ  string
 	body []byte
+	at   time.Time // when it happened, by the server's clock, to the second
 }
 
 // SignWebhook returns the Finch-Signature header value for a delivery: for
@@ -209,7 +214,7 @@ func (s *Server) SendWebhook(ctx context.Context, eventType string, payload any)
 	}
 	fields["event_type"], _ = json.Marshal(eventType)
 	body, _ := json.Marshal(fields)
-	return s.deliver(ctx, webhookEvent{id: newEventID(), typ: eventType, body: body})
+	return s.deliver(ctx, webhookEvent{id: newEventID(), typ: eventType, body: body}, TimestampAtDelivery)
 }
 
 // Redeliver sends an event already delivered again, as Finch does when it
@@ -221,25 +226,29 @@ func (s *Server) Redeliver(ctx context.Context, eventID string) (WebhookDelivery
 	var ev webhookEvent
 	if i >= 0 {
 		d := s.deliveries[i]
-		ev = webhookEvent{id: d.EventID, typ: d.EventType, body: d.Body}
+		ev = webhookEvent{id: d.EventID, typ: d.EventType, body: d.Body, at: d.Timestamp}
 	}
 	s.mu.Unlock()
 	if i < 0 {
 		return WebhookDelivery{}, errors.New("finchtest: no webhook was sent with that event id")
 	}
-	return s.deliver(ctx, ev)
+	return s.deliver(ctx, ev, TimestampAtDelivery)
 }
 
-// sendEvents delivers the events of a status change, one after another.
+// sendEvents delivers the events of a status change, one after another,
+// or holds them (see HoldWebhooks).
 func (s *Server) sendEvents(events []webhookEvent) {
 	for _, ev := range events {
-		s.deliver(context.Background(), ev)
+		if s.holdEvent(ev) {
+			continue
+		}
+		s.deliver(context.Background(), ev, TimestampAtDelivery)
 	}
 }
 
-// deliver sends ev to the registered webhook and records the delivery. It
-// holds no lock while sending. Close cancels it.
-func (s *Server) deliver(ctx context.Context, ev webhookEvent) (WebhookDelivery, error) {
+// deliver sends ev to the registered webhook, stamped as ts says, and
+// records the delivery. It holds no lock while sending. Close cancels it.
+func (s *Server) deliver(ctx context.Context, ev webhookEvent, ts WebhookTimestamp) (WebhookDelivery, error) {
 	s.mu.Lock()
 	hook := s.webhook
 	switch {
@@ -256,17 +265,26 @@ func (s *Server) deliver(ctx context.Context, ev webhookEvent) (WebhookDelivery,
 		s.attempts = make(map[string]int)
 	}
 	s.attempts[ev.id]++
-	d := WebhookDelivery{
-		EventID:   ev.id,
-		EventType: ev.typ,
-		Attempt:   s.attempts[ev.id],
-		Timestamp: time.Unix(s.nowLocked().Unix(), 0),
-		Body:      ev.body,
+	d := describe(ev)
+	d.Attempt = s.attempts[ev.id]
+	if ts != TimestampOfEvent || ev.at.IsZero() {
+		d.Timestamp = time.Unix(s.nowLocked().Unix(), 0)
 	}
 	life := s.lifeLocked()
 	client := s.webhookClientLocked()
 	s.mu.Unlock()
 
+	d.StatusCode, d.Err = post(ctx, life, client, hook, d)
+	s.mu.Lock()
+	s.deliveries = append(s.deliveries, d)
+	s.mu.Unlock()
+	d.Body = slices.Clone(d.Body)
+	return d, d.Err
+}
+
+// describe returns the record of ev as its body tells it, stamped with
+// the time the event happened; Attempt, StatusCode and Err are left zero.
+func describe(ev webhookEvent) WebhookDelivery {
 	var fields struct {
 		ConnectionID any `json:"connection_id"`
 		EntityID     any `json:"entity_id"`
@@ -275,16 +293,11 @@ func (s *Server) deliver(ctx context.Context, ev webhookEvent) (WebhookDelivery,
 		} `json:"data"`
 	}
 	json.Unmarshal(ev.body, &fields)
+	d := WebhookDelivery{EventID: ev.id, EventType: ev.typ, Timestamp: ev.at, Body: ev.body}
 	d.ConnectionID, _ = fields.ConnectionID.(string)
 	d.EntityID, _ = fields.EntityID.(string)
 	d.Status, _ = fields.Data.Status.(string)
-
-	d.StatusCode, d.Err = post(ctx, life, client, hook, d)
-	s.mu.Lock()
-	s.deliveries = append(s.deliveries, d)
-	s.mu.Unlock()
-	d.Body = slices.Clone(d.Body)
-	return d, d.Err
+	return d
 }
 
 // post makes one delivery's request and reads the answer, within the
@@ -335,6 +348,12 @@ func (s *Server) webhookClientLocked() *http.Client {
 	return s.hookClient
 }
 
+// eventTimeLocked is the time an event happens: now, to the second. s.mu
+// must be held.
+func (s *Server) eventTimeLocked() time.Time {
+	return time.Unix(s.nowLocked().Unix(), 0)
+}
+
 // newEventID returns a fresh Finch-Event-Id, shaped like Finch's.
 func newEventID() string {
 	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -370,39 +389,45 @@ type webhookAuthMethod struct {
 
 // accountEventsLocked returns the account.updated events for what changed
 // in cs since before: one for the connection if its status changed, then
-// one per entity whose own status changed (an entity that now follows the
-// connection reports the connection's status). It returns nil when no
-// webhook is registered. s.mu must be held.
+// one per entity whose own status changed (an entity gained or lost sends
+// none), then one per authentication method whose own status changed (an
+// entity or a method that now follows the connection reports the
+// connection's status). It returns nil when no webhook is registered. s.mu
+// must be held.
 func (s *Server) accountEventsLocked(cs *connState, before statuses) []webhookEvent {
 	if s.webhook.URL == "" {
 		return nil
 	}
 	after := cs.statuses()
+	primary := cs.conn.Methods[0].Type
 	var events []webhookEvent
 	if after.conn != before.conn {
-		events = append(events, s.accountUpdatedLocked(cs, "", after.conn))
+		events = append(events, s.accountUpdatedLocked(cs, "", primary, after.conn))
 	}
-	for i, st := range after.entities {
-		if i >= len(before.entities) || st == before.entities[i] {
-			continue
+	for _, en := range cs.conn.Entities {
+		if old, ok := before.entities[en.ID]; ok && old != en.Status {
+			events = append(events, s.accountUpdatedLocked(cs, en.ID, primary, cmp.Or(en.Status, after.conn)))
 		}
-		if st == "" {
-			st = after.conn
+	}
+	for i, st := range after.methods {
+		if i < len(before.methods) && st != before.methods[i] {
+			events = append(events, s.accountUpdatedLocked(cs, "", cs.conn.Methods[i].Type, cmp.Or(st, after.conn)))
 		}
-		events = append(events, s.accountUpdatedLocked(cs, cs.conn.Entities[i].ID, st))
 	}
 	return events
 }
 
 // accountUpdatedLocked builds one account.updated event, shaped as the
-// registered webhook asks. s.mu must be held.
-func (s *Server) accountUpdatedLocked(cs *connState, entityID, status string) webhookEvent {
+// registered webhook asks: methodType is the authentication method it is
+// about (a connection's or an entity's event names the connection's first
+// method). s.mu must be held.
+func (s *Server) accountUpdatedLocked(cs *connState, entityID, methodType, status string) webhookEvent {
 	if status == "reauth" && s.webhook.LegacyStatus {
 		status = "error_reauth"
 	}
-	var method any = webhookAuthMethod{Type: "credential"}
+	var method any = webhookAuthMethod{Type: methodType}
 	if s.webhook.StringAuthMethod {
-		method = "credential"
+		method = methodType
 	}
 	body, _ := json.Marshal(accountUpdated{
 		EventType:    "account.updated",
@@ -412,5 +437,5 @@ func (s *Server) accountUpdatedLocked(cs *connState, entityID, status string) we
 		EntityID:     entityID,
 		Data:         accountUpdatedData{Status: status, AuthenticationMethod: method},
 	})
-	return webhookEvent{id: newEventID(), typ: "account.updated", body: body}
+	return webhookEvent{id: newEventID(), typ: "account.updated", body: body, at: s.eventTimeLocked()}
 }
