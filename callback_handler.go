@@ -123,7 +123,7 @@ type callbackError struct {
 func (e *callbackError) Error() string {
 	who := ""
 	if e.conn != "" {
-		who = " for " + e.conn
+		who = " for " + quoteID(e.conn)
 	}
 	return fmt.Sprintf("finchreauth: callback%s: %s: %v", who, e.reason, e.err)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,6 +230,29 @@ func TestCallbackConnectionMismatch(t *testing.T) {
 	assert.Equal(t, finchreauth.ReasonConnectionMismatch, unsaved[0].Reason)
 	assert.NotEmpty(t, unsaved[0].Token, "the application gets the token to decide")
 	assert.Empty(t, reconnected)
+
+	// The other account is a connection the Store knows: Finch's exchange
+	// made its saved token stop working, and its new one works. It is
+	// saved for it: not left broken with a working token lying in a hook
+	// (where it used to go). The link's connection is still broken.
+	t.Run("another account the Store knows", func(t *testing.T) {
+		r := newReconnectRig(t, nil)
+		y := r.finch.AddConnection(finchtest.Connection{CustomerName: "Other Co"})
+		yConn, _ := r.finch.ConnectionForToken(y)
+		require.NoError(t, r.tr.SaveToken(context.Background(), yConn.ID, finchreauth.Token(y)))
+		link := r.breakAndNotify(t)
+		callback, err := r.finch.ApproveAs(link, yConn.ID)
+		require.NoError(t, err)
+		q := query(t, browse(t, callback).Header.Get("Location"))
+		assert.Equal(t, "connection_mismatch", q.Get("reason"))
+		saved, err := r.tr.Token(context.Background(), yConn.ID)
+		require.NoError(t, err)
+		assert.NotEqual(t, finchreauth.Token(y), saved, "Y's new token is saved for Y")
+		assert.Equal(t, 200, r.call(t, string(saved)))
+		assert.True(t, r.needsReauth(t), "X still needs its employer")
+		_, unsaved := r.hooks()
+		assert.Empty(t, unsaved)
+	})
 }
 
 func TestCallbackCancelThenReconnect(t *testing.T) {
@@ -518,4 +542,111 @@ func TestSecondTabToldTheTruth(t *testing.T) {
 	assert.Equal(t, 1, r.finch.Calls("POST", "/auth/token"), "the second code was never spent")
 	assert.Equal(t, "invalid_state", serveCallback(t, r.tr, second).Get("reason"), "once it reconnected, the state is spent")
 	assert.Equal(t, 200, r.call(t, string(r.savedToken(t))))
+}
+
+// TestCloseLetsTheCallbackFinish: Close (a rolling deploy) while a
+// callback's code exchange is in flight lets the exchange and the save
+// finish: the token is saved and the browser is told the reconnect
+// succeeded. It used to cancel them after Finch issued the token: the
+// token was neither saved nor given to OnUnsaved, and the browser was told
+// exchange_failed.
+func TestCloseLetsTheCallbackFinish(t *testing.T) {
+	hold := &holdExchange{release: make(chan struct{}), held: make(chan struct{})}
+	r := newReconnectRig(t, func(r *reconnectRig) {
+		r.connect.AuthorizeURLs = true
+		hold.base = r.finch.Client().Transport
+		r.tr.Base = hold
+	})
+	link := r.breakAndNotify(t)
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	hold.code = query(t, callback).Get("code")
+	answered := make(chan url.Values)
+	go func() { answered <- serveCallback(t, r.tr, callback) }()
+	<-hold.held // Finch issued the token; its answer is on the way
+	closed := make(chan error)
+	go func() { closed <- r.tr.Close() }()
+	select {
+	case err := <-closed:
+		t.Fatalf("Close returned (%v) while a callback was spending its code", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(hold.release)
+	q := <-answered
+	require.NoError(t, <-closed)
+	assert.Equal(t, "", q.Get("reason"), "the browser is told the truth: reconnected")
+	assert.NotEqual(t, finchreauth.Token(r.token), r.savedToken(t), "the new token is saved")
+	assert.False(t, r.needsReauth(t))
+	_, unsaved := r.hooks()
+	assert.Empty(t, unsaved)
+
+	t.Run("a callback that has not claimed its state when Close comes is turned away, nothing spent", func(t *testing.T) {
+		r := newReconnectRig(t, func(r *reconnectRig) { r.connect.AuthorizeURLs = true })
+		link := r.breakAndNotify(t)
+		callback, err := r.finch.Approve(link)
+		require.NoError(t, err)
+		r.tr.Close()
+		assert.Equal(t, "unavailable", serveCallback(t, r.tr, callback).Get("reason"))
+		assert.Zero(t, r.finch.Calls("POST", "/auth/token"))
+	})
+}
+
+// TestCallbackAuthorize: Connect.Authorize binds the reconnect to the
+// signed-in person: a browser signed in as another tenant cannot complete
+// the link's reconnect (forbidden, nothing spent, the link still good for
+// the right person), and a panicking Authorize refuses too. It used to
+// complete it, and OnReconnected ran with the other tenant's request
+// context.
+func TestCallbackAuthorize(t *testing.T) {
+	r := newReconnectRig(t, func(r *reconnectRig) {
+		r.connect.AuthorizeURLs = true
+		r.connect.Authorize = func(req *http.Request, conn string) error {
+			switch req.Header.Get("X-Tenant") {
+			case "owner":
+				return nil
+			case "panicker":
+				panic("session store down")
+			}
+			return fmt.Errorf("tenant %q may not reconnect %s", req.Header.Get("X-Tenant"), conn)
+		}
+	})
+	link := r.breakAndNotify(t)
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	as := func(tenant string) url.Values {
+		req, _ := http.NewRequest("GET", callback, nil)
+		req.Header.Set("X-Tenant", tenant)
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		require.NoError(t, err)
+		readAll(t, resp)
+		return query(t, resp.Header.Get("Location"))
+	}
+	for _, tenant := range []string{"tenant-b", "panicker"} {
+		assert.Equal(t, "forbidden", as(tenant).Get("reason"), tenant)
+	}
+	assert.Zero(t, r.finch.Calls("POST", "/auth/token"), "nothing spent")
+	assert.True(t, r.needsReauth(t))
+	assert.Equal(t, "", as("owner").Get("reason"), "the right person, with the same link")
+	assert.False(t, r.needsReauth(t))
+}
+
+// TestStatelessBudgetUnderConcurrency: 120 concurrent state-less callbacks
+// with garbage codes make at most 10 calls to /auth/token in the minute, as
+// SECURITY.md promises. The budget was checked before the exchange and
+// charged after it: 99 calls went out.
+func TestStatelessBudgetUnderConcurrency(t *testing.T) {
+	r := newReconnectRig(t, nil)
+	r.breakAndNotify(t) // an episode with a link is open: state-less codes are considered
+	var wg sync.WaitGroup
+	for i := range 120 {
+		wg.Go(func() {
+			resp, err := http.Post(r.app.URL+"/finch/callback", "application/json", strings.NewReader(fmt.Sprintf(`{"code":"garbage-%d"}`, i)))
+			if err == nil {
+				readAll(t, resp)
+			}
+		})
+	}
+	wg.Wait()
+	assert.LessOrEqual(t, r.finch.Calls("POST", "/auth/token"), 10)
+	assert.Positive(t, r.finch.Calls("POST", "/auth/token"))
 }

@@ -2,6 +2,10 @@ package finchreauth_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -129,4 +133,56 @@ func TestCallerWaitsAtMostTimeout(t *testing.T) {
 	close(release) // the Notifier started half a Timeout ago: it has as long again
 	assert.Eventually(t, func() bool { return len(notes.delivered()) == 1 }, 10*time.Second, time.Millisecond,
 		"the handling went on and the notification went out")
+}
+
+// manyTokensFinch refuses every token with reauthenticate_user and names a
+// connection of its own for each at /introspect: a mass breakage of
+// distinct connections, as cheap as a fake can be.
+type manyTokensFinch struct{}
+
+func (manyTokensFinch) RoundTrip(req *http.Request) (*http.Response, error) {
+	tok := strings.TrimPrefix(req.Header.Get("Authorization"), "Bearer ")
+	if req.URL.Path == "/introspect" {
+		return jsonResponse(req, 200, `{"connection_id":"conn-`+tok+`","connection_status":{"status":"reauth"}}`), nil
+	}
+	return jsonResponse(req, 401, reauthJSON), nil
+}
+
+// TestQueueIsBounded: detections that wait for a handling are data in a
+// bounded queue, not goroutines. 2,000 distinct broken tokens behind a
+// Notifier that hangs leave MaxHandlings workers and MaxQueued waiting
+// detections; the others are dropped, counted, and their tokens stay
+// latched (no second call reaches Finch). Each used to wait in a goroutine
+// of its own: 20,000 tokens left about 20,000 goroutines.
+func TestQueueIsBounded(t *testing.T) {
+	const tokens, handlings, queued = 2000, 4, 100
+	release := make(chan struct{})
+	m := &countingMetrics{}
+	tr := &finchreauth.Transport{Base: manyTokensFinch{}, MaxHandlings: handlings, MaxQueued: queued, Metrics: m,
+		Notifier: finchreauth.NotifierFunc(func(ctx context.Context, _ finchreauth.Event) error {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return nil
+		})}
+	before := runtime.NumGoroutine()
+	for i := range tokens {
+		resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", fmt.Sprintf("tok%05d", i), nil))
+		require.NoError(t, err)
+		readAll(t, resp)
+	}
+	require.Eventually(t, func() bool { return finchreauth.InFlight(tr) == handlings+queued }, 10*time.Second, time.Millisecond)
+	// Each handling holds its worker and the Notifier's hook goroutine.
+	assert.LessOrEqual(t, runtime.NumGoroutine()-before, 3*handlings+8, "goroutines for %d queued detections", queued)
+	m.mu.Lock()
+	dropped := m.counts["finchreauth.detections.dropped"]
+	m.mu.Unlock()
+	assert.EqualValues(t, tokens-handlings-queued, dropped)
+	resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/company", fmt.Sprintf("tok%05d", tokens-1), nil))
+	require.NoError(t, err)
+	readAll(t, resp)
+	assert.Equal(t, "latched", resp.Header.Get("Finchreauth"), "a dropped detection's token stays latched")
+	close(release)
+	tr.Close()
 }

@@ -19,14 +19,17 @@
 // or, with the official Finch Go SDK, option.WithHTTPClient(client) or
 // option.WithMiddleware(tr.Middleware). Every response other than Finch's
 // reauthenticate_user passes through untouched. On that answer, the caller
-// gets Finch's 401 as it came; once per broken token, however many calls see
-// it at once, the Transport finds the token's connection (in the Store, or
-// from GET /introspect), opens the connection's episode in the Store and,
-// holding the Store's lease on its notification, calls the Notifier with an
-// Event: the connection, the customer, the products that stop working and a
-// reconnect link. Finch's account.updated webhook (WebhookHandler) opens the
-// episode the same way, so the customer hears once, whichever comes first.
-// Remind (or Run) sends the reminders.
+// gets Finch's 401 as it came, at once; once per broken token, however many
+// calls see it, the Transport finds the token's connection (in the Store,
+// or from GET /introspect), opens the connection's episode in the Store
+// and, holding the Store's lease on its notification, calls the Notifier
+// with an Event: the connection, the customer, the products that stop
+// working, what the employer must do and a reconnect link. Finch's
+// account.updated webhook (WebhookHandler) is a signal of the same episode,
+// so the customer hears once, whichever comes first, in whatever order
+// Finch sends them (see Transport, "A connection's life"). Remind (or Run)
+// sends the reminders and carries out whatever else the Store's records
+// owe.
 //
 // # Reconnecting
 //

@@ -41,7 +41,10 @@ type HookError struct {
 }
 
 func (e *HookError) Error() string {
-	who := e.ConnectionID
+	who := ""
+	if e.ConnectionID != "" {
+		who = quoteID(e.ConnectionID)
+	}
 	if who == "" && e.TokenFingerprint != "" {
 		who = "token " + e.TokenFingerprint
 	}

@@ -111,11 +111,15 @@ func (f LinkBuilderFunc) ReconnectURL(ctx context.Context, e Event) (string, err
 // must be safe for concurrent use, fast, and never block. The names:
 //
 //	finchreauth.detections            a 401 reauthenticate_user from Finch
-//	finchreauth.detections.collapsed  one that joined a handling in flight
+//	finchreauth.detections.collapsed  one covered by a handling queued or done
+//	finchreauth.detections.dropped    one dropped: the queue was full (MaxQueued)
 //	finchreauth.latched               a request answered from the latch
 //	finchreauth.notifications         outcome "sent" or "failed"
 //	finchreauth.reminders             outcome "sent" or "failed"
-//	finchreauth.reconnects            outcome "callback", "save" or "webhook"
+//	finchreauth.reconnects            outcome "callback", "save", "webhook",
+//	                                  "job" or "introspect": what ended it
+//	finchreauth.disconnects           an episode that ended as disconnected
+//	finchreauth.unreadable            a record the Store could not read, skipped
 //	finchreauth.finch_calls           outcome "ok", "client_error", "rate_limited",
 //	                                  "server_error", "network" or "cancelled"
 //	finchreauth.time_to_reconnect     histogram, seconds from an episode's start to its end

@@ -3,6 +3,7 @@ package finchreauth_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,4 +105,38 @@ func TestOneUnreadableRecord(t *testing.T) {
 		}
 	}
 	assert.GreaterOrEqual(t, reported, 2, "Remind and NeedsReauth each report the unreadable record")
+}
+
+// TestHostileConnectionIDs: a connection id over 256 bytes, or not UTF-8,
+// is refused with a clear error by every entry point; one with terminal
+// escapes reaches errors quoted, nothing a terminal interprets. A 1 MiB id
+// used to produce a 2 MiB error.
+func TestHostileConnectionIDs(t *testing.T) {
+	ff := newFakeFinch()
+	errs := &errorLog{}
+	tr := &finchreauth.Transport{Base: ff, ErrorHandler: errs.handle}
+	defer tr.Close()
+	ctx := context.Background()
+	huge := "conn-" + strings.Repeat("\x1b[31m", 1<<20/5)
+	for _, id := range []string{huge, "conn-\xff\xfe", "conn-\x00"} {
+		_, err := tr.Token(ctx, id)
+		require.Error(t, err)
+		assert.Less(t, len(err.Error()), 200)
+		assert.Error(t, tr.SaveToken(ctx, id, "tok"))
+		_, err = tr.Status(ctx, id)
+		assert.Error(t, err)
+		_, err = tr.ReconnectURL(ctx, id)
+		assert.Error(t, err)
+	}
+	// A webhook naming a hostile id is acknowledged and reported briefly.
+	code := postWebhook(t, tr.WebhookHandler(vectorSecret), "msg_hostile", time.Now(), "conn-"+strings.Repeat("\x1b[31m", 60), "", "reauth")
+	assert.Equal(t, 200, code)
+	for _, err := range errs.all() {
+		assert.Less(t, len(err.Error()), 1024)
+	}
+	// An id with escapes that the Store holds reaches an error escaped.
+	escaped := "conn-\x1b]0;owned\x07\u202e"
+	he := &finchreauth.HookError{Hook: "store", ConnectionID: escaped, Err: errors.New("boom")}
+	assert.NotContains(t, he.Error(), "\x1b")
+	assert.NotContains(t, he.Error(), "\u202e")
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -202,4 +203,69 @@ func BenchmarkMassBreakage(b *testing.B) {
 		last = stormfinch.RunMass(b, finchreauth.NewMemoryStore(), 10_000, 3, 16, 10*time.Second)
 	}
 	last.Report(b)
+}
+
+// BenchmarkQueuedDetections: distinct broken tokens (100,000 and a million),
+// each refused once, behind a Notifier that hangs, against the same with a
+// fast Notifier. Reported after the last caller has its answer: the
+// goroutines the Transport added, the heap in use (after a collection), the
+// detections waiting or in a handling, and those dropped because the queue
+// was full (MaxQueued, 100,000 by default). Detections waiting are data, so
+// the goroutines stay MaxHandlings' few whatever the number of tokens, and
+// the heap is bounded by the queue and the latch.
+func BenchmarkQueuedDetections(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		for _, hang := range []bool{true, false} {
+			notifier := "fast"
+			if hang {
+				notifier = "hanging"
+			}
+			b.Run(fmt.Sprintf("tokens=%d/notifier=%s", n, notifier), func(b *testing.B) {
+				for b.Loop() {
+					queuedDetections(b, n, hang)
+				}
+			})
+		}
+	}
+}
+
+func queuedDetections(b *testing.B, n int, hang bool) {
+	release := make(chan struct{})
+	m := &countingMetrics{}
+	tr := &finchreauth.Transport{Base: manyTokensFinch{}, Metrics: m,
+		Notifier: finchreauth.NotifierFunc(func(ctx context.Context, _ finchreauth.Event) error {
+			if hang {
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return nil
+		})}
+	runtime.GC()
+	before := runtime.NumGoroutine()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	heap0 := ms.HeapInuse
+	req, _ := http.NewRequest("GET", "https://api.tryfinch.com/employer/company", nil)
+	for i := range n {
+		r := req.Clone(req.Context())
+		r.Header.Set("Authorization", fmt.Sprintf("Bearer tok%07d", i))
+		resp, err := tr.RoundTrip(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(runtime.NumGoroutine()-before), "goroutines")
+	b.ReportMetric(float64(ms.HeapInuse-min(heap0, ms.HeapInuse))/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(finchreauth.InFlight(tr)), "in-flight")
+	m.mu.Lock()
+	b.ReportMetric(float64(m.counts["finchreauth.detections.dropped"]), "dropped")
+	m.mu.Unlock()
+	close(release)
+	tr.Close()
 }

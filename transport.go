@@ -53,6 +53,32 @@ const (
 // requests carrying that token are answered locally for LatchTTL with the
 // same kind of 401 ("Finchreauth: latched").
 //
+// # A connection's life
+//
+// Everything the Transport knows of a connection is in the connection's
+// Record, and every signal about it goes through one state machine: a call
+// Finch refused, a webhook, an answer of /introspect, a job's result, a
+// token saved, the callback's claim of a link, a lease, a notification
+// sent or failed. The connection needs its employer (an episode is open)
+// exactly when Finch's newest statuses say so, at the connection, an
+// authentication method or an entity, or when Finch refuses the saved token
+// itself; and what it needs is Event.Status's: "reauth" (Finch Connect) or,
+// for assisted connections, "error_no_account_setup" or "error_permissions"
+// (the payroll system: no link is made). "pending" and "processing" tell
+// nobody; "disconnected" ends the episode (OnDisconnected).
+//
+// Order: Finch's webhooks arrive late, twice and out of order, and each
+// replica's clock is its own. A status older than the last one Finch sent
+// for the same connection or entity does nothing; a reauth older than the
+// end of the last episode (by more than a minute) does nothing; and a
+// signal whose order cannot be told, or that contradicts the saved token's
+// last verdict, is checked with Finch (/introspect, and a data call made
+// with the saved token) before it opens or ends anything. A token replaces
+// the saved one only if Finch accepts it. What the record owes
+// (notifications, OnReconnected, checks) is written in it before it is
+// carried out, under a lease: a process that dies leaves it owed, and
+// Remind, on any replica, carries it out.
+//
 // The zero value is ready to use. Set the fields before the first request and
 // do not change them afterwards. A Transport is safe for concurrent use.
 type Transport struct {

@@ -61,13 +61,22 @@ func (a *authMethod) UnmarshalJSON(b []byte) error {
 // separated, and several header lines; one match suffices; constant time)
 // and refuses a timestamp more than 5 minutes off: 400. It reads at most 1
 // MiB. Each event is handled once across every process sharing the Store,
-// whatever Finch redelivers. account.updated with data.status "reauth" (or
-// the older "error_reauth") opens the connection's episode exactly as a
-// detection does, so that the customer hears once whichever comes first;
-// "connected" ends it (OnReconnected is called). An entity_id limits either
-// to that entity. Other events are acknowledged and ignored. The answer is
-// 200 once the event is recorded (notifications go out after it), and 500
-// when the Store fails, so that Finch delivers again.
+// whatever Finch redelivers.
+//
+// account.updated carries a status of the connection (or, with entity_id,
+// of one entity), which the connection's record takes in as every signal
+// (see Transport): "reauth" (or the older "error_reauth"),
+// "error_no_account_setup" and "error_permissions" need the employer,
+// "connected" says it works, "pending" and "processing" are shown in Status
+// and tell nobody, "disconnected" ends the episode as disconnected, and a
+// value Finch adds later is kept and does nothing. Finch does not deliver
+// in order: a status older than the last one Finch sent (by Finch-
+// Timestamp) is ignored, and one that contradicts what the record believes
+// of the saved token (a reauth while it works, a connected while an episode
+// is open) is checked at /introspect first, before this handler answers.
+// Other events are acknowledged and ignored. The answer is 200 once the
+// event is recorded (notifications go out after it), and 500 when the Store
+// fails, so that Finch delivers again.
 func (t *Transport) WebhookHandler(secrets ...string) http.Handler {
 	var keys [][]byte
 	var keyErr error

@@ -3,6 +3,7 @@ package finchreauth_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -261,4 +262,150 @@ func (failingStore) Get(context.Context, string) (finchreauth.Record, error) {
 }
 func (failingStore) Put(context.Context, finchreauth.Record) (int64, error) {
 	return 0, errors.New("database down")
+}
+
+// statusRig is a Transport on finchtest for one connection whose token the
+// Store holds, with Finch's webhooks held so that the test delivers them:
+// late, twice, in any order.
+func statusRig(t *testing.T, c finchtest.Connection) (*reconnectRig, *[]finchreauth.Reconnection) {
+	t.Helper()
+	r := webhookRig(t, func(r *reconnectRig, w *finchtest.Webhook) {})
+	var disconnected []finchreauth.Reconnection
+	r.tr.OnDisconnected = func(_ context.Context, rec finchreauth.Reconnection) {
+		r.mu.Lock()
+		disconnected = append(disconnected, rec)
+		r.mu.Unlock()
+	}
+	c.ID = r.connID
+	tok := r.finch.AddConnection(c)
+	r.token = tok
+	require.NoError(t, r.tr.SaveToken(context.Background(), r.connID, finchreauth.Token(tok)))
+	r.finch.HoldWebhooks(true)
+	return r, &disconnected
+}
+
+// deliverAll delivers the held webhooks in the order given by order (indexes
+// into what is held), each as Finch would deliver it again later.
+func deliverAll(t *testing.T, r *reconnectRig, order ...int) {
+	t.Helper()
+	held := r.finch.HeldWebhooks()
+	if order == nil {
+		for i := range held {
+			order = append(order, i)
+		}
+	}
+	for _, i := range order {
+		d, err := r.finch.DeliverHeld(context.Background(), held[i].EventID, finchtest.TimestampAtDelivery)
+		require.NoError(t, err)
+		require.Equal(t, 200, d.StatusCode)
+	}
+	waitIdle(t, r.tr)
+}
+
+// TestAssistedConnectionIsRepairedInThePayrollSystem: an assisted connection
+// whose admin lost its permissions has an episode whose remedy is the
+// payroll system: the Event and Status say so, no Connect session is ever
+// minted for it (not for the notification, the reminders or the dashboard's
+// button), and it ends when Finch says the permissions are back.
+func TestAssistedConnectionIsRepairedInThePayrollSystem(t *testing.T) {
+	r, _ := statusRig(t, finchtest.Connection{CustomerName: "Acme Corp", Assisted: true})
+	ctx := context.Background()
+	r.finch.SetStatus(r.connID, "error_permissions")
+	deliverAll(t, r)
+	require.Len(t, r.notes.delivered(), 1, "errors: %v", r.errs.all())
+	e := r.notes.delivered()[0]
+	assert.Equal(t, "error_permissions", e.Status)
+	assert.True(t, e.Connection.Assisted)
+	assert.Empty(t, e.ReconnectURL, "no link: Connect cannot repair it")
+	st, err := r.tr.Status(ctx, r.connID)
+	require.NoError(t, err)
+	assert.True(t, st.NeedsReauth)
+	assert.Equal(t, "error_permissions", st.Need)
+	assert.Empty(t, st.ReconnectURL)
+	_, err = r.tr.ReconnectURL(ctx, r.connID)
+	assert.Error(t, err, "the dashboard's button has no link to give")
+	r.clk.advance(25 * time.Hour)
+	require.NoError(t, r.tr.Remind(ctx))
+	waitIdle(t, r.tr)
+	require.Len(t, r.notes.delivered(), 2)
+	assert.Empty(t, r.notes.delivered()[1].ReconnectURL)
+	assert.Zero(t, r.finch.Calls("POST", "/connect/sessions/reauthenticate"), "no Connect session, ever")
+
+	r.finch.SetStatus(r.connID, "connected")
+	deliverAll(t, r)
+	assert.False(t, r.needsReauth(t))
+	reconnected, _ := r.hooks()
+	require.Len(t, reconnected, 1)
+	assert.Equal(t, "error_permissions", reconnected[0].Status)
+}
+
+// TestPendingNotifiesNobody: an assisted connection being set up answers
+// 202 and Finch says "pending", then "processing": nobody is told, and
+// Status shows it.
+func TestPendingNotifiesNobody(t *testing.T) {
+	r, _ := statusRig(t, finchtest.Connection{CustomerName: "Acme Corp", Assisted: true})
+	r.finch.SetStatus(r.connID, "pending")
+	r.finch.SetStatus(r.connID, "processing")
+	deliverAll(t, r)
+	assert.Equal(t, 202, r.call(t, r.token))
+	st, err := r.tr.Status(context.Background(), r.connID)
+	require.NoError(t, err)
+	assert.False(t, st.NeedsReauth)
+	assert.Equal(t, "processing", st.FinchStatus)
+	assert.Empty(t, r.notes.delivered())
+}
+
+// TestDisconnectedEndsTheEpisode: Finch says the connection is gone: the
+// open episode ends as disconnected (OnDisconnected, not OnReconnected), and
+// no reminder follows.
+func TestDisconnectedEndsTheEpisode(t *testing.T) {
+	r, disconnected := statusRig(t, finchtest.Connection{CustomerName: "Acme Corp"})
+	ctx := context.Background()
+	r.finch.Break(r.connID)
+	deliverAll(t, r)
+	require.True(t, r.needsReauth(t))
+	require.Len(t, r.notes.delivered(), 1)
+	// The application disconnects it at Finch (POST /disconnect).
+	req, _ := http.NewRequest("POST", r.finch.URL+"/disconnect", nil)
+	req.Header.Set("Authorization", "Bearer "+r.token)
+	resp, err := r.finch.Client().Do(req)
+	require.NoError(t, err)
+	readAll(t, resp)
+	require.Equal(t, 200, resp.StatusCode)
+	deliverAll(t, r)
+	st, err := r.tr.Status(ctx, r.connID)
+	require.NoError(t, err)
+	assert.False(t, st.NeedsReauth, "history: %v", st.History)
+	assert.Equal(t, "disconnected", st.FinchStatus)
+	r.clk.advance(30 * 24 * time.Hour)
+	require.NoError(t, r.tr.Remind(ctx))
+	waitIdle(t, r.tr)
+	assert.Len(t, r.notes.delivered(), 1, "no reminder")
+	reconnected, _ := r.hooks()
+	assert.Empty(t, reconnected)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	require.Len(t, *disconnected, 1)
+	assert.Equal(t, "disconnected", (*disconnected)[0].Via)
+}
+
+// TestWebhooksInAnyOrder: Finch breaks the connection, heals it, breaks it
+// again and heals it; its webhooks arrive late, in reverse order and twice.
+// Whatever the order, the episode ends open exactly when Finch's newest
+// status needs the employer: here, not.
+func TestWebhooksInAnyOrder(t *testing.T) {
+	for _, order := range [][]int{{3, 2, 1, 0}, {0, 0, 1, 3, 2, 2}, {1, 3, 0, 2, 3}} {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			r, _ := statusRig(t, finchtest.Connection{CustomerName: "Acme Corp"})
+			for _, s := range []string{"reauth", "connected", "reauth", "connected"} {
+				r.finch.SetStatus(r.connID, s)
+				r.clk.advance(time.Minute)
+			}
+			deliverAll(t, r, order...)
+			st, err := r.tr.Status(context.Background(), r.connID)
+			require.NoError(t, err)
+			assert.False(t, st.NeedsReauth, "history:\n%v", st.History)
+			assert.Equal(t, 200, r.call(t, r.token))
+		})
+	}
 }
