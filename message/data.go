@@ -42,8 +42,8 @@ type Data struct {
 	// BrokenEntities are the names of the entities of a multi-entity
 	// connection that need reconnecting (Event.BrokenEntities()), and
 	// WorkingEntities those whose status is "connected". BrokenEntities is
-	// empty when the whole connection needs reconnecting; WorkingEntities
-	// is then empty too. An entity shows as its name, or its source id or
+	// empty when the whole connection needs reconnecting (every entity
+	// does, or Finch listed none); WorkingEntities is then empty too. An entity shows as its name, or its source id or
 	// id when it has no name.
 	BrokenEntities  []string
 	WorkingEntities []string
@@ -106,6 +106,9 @@ func NewData(e finchreauth.Event) Data {
 		}
 	}
 	broken := e.BrokenEntities()
+	if len(broken) == len(c.Entities) {
+		broken = nil // every entity: the whole connection
+	}
 	for _, en := range broken {
 		d.BrokenEntities = append(d.BrokenEntities, entityName(en))
 	}

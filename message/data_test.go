@@ -44,6 +44,13 @@ func TestNewDataEntities(t *testing.T) {
 			{ID: "e1", Name: "One", Status: "connected"},
 			{ID: "e2", Name: "Two", Status: "connected"},
 		}, nil, nil},
+		{"all broken: the whole connection is", []finchreauth.Entity{
+			{ID: "e1", Name: "One", Status: "reauth"},
+			{ID: "e2", Name: "Two", Status: "disconnected"},
+		}, nil, nil},
+		{"one entity, broken: the whole connection is", []finchreauth.Entity{
+			{ID: "e1", Name: "Acme Corp", Status: "reauth"},
+		}, nil, nil},
 		{"statuses", []finchreauth.Entity{
 			{ID: "e1", Name: "One", Status: "connected"},
 			{ID: "e2", Name: "Two", Status: "reauth"},
