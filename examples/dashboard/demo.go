@@ -111,13 +111,30 @@ func newDemo(cfg config) (_ *demo, err error) {
 	d.finch = finchtest.NewServer()
 	d.finch.SetClock(d.clock.Now)
 
-	stateKey := make([]byte, 32)
-	rand.Read(stateKey)
 	webhookKey := make([]byte, 32)
 	rand.Read(webhookKey)
 	webhookSecret := base64.StdEncoding.EncodeToString(webhookKey) // as Finch shows it
 
-	d.tr = &finchreauth.Transport{
+	if d.tr, err = d.transport(cfg); err != nil {
+		return nil, err
+	}
+	d.api = d.tr.WrapClient(&http.Client{Timeout: 30 * time.Second})
+	if err := d.connectCustomers(context.Background()); err != nil {
+		return nil, err
+	}
+
+	if err := d.finch.SetWebhook(finchtest.Webhook{URL: d.URL + "/finch/webhooks", Secrets: []string{webhookSecret}}); err != nil {
+		return nil, err
+	}
+	d.srv = &http.Server{Handler: d.routes(webhookSecret), ReadHeaderTimeout: 10 * time.Second}
+	return d, nil
+}
+
+// transport is the application's finchreauth.Transport, on the fake Finch.
+func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
+	stateKey := make([]byte, 32)
+	rand.Read(stateKey)
+	tr := &finchreauth.Transport{
 		Base:       d.finch.Client().Transport, // in production: nil, or your own
 		APIBaseURL: d.finch.URL,                // in production: empty (https://api.tryfinch.com)
 		Store:      finchreauth.NewMemoryStore(),
@@ -149,30 +166,27 @@ func newDemo(cfg config) (_ *demo, err error) {
 		Logger:        cfg.Logger,
 		Now:           d.clock.Now,
 	}
-	if err := d.tr.Connect.Validate(); err != nil {
+	if err := tr.Connect.Validate(); err != nil {
 		return nil, err
 	}
-	d.api = d.tr.WrapClient(&http.Client{Timeout: 30 * time.Second})
+	return tr, nil
+}
 
-	ctx := context.Background()
+// connectCustomers connects each employer to the fake Finch and saves its
+// token, as the application did when the employer first went through
+// Finch Connect.
+func (d *demo) connectCustomers(ctx context.Context) error {
 	for _, c := range d.customers {
 		tok := d.finch.AddConnection(finchtest.Connection{
 			CustomerName: c.Name, CustomerEmail: c.Email, ProviderID: c.ProviderID, Entities: c.Entities,
 		})
 		conn, _ := d.finch.ConnectionForToken(tok)
 		c.ConnectionID = conn.ID
-		// When the employer first connected, the application exchanged
-		// Connect's code for this token and saved it.
 		if err := d.tr.SaveToken(ctx, c.ConnectionID, finchreauth.Token(tok)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-
-	if err := d.finch.SetWebhook(finchtest.Webhook{URL: d.URL + "/finch/webhooks", Secrets: []string{webhookSecret}}); err != nil {
-		return nil, err
-	}
-	d.srv = &http.Server{Handler: d.routes(webhookSecret), ReadHeaderTimeout: 10 * time.Second}
-	return d, nil
+	return nil
 }
 
 // Serve serves the application until ctx is done, then shuts everything down:
