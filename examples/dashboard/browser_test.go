@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -153,6 +154,27 @@ func (b *tab) has(id string, wants ...string) {
 	}
 }
 
+// absent asserts that the page has no element the CSS selector finds.
+func (b *tab) absent(css string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	none, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf("document.querySelector(%q) === null", css)))
+	if err != nil {
+		b.t.Fatalf("query %s: %v", css, err)
+	}
+	if !none {
+		b.t.Errorf("the page has %s (page %s)", css, b.location())
+	}
+}
+
+// toggle clicks the element the CSS selector finds, for what changes the
+// page without loading another (a <details>' summary).
+func (b *tab) toggle(css string) {
+	b.t.Helper()
+	b.do("click "+css, chromedp.Click(chromedp.CSS(css)))
+}
+
 // at asserts that the tab shows a page under prefix.
 func (b *tab) at(prefix string) {
 	b.t.Helper()
@@ -174,6 +196,18 @@ func (b *tab) shot(name string) {
 func (b *tab) shotClip(name string, w, h, scale float64) {
 	b.t.Helper()
 	b.capture(name, page.CaptureScreenshotParams{Clip: &page.Viewport{Width: w, Height: h, Scale: scale}})
+}
+
+// shotOf saves a screenshot of the element with that id.
+func (b *tab) shotOf(name, id string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.ID(id)))
+	if err != nil {
+		b.t.Fatalf("screenshot %s of #%s: %v", name, id, err)
+	}
+	b.save(name, png)
 }
 
 // shotFull saves a screenshot of the whole page.
@@ -217,6 +251,10 @@ func (b *tab) connectPage(customer string) {
 	b.at(b.finch + "/authorize?")
 	b.has("connection", "Reconnect", customer)
 }
+
+// endedWithDuration finds a timeline's line for an episode that ended, with
+// its time to reconnect: "ended callback after 2s".
+var endedWithDuration = regexp.MustCompile(`ended \S+ after [0-9][0-9hms.]*s`)
 
 // openTab starts headless Chromium on the demo, with one tab, until the test
 // ends. A failed test leaves failed.png, what the tab showed, beside the
@@ -287,6 +325,10 @@ func TestBrowser(t *testing.T) {
 		{"another account at Connect: mismatch", j.mismatch},
 		{"one entity breaks; a day later, reminder 1", j.oneEntity},
 		{"embedded flow: the page POSTs the code", j.embedded},
+		{"assisted: Finch's admin loses its permissions, fixed in the payroll system", j.losePermissions},
+		{"assisted: permissions restored, the episode ends", j.restorePermissions},
+		{"pending: setting up, nobody is told", j.pending},
+		{"the timeline: detection, notification, time to reconnect", j.timeline},
 		{"how it works links to the code", j.howItWorks},
 	} {
 		if !j.step(s.name, s.run) {
@@ -309,6 +351,8 @@ func (j *journey) dashboard() {
 	j.is("status-acme", "Healthy")
 	j.is("status-globex", "Healthy")
 	j.is("status-initech", "Healthy")
+	j.is("status-umbrella", "Healthy")
+	j.is("assisted-umbrella", "assisted")
 	j.is("nav-inbox-count", "0")
 	j.shot("dashboard")
 	j.firstToken = j.text("token-acme")
@@ -318,9 +362,10 @@ func (j *journey) dashboard() {
 // then the latched one.
 func (j *journey) breakAndSync() {
 	j.click("#break-acme")
-	j.is("status-acme", "Needs reconnecting")
+	j.is("status-acme", "Reconnect needed")
 	j.is("entities-acme", "the whole connection")
 	j.is("notifications-acme", "1 (1 notification, 0 reminders)")
+	j.has("need-acme", "reconnect your Gusto payroll connection, through Finch Connect")
 	j.has("next-reminder-acme", "in 23 hours")
 	j.shot("broken")
 
@@ -367,7 +412,7 @@ func (j *journey) reconnect() {
 // cancel: broken again, the link, Cancel at Connect.
 func (j *journey) cancel() {
 	j.click("#break-acme")
-	j.is("status-acme", "Needs reconnecting")
+	j.is("status-acme", "Reconnect needed")
 	j.open("/inbox")
 	j.is("inbox-count", "2 messages")
 	j.is("msg-2-kind", "Notification")
@@ -378,7 +423,7 @@ func (j *journey) cancel() {
 	j.at(j.d.URL + "/connect/failure?")
 	j.is("outcome-title", "Cancelled")
 	j.is("outcome-reason", "reason=cancelled")
-	j.is("status-acme", "Needs reconnecting")
+	j.is("status-acme", "Reconnect needed")
 	j.shot("cancelled")
 }
 
@@ -396,13 +441,13 @@ func (j *journey) retry() {
 // mismatch: another account at Connect: nothing saved.
 func (j *journey) mismatch() {
 	j.click("#break-globex")
-	j.is("status-globex", "Needs reconnecting")
+	j.is("status-globex", "Reconnect needed")
 	j.click("#other-account-globex")
 	j.at(j.d.URL + "/connect/failure?")
 	j.is("outcome-title", "Mismatch")
 	j.is("outcome-reason", "reason=connection_mismatch")
 	j.has("outcome-detail", "Globex Corporation still needs reconnecting")
-	j.is("status-globex", "Needs reconnecting")
+	j.is("status-globex", "Reconnect needed")
 	j.has("activity", "Connect.OnUnsaved", "connection_mismatch")
 	j.shot("mismatch")
 
@@ -417,7 +462,7 @@ func (j *journey) mismatch() {
 // oneEntity: one entity breaks; a day later, reminder 1.
 func (j *journey) oneEntity() {
 	j.click("#break-entity-initech-ent_initech_east")
-	j.is("status-initech", "Needs reconnecting")
+	j.is("status-initech", "Reconnect needed")
 	j.is("entities-initech", "Initech East only")
 	j.click("#sync-btn-initech")
 	j.has("sync-initech", "GET /employer/company 200", "GET /employer/directory 200") // Initech West still works
@@ -450,7 +495,84 @@ func (j *journey) embedded() {
 	j.is("status-initech", "Healthy")
 	j.is("status-acme", "Healthy")
 	j.is("status-globex", "Healthy")
+	j.is("status-umbrella", "Healthy")
 	j.shot("all-healthy")
+}
+
+// losePermissions: the assisted connection's admin loses its permissions:
+// action needed in the payroll system, a message with no link.
+func (j *journey) losePermissions() {
+	j.open("/")
+	j.click("#lose-permissions-umbrella")
+	j.is("status-umbrella", "Action needed in the payroll system")
+	j.has("need-umbrella", "add Finch back as an admin with the permissions it needs in TriNet", "there is no reconnect link")
+	j.has("finch-status-umbrella", "error_permissions")
+	j.is("notifications-umbrella", "1 (1 notification, 0 reminders)")
+	j.absent("#reconnect-umbrella")
+	j.absent("#other-account-umbrella")
+	j.click("#sync-btn-umbrella")
+	j.has("sync-umbrella", "GET /employer/company 401 Finch error account_setup_required")
+	j.shotOf("assisted-permissions", "customer-umbrella")
+
+	j.click("#nav-inbox")
+	j.is("inbox-count", "6 messages")
+	j.is("msg-6-kind", "Notification")
+	j.is("msg-6-subject", "Action needed in your TriNet account for Umbrella Corp")
+	j.has("msg-6-text", "Hello Umbrella Corp", "Finch's admin user in TriNet no longer has the permissions it needs",
+		"Please add Finch back as an admin with the permissions it needs in TriNet.", "there is no link to follow")
+	j.has("msg-6-nolink", "error_permissions", "assisted", "fixes it in the payroll system")
+	j.absent("#msg-6-link")
+	j.absent("#msg-6 iframe[srcdoc*='href=']")
+	j.shot("assisted-inbox")
+}
+
+// restorePermissions: the permissions restored in the payroll system end the
+// episode.
+func (j *journey) restorePermissions() {
+	j.open("/")
+	j.click("#restore-umbrella")
+	j.is("status-umbrella", "Healthy")
+	j.has("finch-status-umbrella", "Connected")
+	j.has("reconnected-umbrella", "less than a minute ago", "after ")
+	j.has("activity", "OnReconnected", "Umbrella Corp works again (it needed error_permissions)")
+	j.is("nav-inbox-count", "6")
+	j.shotOf("assisted-restored", "customer-umbrella")
+}
+
+// pending: a connection Finch is setting up: nobody is told.
+func (j *journey) pending() {
+	j.click("#pending-globex")
+	j.is("status-globex", "Setting up")
+	j.has("finch-status-globex", "Setting up (pending)")
+	j.has("need-globex", "nothing to do yet", "nobody is notified")
+	j.absent("#reconnect-globex")
+	j.click("#sync-btn-globex")
+	j.has("sync-globex", "GET /employer/company 202 accepted: the first sync is not done yet")
+	j.is("nav-inbox-count", "6")
+	j.shotOf("pending", "customer-globex")
+	j.click("#setup-done-globex")
+	j.is("status-globex", "Healthy")
+	j.has("finch-status-globex", "Connected")
+}
+
+// timeline: the timelines show detections, notifications and ended episodes
+// with their time to reconnect.
+func (j *journey) timeline() {
+	j.open("/")
+	j.toggle("#history-summary-acme")
+	j.do("timeline visible", chromedp.WaitVisible(chromedp.ID("timeline-acme")))
+	j.has("timeline-acme", "detected GET /employer/company", "notified reauth", "opened reauth", "saved token")
+	if got := j.text("timeline-acme"); !endedWithDuration.MatchString(got) {
+		j.t.Errorf("the timeline has no ended line with a duration:\n%s", got)
+	}
+	j.toggle("#history-summary-umbrella")
+	j.do("timeline visible", chromedp.WaitVisible(chromedp.ID("timeline-umbrella")))
+	j.has("timeline-umbrella", "opened error_permissions", "notified error_permissions")
+	if got := j.text("timeline-umbrella"); !endedWithDuration.MatchString(got) {
+		j.t.Errorf("the assisted timeline has no ended line with a duration:\n%s", got)
+	}
+	j.do("scroll to the timeline", chromedp.ScrollIntoView(chromedp.ID("history-acme")))
+	j.shotOf("timeline", "customer-acme")
 	j.shotFull("dashboard-full")
 }
 

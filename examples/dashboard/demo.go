@@ -32,6 +32,10 @@ type customer struct {
 	ProviderID   string
 	ConnectionID string             // from the fake Finch
 	Entities     []finchtest.Entity // set for the multi-entity employer
+	// Assisted: Finch's staff sign in to the payroll system with an admin
+	// user the employer created for Finch. Finch Connect cannot repair
+	// such a connection: the employer fixes it in the payroll system.
+	Assisted bool
 }
 
 // entityName returns the name of the customer's entity with that id.
@@ -54,6 +58,7 @@ func initialCustomers() []*customer {
 				{ID: "ent_initech_east", Name: "Initech East", SourceID: "IE-01"},
 				{ID: "ent_initech_west", Name: "Initech West", SourceID: "IW-02"},
 			}},
+		{Key: "umbrella", Name: "Umbrella Corp", Email: "hr@umbrella.example", ProviderID: "trinet", Assisted: true},
 	}
 }
 
@@ -153,8 +158,8 @@ func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
 			},
 		},
 		OnReconnected: func(_ context.Context, r finchreauth.Reconnection) {
-			d.activity.add("OnReconnected", "%s works again, via %s, after %s; %d message(s) sent",
-				d.nameOf(r.ConnectionID), r.Via, r.Downtime().Round(time.Second), r.Notifications)
+			d.activity.add("OnReconnected", "%s works again (it needed %s), via %s, after %s; %d message(s) sent",
+				d.nameOf(r.ConnectionID), r.Status, r.Via, r.Downtime().Round(time.Second), r.Notifications)
 		},
 		ErrorHandler: func(_ context.Context, err error) {
 			d.activity.add("ErrorHandler", "%v", err)
@@ -178,7 +183,7 @@ func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
 func (d *demo) connectCustomers(ctx context.Context) error {
 	for _, c := range d.customers {
 		tok := d.finch.AddConnection(finchtest.Connection{
-			CustomerName: c.Name, CustomerEmail: c.Email, ProviderID: c.ProviderID, Entities: c.Entities,
+			CustomerName: c.Name, CustomerEmail: c.Email, ProviderID: c.ProviderID, Entities: c.Entities, Assisted: c.Assisted,
 		})
 		conn, _ := d.finch.ConnectionForToken(tok)
 		c.ConnectionID = conn.ID
