@@ -3,6 +3,7 @@ package message_test
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +23,9 @@ func TestNewData(t *testing.T) {
 		Products:        []string{"employee directory", "pay statements", "Social Security numbers", "deductions and contributions", "employee documents"},
 		BrokenEntities:  []string{"Northwind West LLC"},
 		WorkingEntities: []string{"Northwind East LLC"},
+		Fix:             "connect",
+		Problem:         "ADP Workforce Now no longer accepts the sign-in your payroll connection uses, so we can't collect your data.",
+		Action:          "reconnect your ADP Workforce Now payroll connection",
 		ReconnectURL:    reminderEvent().ReconnectURL,
 	}
 	if !reflect.DeepEqual(d, want) {
@@ -39,6 +43,13 @@ func TestNewDataEntities(t *testing.T) {
 		{"all connected: the whole connection is broken", []finchreauth.Entity{
 			{ID: "e1", Name: "One", Status: "connected"},
 			{ID: "e2", Name: "Two", Status: "connected"},
+		}, nil, nil},
+		{"all broken: the whole connection is", []finchreauth.Entity{
+			{ID: "e1", Name: "One", Status: "reauth"},
+			{ID: "e2", Name: "Two", Status: "disconnected"},
+		}, nil, nil},
+		{"one entity, broken: the whole connection is", []finchreauth.Entity{
+			{ID: "e1", Name: "Acme Corp", Status: "reauth"},
 		}, nil, nil},
 		{"statuses", []finchreauth.Entity{
 			{ID: "e1", Name: "One", Status: "connected"},
@@ -129,5 +140,41 @@ func TestNewDataCustomer(t *testing.T) {
 	e.Connection.CustomerName = "  Acme Inc.\n"
 	if got := message.NewData(e).Customer; got != "Acme Inc." {
 		t.Errorf("Customer = %q, want it trimmed", got)
+	}
+}
+
+func TestNewDataFix(t *testing.T) {
+	tests := []struct {
+		status   string
+		assisted bool
+		provider string
+		fix      string
+		action   string
+		link     bool // Data.ReconnectURL is the Event's
+	}{
+		{"", false, "gusto", "connect", "reconnect your Gusto payroll connection", true},
+		{"reauth", false, "gusto", "connect", "reconnect your Gusto payroll connection", true},
+		{"reauth", false, "", "connect", "reconnect your payroll connection", true},
+		{"pending", false, "gusto", "connect", "reconnect your Gusto payroll connection", true},
+		{"error_no_account_setup", true, "gusto", "payroll", "create the admin user you promised Finch in Gusto", false},
+		{"error_no_account_setup", false, "", "payroll", "create the admin user you promised Finch in your payroll system", false},
+		{"error_permissions", true, "adp_run", "payroll", "add Finch back as an admin with the permissions it needs in ADP Run", false},
+		{"error_permissions", false, "gusto", "payroll", "add Finch back as an admin with the permissions it needs in Gusto", false},
+		{"reauth", true, "gusto", "payroll", "make sure the admin user you created for Finch in Gusto is active and can sign in", false},
+		{"", true, "", "payroll", "make sure the admin user you created for Finch in your payroll system is active and can sign in", false},
+	}
+	for _, tt := range tests {
+		e := firstEvent()
+		e.Status, e.Connection.Assisted, e.Connection.ProviderID = tt.status, tt.assisted, tt.provider
+		d := message.NewData(e)
+		if d.Fix != tt.fix || d.Action != tt.action {
+			t.Errorf("%q assisted=%v %q: Fix %q, Action %q; want %q, %q", tt.status, tt.assisted, tt.provider, d.Fix, d.Action, tt.fix, tt.action)
+		}
+		if d.Problem == "" || !strings.HasSuffix(d.Problem, ".") || strings.ToUpper(d.Problem[:1]) != d.Problem[:1] {
+			t.Errorf("%q assisted=%v: Problem %q is not a sentence", tt.status, tt.assisted, d.Problem)
+		}
+		if got := d.ReconnectURL != ""; got != tt.link {
+			t.Errorf("%q assisted=%v: ReconnectURL %q", tt.status, tt.assisted, d.ReconnectURL)
+		}
 	}
 }

@@ -1,16 +1,26 @@
 // Package message builds the notification a Notifier sends when a customer's
-// payroll connection needs to be reconnected: a subject line, a plain-text
-// body and an HTML e-mail body, made from a finchreauth.Event.
+// payroll connection needs them: a subject line, a plain-text body and an
+// HTML e-mail body, made from a finchreauth.Event.
 //
 // Finch advises telling the customer that their connection has stopped
-// syncing, which services stop working until they reconnect, why
-// reconnecting helps them and how to do it. The default templates say all of
-// that: whom the message is for, the provider, since when the connection is
-// broken (and, in a reminder, for how long), the products that stop syncing
-// in plain words, which entities of a multi-entity connection need
-// reconnecting and which still work, and the reconnect link (a button in
-// HTML, a URL in text), or, when the Event has no link, to sign in to the
-// dashboard instead.
+// syncing, which services stop working until it is fixed, why fixing it
+// helps them and how to do it. The default templates say all of that: whom
+// the message is for, the provider, since when the connection is broken
+// (and, in a reminder, for how long), the products that stop syncing in
+// plain words, which entities of a multi-entity connection are affected and
+// which still work, and what to do, which depends on the Event's Status
+// (Data.Fix):
+//
+//   - "reauth": reconnect through Finch Connect ("Reconnect your Gusto
+//     payroll connection"), with the reconnect link (a button in HTML, a URL
+//     in text), or, when the Event has no link, to sign in to the dashboard
+//     instead.
+//   - "error_no_account_setup", "error_permissions", and any status of an
+//     assisted connection (Event.Connection.Assisted): the employer fixes it
+//     in their payroll system ("Action needed in your Gusto account"): create
+//     the admin user promised to Finch, add Finch back as an admin with the
+//     permissions it needs, or make sure Finch's admin user can still sign
+//     in. These messages carry no link: Finch Connect cannot repair them.
 //
 // Send the message as it is:
 //

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/message"
 )
 
@@ -145,6 +146,59 @@ func TestHTMLTemplateRefusesJavascriptHref(t *testing.T) {
 		}
 		if want := `<a href="#ZgotmplZ">Reconnect</a>`; m.HTML != want {
 			t.Errorf("%q renders as %q, want %q", link, m.HTML, want)
+		}
+	}
+}
+
+// TestRenderEscapesProviderInWords checks the words that name the provider
+// (Data.Problem, Data.Action, the payroll message's heading): an odd
+// provider id cannot break out of the HTML either.
+func TestRenderEscapesProviderInWords(t *testing.T) {
+	for _, status := range []string{"error_permissions", "error_no_account_setup", "reauth"} {
+		t.Run(status, func(t *testing.T) {
+			e := permissionsEvent()
+			e.Status = status
+			e.Connection.ProviderID = `<script>alert(1)</script>`
+			d := message.NewData(e)
+			if !strings.Contains(d.Action, "<script>") || !strings.Contains(d.Problem, "<script>") {
+				t.Fatalf("Action %q and Problem %q do not name the provider as it is", d.Action, d.Problem)
+			}
+			m, err := message.Render(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(strings.ToLower(m.HTML), "<script") {
+				t.Errorf("HTML has the provider's <script>:\n%s", m.HTML)
+			}
+			if want := "Please " + htmltemplate.HTMLEscapeString(d.Action) + "."; !strings.Contains(m.HTML, want) {
+				t.Errorf("HTML lacks the escaped action %q:\n%s", want, m.HTML)
+			}
+			if want := "Please " + d.Action + "."; !strings.Contains(m.Text, want) {
+				t.Errorf("Text lacks %q:\n%s", want, m.Text)
+			}
+		})
+	}
+}
+
+// TestRenderPayrollHasNoLink checks that a message whose fix is in the
+// payroll system carries no link, whatever link the Event has: Finch
+// Connect cannot repair it.
+func TestRenderPayrollHasNoLink(t *testing.T) {
+	for _, link := range []string{"https://connect.tryfinch.com/authorize?state=st_x", "javascript:alert(1)", ""} {
+		for _, e := range []finchreauth.Event{permissionsEvent(), noAccountSetupEvent(), assistedEvent()} {
+			e.ReconnectURL = link
+			if d := message.NewData(e); d.ReconnectURL != "" || d.Fix != "payroll" {
+				t.Errorf("%s: Fix %q, ReconnectURL %q; want payroll and none", e.Connection.ConnectionID, d.Fix, d.ReconnectURL)
+			}
+			m, err := message.Render(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, body := range []string{m.Text, m.HTML} {
+				if strings.Contains(body, "href") || strings.Contains(body, "st_x") || strings.Contains(body, "script:") || strings.Contains(body, "Reconnect here") {
+					t.Errorf("%s: body has a link:\n%s", e.Connection.ConnectionID, body)
+				}
+			}
 		}
 	}
 }

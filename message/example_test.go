@@ -46,6 +46,50 @@ func ExampleRender() {
 	//   - pay statements
 }
 
+// An assisted connection whose admin user lost its permissions: the
+// employer fixes it in their payroll system, and the message has no link.
+func ExampleRender_permissions() {
+	since := time.Date(2025, time.March, 3, 14, 5, 0, 0, time.UTC)
+	e := finchreauth.Event{
+		Connection: finchreauth.Connection{
+			ConnectionID: "conn_umbrella",
+			CustomerName: "Umbrella Corp",
+			ProviderID:   "trinet",
+			Products:     []string{"directory", "pay_statement"},
+			Assisted:     true,
+		},
+		Episode: "ep_umbrella_1",
+		Since:   since,
+		At:      since,
+		Status:  "error_permissions", // Event.ReconnectURL is empty
+	}
+	m, err := message.Render(e)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("Subject:", m.Subject)
+	fmt.Println()
+	lines := strings.Split(m.Text, "\n")
+	fmt.Println(strings.Join(lines[:11], "\n"))
+	fmt.Println(strings.Contains(m.HTML, "href"))
+	// Output:
+	// Subject: Action needed in your TriNet account for Umbrella Corp
+	//
+	// Hello Umbrella Corp,
+	//
+	// Your payroll connection to TriNet needs your action. Finch's admin user in TriNet no longer has the permissions it needs, so Finch can't collect your data. We noticed it on March 3, 2025.
+	//
+	// Until this is fixed, we can't sync:
+	//   - employee directory
+	//   - pay statements
+	//
+	// What to do:
+	// Please add Finch back as an admin with the permissions it needs in TriNet.
+	//
+	// false
+}
+
 func ExampleTemplates() {
 	t := &message.Templates{
 		// Only the subject is replaced: the bodies stay the defaults.

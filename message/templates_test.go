@@ -3,6 +3,7 @@ package message_test
 import (
 	"errors"
 	"flag"
+	"fmt"
 	htmltemplate "html/template"
 	"os"
 	"path/filepath"
@@ -79,6 +80,76 @@ func noLinkEvent() finchreauth.Event {
 	}
 }
 
+// permissionsEvent is the first notification for an assisted connection
+// whose admin user lost its permissions: the employer fixes it in TriNet.
+func permissionsEvent() finchreauth.Event {
+	return finchreauth.Event{
+		Connection: finchreauth.Connection{
+			ConnectionID:  "conn_umbrella",
+			CustomerName:  "Umbrella Corp",
+			CustomerEmail: "hr@umbrella.example",
+			ProviderID:    "trinet",
+			Products:      []string{"company", "directory", "payment", "pay_statement"},
+			Assisted:      true,
+		},
+		Episode: "ep_umbrella_1",
+		Since:   since,
+		At:      since.Add(3 * time.Second),
+		Source:  "webhook",
+		Status:  "error_permissions",
+	}
+}
+
+// noAccountSetupEvent is the second reminder, eight days in, for an assisted
+// connection whose admin user was never created.
+func noAccountSetupEvent() finchreauth.Event {
+	return finchreauth.Event{
+		Connection: finchreauth.Connection{
+			ConnectionID: "conn_hooli",
+			CustomerName: "Hooli",
+			ProviderID:   "adp_run",
+			Products:     []string{"directory", "benefits"},
+			Assisted:     true,
+		},
+		Episode:  "ep_hooli_1",
+		Since:    since,
+		At:       since.Add(8 * 24 * time.Hour),
+		Reminder: 2,
+		Source:   "reminder",
+		Status:   "error_no_account_setup",
+	}
+}
+
+// assistedEvent is an assisted connection in reauth, one of its entities
+// broken, with a provider the package does not know, no products listed,
+// and a link a LinkBuilder made anyway: Connect cannot repair an assisted
+// connection, so the message leaves the link out.
+func assistedEvent() finchreauth.Event {
+	return finchreauth.Event{
+		Connection: finchreauth.Connection{
+			ConnectionID: "conn_stark",
+			CustomerName: "Stark Industries",
+			ProviderID:   "",
+			Assisted:     true,
+			Entities: []finchreauth.Entity{
+				{ID: "ent_ny", Name: "Stark New York", Status: "reauth"},
+				{ID: "ent_ca", Name: "Stark California", Status: "connected"},
+			},
+		},
+		Episode:      "ep_stark_1",
+		Since:        since,
+		At:           since.Add(time.Minute),
+		Source:       "detection",
+		Status:       "reauth",
+		ReconnectURL: "https://connect.tryfinch.com/authorize?connection_id=conn_stark&state=st_ghi",
+	}
+}
+
+// allEvents is one event of each kind the golden files show.
+func allEvents() []finchreauth.Event {
+	return []finchreauth.Event{firstEvent(), reminderEvent(), noLinkEvent(), permissionsEvent(), noAccountSetupEvent(), assistedEvent()}
+}
+
 func TestRenderGolden(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -88,6 +159,9 @@ func TestRenderGolden(t *testing.T) {
 		{"first", firstEvent(), "Reconnect your Gusto payroll connection for Acme Inc."},
 		{"reminder", reminderEvent(), "Reminder: reconnect your ADP Workforce Now payroll connection for Northwind Holdings"},
 		{"nolink", noLinkEvent(), "Reconnect your Paychex Flex payroll connection"},
+		{"permissions", permissionsEvent(), "Action needed in your TriNet account for Umbrella Corp"},
+		{"noaccount", noAccountSetupEvent(), "Reminder: action needed in your ADP Run account for Hooli"},
+		{"assisted", assistedEvent(), "Action needed in your payroll system for Stark Industries"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,6 +212,17 @@ func TestRenderContent(t *testing.T) {
 		{"nolink", noLinkEvent(),
 			[]string{"Hello,", "sign in to your dashboard", "time off", "org chart"},
 			[]string{"Reconnect here", "href", "time_off", "Hello ,"}},
+		{"permissions", permissionsEvent(),
+			[]string{"Umbrella Corp", "to TriNet needs your action", "no longer has the permissions it needs", "March 3, 2025",
+				"Please add Finch back as an admin with the permissions it needs in TriNet.", "done in TriNet itself", "pay statements"},
+			[]string{"href", "Reconnect here", "reconnect your", "sign in to your dashboard", "reminder", "Affected"}},
+		{"no account setup", noAccountSetupEvent(),
+			[]string{"This is a reminder", "ADP Run", "has not been created", "waiting for you for", "8 days",
+				"Please create the admin user you promised Finch in ADP Run.", "benefits"},
+			[]string{"href", "Reconnect here", "sign in to your dashboard"}},
+		{"assisted", assistedEvent(),
+			[]string{"Stark Industries", "your payroll system", "is active and can sign in", "Affected", "Stark New York", "Still working", "Stark California", "we can't sync your payroll data"},
+			[]string{"href", "conn_stark", "st_ghi", "Reconnect here", "sign in to your dashboard", "Needs reconnecting"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -166,7 +251,7 @@ var eventHandler = regexp.MustCompile(`\son[a-z]+\s*=`)
 // TestRenderHTMLIsSelfContained checks that the default HTML loads nothing and
 // runs nothing, whatever the event.
 func TestRenderHTMLIsSelfContained(t *testing.T) {
-	for _, e := range []finchreauth.Event{firstEvent(), reminderEvent(), noLinkEvent(), {}} {
+	for _, e := range append(allEvents(), finchreauth.Event{}) {
 		m, err := message.Render(e)
 		if err != nil {
 			t.Fatal(err)
@@ -210,6 +295,51 @@ func TestRenderSubjectIsOneLine(t *testing.T) {
 	}
 	if want := "Reconnect your Gusto payroll connection for Acme Bcc: victim@example.com"; m.Subject != want {
 		t.Errorf("Subject = %q, want %q", m.Subject, want)
+	}
+	e.Status = "error_permissions"
+	e.Connection.ProviderID = "evil\r\nbcc"
+	if m, err = message.Render(e); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Action needed in your Evil Bcc account for Acme Bcc: victim@example.com"; m.Subject != want {
+		t.Errorf("Subject = %q, want %q", m.Subject, want)
+	}
+}
+
+// TestRenderZeroEventPerNeed: an Event with nothing but its Status still
+// says where to fix it, and never offers a link for the payroll system.
+func TestRenderZeroEventPerNeed(t *testing.T) {
+	tests := []struct {
+		status   string
+		assisted bool
+		subject  string
+		action   string
+	}{
+		{"", false, "Reconnect your payroll connection", "sign in to your dashboard"},
+		{"reauth", false, "Reconnect your payroll connection", "sign in to your dashboard"},
+		{"a_status_finch_adds_later", false, "Reconnect your payroll connection", "sign in to your dashboard"},
+		{"error_permissions", false, "Action needed in your payroll system", "Please add Finch back as an admin with the permissions it needs in your payroll system."},
+		{"error_no_account_setup", false, "Action needed in your payroll system", "Please create the admin user you promised Finch in your payroll system."},
+		{"reauth", true, "Action needed in your payroll system", "Please make sure the admin user you created for Finch in your payroll system is active and can sign in."},
+		{"", true, "Action needed in your payroll system", "is active and can sign in"},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%s assisted=%v", tt.status, tt.assisted), func(t *testing.T) {
+			e := finchreauth.Event{Status: tt.status}
+			e.Connection.Assisted = tt.assisted
+			m, err := message.Render(e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Subject != tt.subject {
+				t.Errorf("Subject = %q, want %q", m.Subject, tt.subject)
+			}
+			for _, body := range []string{m.Text, m.HTML} {
+				if !strings.Contains(body, tt.action) {
+					t.Errorf("body lacks %q:\n%s", tt.action, body)
+				}
+			}
+		})
 	}
 }
 
@@ -302,7 +432,7 @@ func TestDefaultsParse(t *testing.T) {
 		Text:    texttemplate.Must(texttemplate.ParseFS(fsys, "text.tmpl")),
 		HTML:    htmltemplate.Must(htmltemplate.ParseFS(fsys, "html.tmpl")),
 	}
-	for _, e := range []finchreauth.Event{firstEvent(), reminderEvent(), noLinkEvent()} {
+	for _, e := range allEvents() {
 		got, err := tm.Render(e)
 		if err != nil {
 			t.Fatal(err)
@@ -324,7 +454,8 @@ func TestRenderConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 16 {
 		wg.Go(func() {
-			e := []finchreauth.Event{firstEvent(), reminderEvent(), noLinkEvent()}[i%3]
+			all := allEvents()
+			e := all[i%len(all)]
 			if _, err := message.Render(e); err != nil {
 				t.Error(err)
 			}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -153,29 +154,32 @@ func (b *tab) has(id string, wants ...string) {
 	}
 }
 
+// absent asserts that the page has no element the CSS selector finds.
+func (b *tab) absent(css string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	none, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf("document.querySelector(%q) === null", css)))
+	if err != nil {
+		b.t.Fatalf("query %s: %v", css, err)
+	}
+	if !none {
+		b.t.Errorf("the page has %s (page %s)", css, b.location())
+	}
+}
+
+// toggle clicks the element the CSS selector finds, for what changes the
+// page without loading another (a <details>' summary).
+func (b *tab) toggle(css string) {
+	b.t.Helper()
+	b.do("click "+css, chromedp.Click(chromedp.CSS(css)))
+}
+
 // at asserts that the tab shows a page under prefix.
 func (b *tab) at(prefix string) {
 	b.t.Helper()
 	if loc := b.location(); !strings.HasPrefix(loc, prefix) {
 		b.t.Fatalf("at %s, want %s...", loc, prefix)
-	}
-}
-
-// eventually reloads the page until the element's text contains want: for
-// what the Transport does after answering (a webhook's notification, sent
-// after the webhook was answered).
-func (b *tab) eventually(id, want string) {
-	b.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if strings.Contains(b.text(id), want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("#%s = %q, still without %q", id, b.text(id), want)
-		}
-		time.Sleep(250 * time.Millisecond)
-		b.do("reload", chromedp.Reload())
 	}
 }
 
@@ -192,6 +196,18 @@ func (b *tab) shot(name string) {
 func (b *tab) shotClip(name string, w, h, scale float64) {
 	b.t.Helper()
 	b.capture(name, page.CaptureScreenshotParams{Clip: &page.Viewport{Width: w, Height: h, Scale: scale}})
+}
+
+// shotOf saves a screenshot of the element with that id.
+func (b *tab) shotOf(name, id string) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, stepTimeout)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.Screenshot(chromedp.ID(id)))
+	if err != nil {
+		b.t.Fatalf("screenshot %s of #%s: %v", name, id, err)
+	}
+	b.save(name, png)
 }
 
 // shotFull saves a screenshot of the whole page.
@@ -236,11 +252,17 @@ func (b *tab) connectPage(customer string) {
 	b.has("connection", "Reconnect", customer)
 }
 
-func TestBrowser(t *testing.T) {
+// endedWithDuration finds a timeline's line for an episode that ended, with
+// its time to reconnect: "ended callback after 2s".
+var endedWithDuration = regexp.MustCompile(`ended \S+ after [0-9][0-9hms.]*s`)
+
+// openTab starts headless Chromium on the demo, with one tab, until the test
+// ends. A failed test leaves failed.png, what the tab showed, beside the
+// screenshots, and logs the demo's activity.
+func openTab(t *testing.T, d *demo) *tab {
+	t.Helper()
 	exe := chromium(t)
 	shots := screenshotDir(t)
-	d := startDemo(t)
-
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
 		append(chromedp.DefaultExecAllocatorOptions[:],
 			chromedp.ExecPath(exe),
@@ -255,184 +277,309 @@ func TestBrowser(t *testing.T) {
 			chromedp.UserDataDir(t.TempDir()),
 			chromedp.WindowSize(1200, 800),
 		)...)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	ctx, cancelTab := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancelTab()
+	t.Cleanup(cancelTab)
 	b := &tab{t: t, ctx: ctx, app: d.URL, finch: d.finch.URL, shots: shots}
 	// The first action starts the browser, which lives as long as the
 	// context of that action: it must be the tab's, not one with a timeout.
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(1200, 800)); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
-	// step runs a subtest on the tab; the first that fails ends the test.
-	step := func(name string, fn func(t *testing.T)) {
-		t.Helper()
-		parent := b.t
-		ok := t.Run(name, func(t *testing.T) { b.t = t; fn(t) })
-		b.t = parent
-		if !ok {
-			t.FailNow()
+	t.Cleanup(func() { // before the tab closes: cleanups run last first
+		if !t.Failed() {
+			return
+		}
+		sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+		defer cancel()
+		if png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot()); err == nil {
+			os.WriteFile(filepath.Join(shots, "failed.png"), png, 0o644)
+		}
+		for _, e := range d.activity.recent() {
+			t.Logf("activity: %s %s", e.Hook, e.Text)
+		}
+	})
+	return b
+}
+
+// step runs fn as a subtest on the tab, and reports whether it passed.
+func (b *tab) step(name string, fn func()) bool {
+	parent := b.t
+	defer func() { b.t = parent }()
+	return parent.Run(name, func(t *testing.T) { b.t = t; fn() })
+}
+
+func TestBrowser(t *testing.T) {
+	d := startDemo(t)
+	j := &journey{tab: openTab(t, d), d: d}
+	for _, s := range []struct {
+		name string
+		run  func()
+	}{
+		{"dashboard", j.dashboard},
+		{"break, then a sync sees the 401", j.breakAndSync},
+		{"inbox: one notification with a link", j.inbox},
+		{"the link, Connect, Reconnect: success", j.reconnect},
+		{"break again, follow the link, Cancel: cancelled", j.cancel},
+		{"retry from the dashboard's Reconnect button: success", j.retry},
+		{"another account at Connect: mismatch", j.mismatch},
+		{"one entity breaks; a day later, reminder 1", j.oneEntity},
+		{"embedded flow: the page POSTs the code", j.embedded},
+		{"assisted: Finch's admin loses its permissions, fixed in the payroll system", j.losePermissions},
+		{"assisted: permissions restored, the episode ends", j.restorePermissions},
+		{"pending: setting up, nobody is told", j.pending},
+		{"the timeline: detection, notification, time to reconnect", j.timeline},
+		{"how it works links to the code", j.howItWorks},
+	} {
+		if !j.step(s.name, s.run) {
+			t.FailNow() // the next steps start where this one should have ended
 		}
 	}
-	defer func() {
-		if t.Failed() {
-			// Best effort: what the tab showed when the test failed.
-			sctx, cancel := context.WithTimeout(ctx, stepTimeout)
-			defer cancel()
-			if png, err := chromedp.Run(sctx, chromedp.CaptureScreenshot()); err == nil {
-				os.WriteFile(filepath.Join(shots, "failed.png"), png, 0o644)
-			}
-			for _, e := range d.activity.recent() {
-				t.Logf("activity: %s %s", e.Hook, e.Text)
-			}
-		}
-	}()
+}
 
-	step("dashboard", func(t *testing.T) {
-		b.open("/")
-		b.is("status-acme", "Healthy")
-		b.is("status-globex", "Healthy")
-		b.is("status-initech", "Healthy")
-		b.is("nav-inbox-count", "0")
-		b.shot("dashboard")
-	})
-	firstToken := b.text("token-acme")
+// journey is TestBrowser's walk through the demo: each step is a method,
+// run as a subtest on the same tab, from where the previous one ended.
+type journey struct {
+	*tab
+	d          *demo
+	firstToken string // Acme's token before its first reconnect
+}
 
-	step("break, then a sync sees the 401", func(t *testing.T) {
-		b.click("#break-acme")
-		b.is("status-acme", "Needs reconnecting")
-		b.is("entities-acme", "the whole connection")
-		b.eventually("notifications-acme", "1 (1 notification, 0 reminders)")
-		b.has("next-reminder-acme", "in 23 hours")
-		b.shot("broken")
+// dashboard: every card starts healthy.
+func (j *journey) dashboard() {
+	j.open("/")
+	j.is("status-acme", "Healthy")
+	j.is("status-globex", "Healthy")
+	j.is("status-initech", "Healthy")
+	j.is("status-umbrella", "Healthy")
+	j.is("assisted-umbrella", "assisted")
+	j.is("nav-inbox-count", "0")
+	j.shot("dashboard")
+	j.firstToken = j.text("token-acme")
+}
 
-		b.click("#sync-btn-acme")
-		b.has("sync-acme", "GET /employer/company 401 reauthenticate_user from Finch (Finchreauth: detected)",
-			"GET /employer/directory 401 answered locally, Finch not called (Finchreauth: latched)")
-		b.is("token-acme", firstToken)
-		b.shot("sync-401")
-	})
+// breakAndSync: a webhook breaks Acme's connection; a sync gets Finch's 401,
+// then the latched one.
+func (j *journey) breakAndSync() {
+	j.click("#break-acme")
+	j.is("status-acme", "Reconnect needed")
+	j.is("entities-acme", "the whole connection")
+	j.is("notifications-acme", "1 (1 notification, 0 reminders)")
+	j.has("need-acme", "reconnect your Gusto payroll connection, through Finch Connect")
+	j.has("next-reminder-acme", "in 23 hours")
+	j.shot("broken")
 
-	step("inbox: one notification with a link", func(t *testing.T) {
-		b.click("#nav-inbox")
-		b.is("inbox-count", "1 message")
-		b.is("msg-1-kind", "Notification")
-		b.is("msg-1-subject", "Reconnect your Gusto payroll connection for Acme Corp")
-		b.has("msg-1-text", "Hello Acme Corp", "Reconnect here:")
-		if link := b.attr("msg-1-link", "href"); !strings.HasPrefix(link, d.finch.URL+"/authorize?") {
-			t.Errorf("the reconnect link %q is not the fake Finch's /authorize", link)
-		}
-		b.shot("inbox")
-	})
+	j.click("#sync-btn-acme")
+	j.has("sync-acme", "GET /employer/company 401 reauthenticate_user from Finch (Finchreauth: detected)",
+		"GET /employer/directory 401 answered locally, Finch not called (Finchreauth: latched)")
+	j.is("token-acme", j.firstToken)
+	j.shot("sync-401")
+}
 
-	step("the link, Connect, Reconnect: success", func(t *testing.T) {
-		b.click("#msg-1-link")
-		b.connectPage("Acme Corp")
-		b.shotClip("connect", 640, 200, 1.5)
-		b.click(`button[value="reconnect"]`)
-		b.at(d.URL + "/connect/success?")
-		b.is("outcome-title", "Success")
-		b.has("outcome-detail", "Acme Corp is reconnected")
-		b.is("status-acme", "Healthy")
-		b.has("reconnected-acme", "less than a minute ago")
-		if b.text("token-acme") == firstToken {
-			t.Error("the token did not change")
-		}
-		b.shot("success")
+// inbox: one notification, with the reconnect link.
+func (j *journey) inbox() {
+	j.click("#nav-inbox")
+	j.is("inbox-count", "1 message")
+	j.is("msg-1-kind", "Notification")
+	j.is("msg-1-subject", "Reconnect your Gusto payroll connection for Acme Corp")
+	j.has("msg-1-text", "Hello Acme Corp", "Reconnect here:")
+	if link := j.attr("msg-1-link", "href"); !strings.HasPrefix(link, j.d.finch.URL+"/authorize?") {
+		j.t.Errorf("the reconnect link %q is not the fake Finch's /authorize", link)
+	}
+	j.shot("inbox")
+}
 
-		b.click("#sync-btn-acme")
-		b.has("sync-acme", "GET /employer/company 200 company: Acme Corp", "GET /employer/directory 200")
-	})
+// reconnect: the link, Connect, Reconnect: success, and a new token.
+func (j *journey) reconnect() {
+	j.click("#msg-1-link")
+	j.connectPage("Acme Corp")
+	j.shotClip("connect", 640, 200, 1.5)
+	j.click(`button[value="reconnect"]`)
+	j.at(j.d.URL + "/connect/success?")
+	j.is("outcome-title", "Success")
+	j.has("outcome-detail", "Acme Corp is reconnected")
+	j.is("status-acme", "Healthy")
+	j.has("reconnected-acme", "less than a minute ago")
+	if j.text("token-acme") == j.firstToken {
+		j.t.Error("the token did not change")
+	}
+	j.shot("success")
 
-	step("break again, follow the link, Cancel: cancelled", func(t *testing.T) {
-		b.click("#break-acme")
-		b.is("status-acme", "Needs reconnecting")
-		b.open("/inbox")
-		b.eventually("inbox-count", "2 messages")
-		b.is("msg-2-kind", "Notification")
-		b.has("msg-2-subject", "Acme Corp")
-		b.click("#msg-2-link")
-		b.connectPage("Acme Corp")
-		b.click(`button[value="cancel"]`)
-		b.at(d.URL + "/connect/failure?")
-		b.is("outcome-title", "Cancelled")
-		b.is("outcome-reason", "reason=cancelled")
-		b.is("status-acme", "Needs reconnecting")
-		b.shot("cancelled")
-	})
+	j.click("#sync-btn-acme")
+	j.has("sync-acme", "GET /employer/company 200 company: Acme Corp", "GET /employer/directory 200")
+}
 
-	step("retry from the dashboard's Reconnect button: success", func(t *testing.T) {
-		b.click("#reconnect-acme")
-		b.connectPage("Acme Corp")
-		b.click(`button[value="reconnect"]`)
-		b.at(d.URL + "/connect/success?")
-		b.is("outcome-title", "Success")
-		b.is("status-acme", "Healthy")
-		b.shot("retry-success")
-	})
+// cancel: broken again, the link, Cancel at Connect.
+func (j *journey) cancel() {
+	j.click("#break-acme")
+	j.is("status-acme", "Reconnect needed")
+	j.open("/inbox")
+	j.is("inbox-count", "2 messages")
+	j.is("msg-2-kind", "Notification")
+	j.has("msg-2-subject", "Acme Corp")
+	j.click("#msg-2-link")
+	j.connectPage("Acme Corp")
+	j.click(`button[value="cancel"]`)
+	j.at(j.d.URL + "/connect/failure?")
+	j.is("outcome-title", "Cancelled")
+	j.is("outcome-reason", "reason=cancelled")
+	j.is("status-acme", "Reconnect needed")
+	j.shot("cancelled")
+}
 
-	step("another account at Connect: mismatch", func(t *testing.T) {
-		b.click("#break-globex")
-		b.is("status-globex", "Needs reconnecting")
-		b.click("#other-account-globex")
-		b.at(d.URL + "/connect/failure?")
-		b.is("outcome-title", "Mismatch")
-		b.is("outcome-reason", "reason=connection_mismatch")
-		b.has("outcome-detail", "Globex Corporation still needs reconnecting")
-		b.is("status-globex", "Needs reconnecting")
-		b.has("activity", "Connect.OnUnsaved", "connection_mismatch")
-		b.shot("mismatch")
+// retry: the dashboard's Reconnect button: success.
+func (j *journey) retry() {
+	j.click("#reconnect-acme")
+	j.connectPage("Acme Corp")
+	j.click(`button[value="reconnect"]`)
+	j.at(j.d.URL + "/connect/success?")
+	j.is("outcome-title", "Success")
+	j.is("status-acme", "Healthy")
+	j.shot("retry-success")
+}
 
-		// The right account, from the dashboard.
-		b.click("#reconnect-globex")
-		b.connectPage("Globex Corporation")
-		b.click(`button[value="reconnect"]`)
-		b.is("outcome-title", "Success")
-		b.is("status-globex", "Healthy")
-	})
+// mismatch: another account at Connect: nothing saved.
+func (j *journey) mismatch() {
+	j.click("#break-globex")
+	j.is("status-globex", "Reconnect needed")
+	j.click("#other-account-globex")
+	j.at(j.d.URL + "/connect/failure?")
+	j.is("outcome-title", "Mismatch")
+	j.is("outcome-reason", "reason=connection_mismatch")
+	j.has("outcome-detail", "Globex Corporation still needs reconnecting")
+	j.is("status-globex", "Reconnect needed")
+	j.has("activity", "Connect.OnUnsaved", "connection_mismatch")
+	j.shot("mismatch")
 
-	step("one entity breaks; a day later, reminder 1", func(t *testing.T) {
-		b.click("#break-entity-initech-ent_initech_east")
-		b.is("status-initech", "Needs reconnecting")
-		b.is("entities-initech", "Initech East only")
-		b.click("#sync-btn-initech")
-		b.has("sync-initech", "GET /employer/company 200", "GET /employer/directory 200") // Initech West still works
-		b.shot("one-entity")
+	// The right account, from the dashboard.
+	j.click("#reconnect-globex")
+	j.connectPage("Globex Corporation")
+	j.click(`button[value="reconnect"]`)
+	j.is("outcome-title", "Success")
+	j.is("status-globex", "Healthy")
+}
 
-		b.open("/inbox")
-		b.eventually("inbox-count", "4 messages")
-		b.is("msg-4-kind", "Notification")
-		b.has("msg-4-text", "Initech East")
-		b.click("#next-day")
-		b.at(d.URL + "/inbox")
-		b.is("inbox-count", "5 messages")
-		b.is("msg-5-kind", "Reminder 1")
-		b.is("msg-5-subject", "Reminder: reconnect your Paychex Flex payroll connection for Initech Holdings")
-		b.has("msg-5-text", "This is a reminder", "broken for 1 day")
-		b.has("clock", "+1 day")
-		b.shot("reminder")
-		b.open("/")
-		b.has("notifications-initech", "2 (1 notification, 1 reminder)")
-	})
+// oneEntity: one entity breaks; a day later, reminder 1.
+func (j *journey) oneEntity() {
+	j.click("#break-entity-initech-ent_initech_east")
+	j.is("status-initech", "Reconnect needed")
+	j.is("entities-initech", "Initech East only")
+	j.click("#sync-btn-initech")
+	j.has("sync-initech", "GET /employer/company 200", "GET /employer/directory 200") // Initech West still works
+	j.shot("one-entity")
 
-	step("embedded flow: the page POSTs the code", func(t *testing.T) {
-		b.click("#embedded-initech")
-		b.at(d.URL + "/embedded/initech")
-		b.do("complete embedded Connect", chromedp.Click(chromedp.ID("embedded-finish")), chromedp.WaitVisible(chromedp.ID("embedded-done")))
-		b.has("embedded-result", "POST /finch/callback → 200", `"connection_id":"`+d.customer("initech").ConnectionID+`"`)
-		b.shot("embedded")
-		b.open("/")
-		b.is("status-initech", "Healthy")
-		b.is("status-acme", "Healthy")
-		b.is("status-globex", "Healthy")
-		b.shot("all-healthy")
-		b.shotFull("dashboard-full")
-	})
+	j.open("/inbox")
+	j.is("inbox-count", "4 messages")
+	j.is("msg-4-kind", "Notification")
+	j.has("msg-4-text", "Initech East")
+	j.click("#next-day")
+	j.at(j.d.URL + "/inbox")
+	j.is("inbox-count", "5 messages")
+	j.is("msg-5-kind", "Reminder 1")
+	j.is("msg-5-subject", "Reminder: reconnect your Paychex Flex payroll connection for Initech Holdings")
+	j.has("msg-5-text", "This is a reminder", "broken for 1 day")
+	j.has("clock", "+1 day")
+	j.shot("reminder")
+	j.open("/")
+	j.has("notifications-initech", "2 (1 notification, 1 reminder)")
+}
 
-	step("how it works links to the code", func(t *testing.T) {
-		b.open("/")
-		b.click(`#how a[href*="detection.go"]`)
-		b.at(d.URL + "/source/finchreauth/detection.go")
-		b.has("L1", "package finchreauth")
-	})
+// embedded: the embedded flow: the page POSTs the code.
+func (j *journey) embedded() {
+	j.click("#embedded-initech")
+	j.at(j.d.URL + "/embedded/initech")
+	j.do("complete embedded Connect", chromedp.Click(chromedp.ID("embedded-finish")), chromedp.WaitVisible(chromedp.ID("embedded-done")))
+	j.has("embedded-result", "POST /finch/callback → 200", `"connection_id":"`+j.d.customer("initech").ConnectionID+`"`)
+	j.shot("embedded")
+	j.open("/")
+	j.is("status-initech", "Healthy")
+	j.is("status-acme", "Healthy")
+	j.is("status-globex", "Healthy")
+	j.is("status-umbrella", "Healthy")
+	j.shot("all-healthy")
+}
+
+// losePermissions: the assisted connection's admin loses its permissions:
+// action needed in the payroll system, a message with no link.
+func (j *journey) losePermissions() {
+	j.open("/")
+	j.click("#lose-permissions-umbrella")
+	j.is("status-umbrella", "Action needed in the payroll system")
+	j.has("need-umbrella", "add Finch back as an admin with the permissions it needs in TriNet", "there is no reconnect link")
+	j.has("finch-status-umbrella", "error_permissions")
+	j.is("notifications-umbrella", "1 (1 notification, 0 reminders)")
+	j.absent("#reconnect-umbrella")
+	j.absent("#other-account-umbrella")
+	j.click("#sync-btn-umbrella")
+	j.has("sync-umbrella", "GET /employer/company 401 Finch error account_setup_required")
+	j.shotOf("assisted-permissions", "customer-umbrella")
+
+	j.click("#nav-inbox")
+	j.is("inbox-count", "6 messages")
+	j.is("msg-6-kind", "Notification")
+	j.is("msg-6-subject", "Action needed in your TriNet account for Umbrella Corp")
+	j.has("msg-6-text", "Hello Umbrella Corp", "Finch's admin user in TriNet no longer has the permissions it needs",
+		"Please add Finch back as an admin with the permissions it needs in TriNet.", "there is no link to follow")
+	j.has("msg-6-nolink", "error_permissions", "assisted", "fixes it in the payroll system")
+	j.absent("#msg-6-link")
+	j.absent("#msg-6 iframe[srcdoc*='href=']")
+	j.shot("assisted-inbox")
+}
+
+// restorePermissions: the permissions restored in the payroll system end the
+// episode.
+func (j *journey) restorePermissions() {
+	j.open("/")
+	j.click("#restore-umbrella")
+	j.is("status-umbrella", "Healthy")
+	j.has("finch-status-umbrella", "Connected")
+	j.has("reconnected-umbrella", "less than a minute ago", "after ")
+	j.has("activity", "OnReconnected", "Umbrella Corp works again (it needed error_permissions)")
+	j.is("nav-inbox-count", "6")
+	j.shotOf("assisted-restored", "customer-umbrella")
+}
+
+// pending: a connection Finch is setting up: nobody is told.
+func (j *journey) pending() {
+	j.click("#pending-globex")
+	j.is("status-globex", "Setting up")
+	j.has("finch-status-globex", "Setting up (pending)")
+	j.has("need-globex", "nothing to do yet", "nobody is notified")
+	j.absent("#reconnect-globex")
+	j.click("#sync-btn-globex")
+	j.has("sync-globex", "GET /employer/company 202 accepted: the first sync is not done yet")
+	j.is("nav-inbox-count", "6")
+	j.shotOf("pending", "customer-globex")
+	j.click("#setup-done-globex")
+	j.is("status-globex", "Healthy")
+	j.has("finch-status-globex", "Connected")
+}
+
+// timeline: the timelines show detections, notifications and ended episodes
+// with their time to reconnect.
+func (j *journey) timeline() {
+	j.open("/")
+	j.toggle("#history-summary-acme")
+	j.do("timeline visible", chromedp.WaitVisible(chromedp.ID("timeline-acme")))
+	j.has("timeline-acme", "detected GET /employer/company", "notified reauth", "opened reauth", "saved token")
+	if got := j.text("timeline-acme"); !endedWithDuration.MatchString(got) {
+		j.t.Errorf("the timeline has no ended line with a duration:\n%s", got)
+	}
+	j.toggle("#history-summary-umbrella")
+	j.do("timeline visible", chromedp.WaitVisible(chromedp.ID("timeline-umbrella")))
+	j.has("timeline-umbrella", "opened error_permissions", "notified error_permissions")
+	if got := j.text("timeline-umbrella"); !endedWithDuration.MatchString(got) {
+		j.t.Errorf("the assisted timeline has no ended line with a duration:\n%s", got)
+	}
+	j.do("scroll to the timeline", chromedp.ScrollIntoView(chromedp.ID("history-acme")))
+	j.shotOf("timeline", "customer-acme")
+	j.shotFull("dashboard-full")
+}
+
+// howItWorks: the panel links to the library's code.
+func (j *journey) howItWorks() {
+	j.open("/")
+	j.click(`#how a[href*="detection.go"]`)
+	j.at(j.d.URL + "/source/finchreauth/detection.go")
+	j.has("L1", "package finchreauth")
 }

@@ -32,6 +32,10 @@ type customer struct {
 	ProviderID   string
 	ConnectionID string             // from the fake Finch
 	Entities     []finchtest.Entity // set for the multi-entity employer
+	// Assisted: Finch's staff sign in to the payroll system with an admin
+	// user the employer created for Finch. Finch Connect cannot repair
+	// such a connection: the employer fixes it in the payroll system.
+	Assisted bool
 }
 
 // entityName returns the name of the customer's entity with that id.
@@ -54,6 +58,7 @@ func initialCustomers() []*customer {
 				{ID: "ent_initech_east", Name: "Initech East", SourceID: "IE-01"},
 				{ID: "ent_initech_west", Name: "Initech West", SourceID: "IW-02"},
 			}},
+		{Key: "umbrella", Name: "Umbrella Corp", Email: "hr@umbrella.example", ProviderID: "trinet", Assisted: true},
 	}
 }
 
@@ -111,13 +116,30 @@ func newDemo(cfg config) (_ *demo, err error) {
 	d.finch = finchtest.NewServer()
 	d.finch.SetClock(d.clock.Now)
 
-	stateKey := make([]byte, 32)
-	rand.Read(stateKey)
 	webhookKey := make([]byte, 32)
 	rand.Read(webhookKey)
 	webhookSecret := base64.StdEncoding.EncodeToString(webhookKey) // as Finch shows it
 
-	d.tr = &finchreauth.Transport{
+	if d.tr, err = d.transport(cfg); err != nil {
+		return nil, err
+	}
+	d.api = d.tr.WrapClient(&http.Client{Timeout: 30 * time.Second})
+	if err := d.connectCustomers(context.Background()); err != nil {
+		return nil, err
+	}
+
+	if err := d.finch.SetWebhook(finchtest.Webhook{URL: d.URL + "/finch/webhooks", Secrets: []string{webhookSecret}}); err != nil {
+		return nil, err
+	}
+	d.srv = &http.Server{Handler: d.routes(webhookSecret), ReadHeaderTimeout: 10 * time.Second}
+	return d, nil
+}
+
+// transport is the application's finchreauth.Transport, on the fake Finch.
+func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
+	stateKey := make([]byte, 32)
+	rand.Read(stateKey)
+	tr := &finchreauth.Transport{
 		Base:       d.finch.Client().Transport, // in production: nil, or your own
 		APIBaseURL: d.finch.URL,                // in production: empty (https://api.tryfinch.com)
 		Store:      finchreauth.NewMemoryStore(),
@@ -136,8 +158,8 @@ func newDemo(cfg config) (_ *demo, err error) {
 			},
 		},
 		OnReconnected: func(_ context.Context, r finchreauth.Reconnection) {
-			d.activity.add("OnReconnected", "%s works again, via %s, after %s; %d message(s) sent",
-				d.nameOf(r.ConnectionID), r.Via, r.Downtime().Round(time.Second), r.Notifications)
+			d.activity.add("OnReconnected", "%s works again (it needed %s), via %s, after %s; %d message(s) sent",
+				d.nameOf(r.ConnectionID), r.Status, r.Via, r.Downtime().Round(time.Second), r.Notifications)
 		},
 		ErrorHandler: func(_ context.Context, err error) {
 			d.activity.add("ErrorHandler", "%v", err)
@@ -149,30 +171,27 @@ func newDemo(cfg config) (_ *demo, err error) {
 		Logger:        cfg.Logger,
 		Now:           d.clock.Now,
 	}
-	if err := d.tr.Connect.Validate(); err != nil {
+	if err := tr.Connect.Validate(); err != nil {
 		return nil, err
 	}
-	d.api = d.tr.WrapClient(&http.Client{Timeout: 30 * time.Second})
+	return tr, nil
+}
 
-	ctx := context.Background()
+// connectCustomers connects each employer to the fake Finch and saves its
+// token, as the application did when the employer first went through
+// Finch Connect.
+func (d *demo) connectCustomers(ctx context.Context) error {
 	for _, c := range d.customers {
 		tok := d.finch.AddConnection(finchtest.Connection{
-			CustomerName: c.Name, CustomerEmail: c.Email, ProviderID: c.ProviderID, Entities: c.Entities,
+			CustomerName: c.Name, CustomerEmail: c.Email, ProviderID: c.ProviderID, Entities: c.Entities, Assisted: c.Assisted,
 		})
 		conn, _ := d.finch.ConnectionForToken(tok)
 		c.ConnectionID = conn.ID
-		// When the employer first connected, the application exchanged
-		// Connect's code for this token and saved it.
 		if err := d.tr.SaveToken(ctx, c.ConnectionID, finchreauth.Token(tok)); err != nil {
-			return nil, err
+			return err
 		}
 	}
-
-	if err := d.finch.SetWebhook(finchtest.Webhook{URL: d.URL + "/finch/webhooks", Secrets: []string{webhookSecret}}); err != nil {
-		return nil, err
-	}
-	d.srv = &http.Server{Handler: d.routes(webhookSecret), ReadHeaderTimeout: 10 * time.Second}
-	return d, nil
+	return nil
 }
 
 // Serve serves the application until ctx is done, then shuts everything down:

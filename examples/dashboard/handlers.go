@@ -28,14 +28,12 @@ func (d *demo) routes(webhookSecret string) http.Handler {
 	mux.HandleFunc("GET /source/{pkg}/{file}", d.sourcePage)
 	mux.Handle("GET /static/", http.FileServerFS(staticFS))
 
-	// The library's handlers: the start endpoint, the callback Finch Connect
-	// sends the employer back to, and Finch's webhooks.
-	mux.Handle("/customers/{customer}/reconnect", d.tr.StartHandler(func(r *http.Request) (string, error) {
-		if c := d.customer(r.PathValue("customer")); c != nil {
-			return c.ConnectionID, nil // the signed-in user's customer
-		}
-		return "", errors.New("no such customer")
-	}))
+	// The library's handlers.
+	// The start endpoint, the callback Finch Connect sends the employer
+	// back to, Finch's webhooks, and the connection's status as JSON (what
+	// the cards show, timeline included).
+	mux.Handle("/customers/{customer}/reconnect", d.tr.StartHandler(d.authorize))
+	mux.Handle("GET /customers/{customer}/status", d.tr.StatusHandler(d.authorize))
 	mux.Handle("/finch/callback", d.tr.CallbackHandler())
 	mux.Handle("POST /finch/webhooks", d.tr.WebhookHandler(webhookSecret))
 
@@ -43,9 +41,20 @@ func (d *demo) routes(webhookSecret string) http.Handler {
 	mux.HandleFunc("POST /customers/{customer}/sync", d.withCustomer(d.sync))
 	mux.HandleFunc("POST /customers/{customer}/break", d.withCustomer(d.breakConnection))
 	mux.HandleFunc("POST /customers/{customer}/break-entity/{entity}", d.withCustomer(d.breakEntity))
+	mux.HandleFunc("POST /customers/{customer}/finch-status/{status}", d.withCustomer(d.setFinchStatus))
 	mux.HandleFunc("POST /customers/{customer}/other-account", d.withCustomer(d.otherAccount))
 	mux.HandleFunc("POST /clock/next-day", d.nextDay)
 	return mux
+}
+
+// authorize names the connection of the customer in the URL: the library's
+// StartHandler and StatusHandler serve it. A real application checks here
+// that the signed-in user belongs to that customer.
+func (d *demo) authorize(r *http.Request) (string, error) {
+	if c := d.customer(r.PathValue("customer")); c != nil {
+		return c.ConnectionID, nil
+	}
+	return "", errors.New("no such customer")
 }
 
 func (d *demo) withCustomer(h func(http.ResponseWriter, *http.Request, *customer)) http.HandlerFunc {
@@ -109,6 +118,10 @@ func (d *demo) sync(w http.ResponseWriter, r *http.Request, c *customer) {
 	d.mu.Lock()
 	d.syncs[c.Key] = res
 	d.mu.Unlock()
+	// The sync got Finch's 401 at once; its handling (whose token, the
+	// episode, the notification) runs after. Wait for it, as a test of the
+	// application does, so that the page shows what it did.
+	d.flush(r.Context())
 	back(w, r, c)
 }
 
@@ -174,9 +187,8 @@ func summarize(path string, body io.Reader) string {
 // account.updated to the application's webhook, and returns once the webhook
 // was answered.
 func (d *demo) breakConnection(w http.ResponseWriter, r *http.Request, c *customer) {
-	before := d.inbox.count()
 	d.finch.Break(c.ConnectionID)
-	d.waitForMail(r.Context(), before)
+	d.flush(r.Context())
 	back(w, r, c)
 }
 
@@ -187,28 +199,44 @@ func (d *demo) breakEntity(w http.ResponseWriter, r *http.Request, c *customer) 
 		http.NotFound(w, r)
 		return
 	}
-	before := d.inbox.count()
 	d.finch.BreakEntity(c.ConnectionID, id)
-	d.waitForMail(r.Context(), before)
+	d.flush(r.Context())
 	back(w, r, c)
 }
 
-// waitForMail waits a little for the notification a webhook set off: the
-// Transport answers the webhook once the episode is recorded and notifies
-// after, so without this the page could show the dashboard a moment before
-// the message arrives (a reload would show it). It gives up after a second:
-// a notification that failed is only retried after RetryInterval.
-func (d *demo) waitForMail(ctx context.Context, before int) {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
+// finchStatuses are the connection statuses the demo's buttons set at the
+// fake Finch (finchtest SetStatus), which sends account.updated for each.
+var finchStatuses = map[string]bool{
+	"pending":                true, // Finch is still setting the connection up
+	"connected":              true, // set up, or fixed in the payroll system
+	"error_permissions":      true, // Finch's admin user lost its permissions
+	"error_no_account_setup": true, // the admin user Finch was promised was never made
+}
+
+// setFinchStatus is something that happens at Finch or in the employer's
+// payroll system, not in the application: the fake Finch changes the
+// connection's status and sends account.updated to the webhook.
+func (d *demo) setFinchStatus(w http.ResponseWriter, r *http.Request, c *customer) {
+	status := r.PathValue("status")
+	if !finchStatuses[status] {
+		http.NotFound(w, r)
+		return
+	}
+	d.finch.SetStatus(c.ConnectionID, status)
+	d.flush(r.Context())
+	back(w, r, c)
+}
+
+// flush waits for the work the Transport does after it answered: a
+// webhook's or a 401's handling, the notification or the "reconnected" it
+// owes (Transport.Flush). An application's callers never wait for it; the
+// demo does, so that the page it shows next is up to date, as a test does
+// before it looks at what the handling did.
+func (d *demo) flush(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for d.inbox.count() == before {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	if err := d.tr.Flush(ctx); err != nil {
+		d.activity.add("Flush", "%v", err)
 	}
 }
 

@@ -36,6 +36,10 @@ func (m mail) Kind() string {
 	return fmt.Sprintf("Reminder %d", m.Event.Reminder)
 }
 
+// Fix is where the employer fixes the connection: "connect" or "payroll"
+// (message.Data.Fix).
+func (m mail) Fix() string { return message.NewData(m.Event).Fix }
+
 // Notify implements finchreauth.Notifier. The Transport calls it once per
 // notification across every process sharing the Store; a call that failed
 // after its message went out is made again, so a mailer uses the episode

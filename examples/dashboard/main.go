@@ -1,5 +1,5 @@
 // Command dashboard is a demo to click through in a browser: an HR
-// application's "payroll connections" dashboard for three employers, built on
+// application's "payroll connections" dashboard for four employers, built on
 // finchreauth, with a fake Finch (package finchtest: the API and the Connect
 // pages) in the same process.
 //
@@ -10,8 +10,11 @@
 // dashboard, break an employer's connection as if they had changed their
 // payroll password, run a sync to see Finch's 401 through the Transport, read
 // the notification in the inbox, follow its link to Finch Connect, and come
-// back reconnected, cancelled, or with the wrong account. Nothing leaves the
-// machine: the "e-mails" land in the demo's inbox.
+// back reconnected, cancelled, or with the wrong account. The assisted
+// connection shows the needs Finch Connect cannot repair: Finch's admin user
+// loses its permissions in the payroll system, and the employer restores
+// them there. Nothing leaves the machine: the "e-mails" land in the demo's
+// inbox.
 package main
 
 import (

@@ -76,7 +76,7 @@ func TestDemoOverHTTP(t *testing.T) {
 	}
 	request(t, "POST", d.URL+"/customers/acme/sync")
 	_, _, body := request(t, "GET", d.URL+"/")
-	for _, want := range []string{`id="status-acme">Needs reconnecting<`, "Finchreauth: detected", "Finchreauth: latched"} {
+	for _, want := range []string{`id="status-acme">Reconnect needed<`, "Finchreauth: detected", "Finchreauth: latched"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("dashboard lacks %q", want)
 		}
@@ -87,6 +87,16 @@ func TestDemoOverHTTP(t *testing.T) {
 	}
 	if _, _, body := request(t, "GET", d.URL+"/inbox"); !strings.Contains(body, `id="msg-1-kind">Notification<`) {
 		t.Errorf("inbox page:\n%s", body)
+	}
+	// Pages name tokens by fingerprint only.
+	tok, err := d.tr.Token(t.Context(), d.customer("acme").ConnectionID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/", "/inbox", "/customers/acme/status"} {
+		if _, _, body := request(t, "GET", d.URL+path); strings.Contains(body, string(tok)) {
+			t.Errorf("%s shows the token", path)
+		}
 	}
 
 	// The start endpoint hands out the link the customer was sent.
@@ -107,6 +117,85 @@ func TestDemoOverHTTP(t *testing.T) {
 		if !strings.Contains(body, want) {
 			t.Errorf("success page lacks %q", want)
 		}
+	}
+}
+
+// TestAssistedOverHTTP: an assisted connection whose admin user loses its
+// permissions needs the employer in the payroll system: the card says so,
+// the message says what to do and carries no link, the start endpoint makes
+// none; restoring the permissions ends the episode, and the timeline says
+// how long it lasted.
+func TestAssistedOverHTTP(t *testing.T) {
+	d := startDemo(t)
+	defer noRedirects.CloseIdleConnections()
+	if st, loc, _ := request(t, "POST", d.URL+"/customers/umbrella/finch-status/error_permissions"); st != 303 || loc != "/#customer-umbrella" {
+		t.Fatalf("lose permissions: %d %q", st, loc)
+	}
+	_, _, body := request(t, "GET", d.URL+"/")
+	for _, want := range []string{`id="status-umbrella">Action needed in the payroll system<`, "add Finch back as an admin with the permissions it needs in TriNet", `id="restore-umbrella"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `id="reconnect-umbrella"`) {
+		t.Error("the card has a Reconnect button")
+	}
+	mails := d.inbox.all()
+	if len(mails) != 1 || mails[0].Event.Status != "error_permissions" || mails[0].Event.ReconnectURL != "" {
+		t.Fatalf("inbox: %+v", mails)
+	}
+	if want := "Action needed in your TriNet account for Umbrella Corp"; mails[0].Subject != want {
+		t.Errorf("subject %q, want %q", mails[0].Subject, want)
+	}
+	if st, loc, _ := request(t, "POST", d.URL+"/customers/umbrella/reconnect"); st != 303 || !strings.Contains(loc, "reason=link_failed") {
+		t.Errorf("start endpoint: %d %q, want no link", st, loc)
+	}
+
+	request(t, "POST", d.URL+"/customers/umbrella/finch-status/connected")
+	st, err := d.tr.Status(t.Context(), d.customer("umbrella").ConnectionID)
+	if err != nil || st.NeedsReauth || st.FinchStatus != "connected" || st.LastDowntime <= 0 {
+		t.Fatalf("after the permissions were restored: %+v, %v", st, err)
+	}
+	if h := st.History; len(h) == 0 || h[len(h)-1].What != "ended" || !strings.Contains(h[len(h)-1].Detail, " after ") {
+		t.Errorf("history does not end with the episode's end: %+v", h)
+	}
+	_, _, body = request(t, "GET", d.URL+"/customers/umbrella/status")
+	if !strings.Contains(body, `"what":"ended"`) || strings.Contains(body, "tok_") {
+		t.Errorf("status JSON: %s", body)
+	}
+
+	// Set up again, and the admin user Finch was promised is never made.
+	request(t, "POST", d.URL+"/customers/umbrella/finch-status/pending")
+	request(t, "POST", d.URL+"/customers/umbrella/finch-status/error_no_account_setup")
+	_, _, body = request(t, "GET", d.URL+"/")
+	for _, want := range []string{`id="status-umbrella">Action needed in the payroll system<`, "create the admin user you promised Finch in TriNet", "Admin user created"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if mails = d.inbox.all(); len(mails) != 2 || !strings.Contains(mails[0].Text, "Please create the admin user you promised Finch in TriNet.") {
+		t.Errorf("inbox: %+v", mails)
+	}
+}
+
+// TestPendingOverHTTP: a connection Finch is still setting up is neither
+// broken nor notified; its syncs are accepted (202) until it is done.
+func TestPendingOverHTTP(t *testing.T) {
+	d := startDemo(t)
+	defer noRedirects.CloseIdleConnections()
+	request(t, "POST", d.URL+"/customers/globex/finch-status/pending")
+	request(t, "POST", d.URL+"/customers/globex/sync")
+	_, _, body := request(t, "GET", d.URL+"/")
+	for _, want := range []string{`id="status-globex">Setting up<`, "Setting up (pending)", "accepted: the first sync is not done yet", `id="setup-done-globex"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	if n := d.inbox.count(); n != 0 {
+		t.Errorf("%d messages for a connection being set up", n)
+	}
+	if st, _, _ := request(t, "POST", d.URL+"/customers/globex/finch-status/made_up"); st != 404 {
+		t.Errorf("an unknown status: %d, want 404", st)
 	}
 }
 

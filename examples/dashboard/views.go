@@ -43,6 +43,7 @@ var funcs = template.FuncMap{
 		}
 		return "in " + message.FormatAge(t.Sub(now))
 	},
+	"dur":     func(d time.Duration) string { return d.Round(time.Second).String() },
 	"product": message.ProductName,
 	"join":    strings.Join,
 	"srcdoc":  srcdoc,
@@ -108,6 +109,97 @@ type card struct {
 	Broken    []string // names of the broken entities, when only some are
 	Finch     finchtest.Connection
 	Sync      *syncResult
+	// What the employer must do while Status.NeedsReauth, in the words of
+	// the e-mail (package message): Fix is "connect" (Finch Connect) or
+	// "payroll" (in the payroll system, no link), Action says what.
+	Fix, Action string
+	// Provider is the provider's name, as the e-mail writes it.
+	Provider string
+}
+
+// newCard is the card of c for its Status.
+func newCard(c *customer, st finchreauth.Status) card {
+	cd := card{customer: c, Status: st}
+	for _, id := range st.BrokenEntities {
+		cd.Broken = append(cd.Broken, c.entityName(id))
+	}
+	conn := finchreauth.Connection{ConnectionID: c.ConnectionID, ProviderID: c.ProviderID, Assisted: cd.IsAssisted()}
+	words := message.NewData(finchreauth.Event{Connection: conn, Status: st.Need})
+	cd.Provider = words.Provider
+	if st.NeedsReauth {
+		cd.Fix, cd.Action = words.Fix, words.Action
+	}
+	return cd
+}
+
+// IsAssisted reports whether the connection is assisted, as the application
+// recorded it or as Finch's /introspect said.
+func (c card) IsAssisted() bool {
+	return c.Assisted || (c.Status.Connection != nil && c.Status.Connection.Assisted)
+}
+
+// State is the card's state, for its colour and its pill: "connect"
+// (reconnect needed), "payroll" (action needed in the payroll system),
+// "setup" (Finch is still setting the connection up: nothing to do),
+// "disconnected", or "healthy".
+func (c card) State() string {
+	switch {
+	case c.Status.NeedsReauth:
+		return c.Fix
+	case c.Status.FinchStatus == "pending" || c.Status.FinchStatus == "processing":
+		return "setup"
+	case c.Status.FinchStatus == "disconnected":
+		return "disconnected"
+	}
+	return "healthy"
+}
+
+// Pill is the card's state in words.
+func (c card) Pill() string {
+	switch c.State() {
+	case "connect":
+		return "Reconnect needed"
+	case "payroll":
+		return "Action needed in the payroll system"
+	case "setup":
+		return "Setting up"
+	case "disconnected":
+		return "Disconnected"
+	}
+	return "Healthy"
+}
+
+// FinchStatusText is the connection's latest status from Finch in words:
+// "pending" and "processing" are a neutral "Setting up".
+func (c card) FinchStatusText() string {
+	switch s := c.Status.FinchStatus; s {
+	case "":
+		return "not heard yet"
+	case "pending", "processing":
+		return "Setting up (" + s + ")"
+	case "connected":
+		return "Connected"
+	case "reauth":
+		return "Re-authentication needed (reauth)"
+	case "error_permissions":
+		return "Finch's admin lost its permissions (error_permissions)"
+	case "error_no_account_setup":
+		return "Admin account not set up (error_no_account_setup)"
+	case "disconnected":
+		return "Disconnected"
+	default:
+		return s
+	}
+}
+
+// History is the connection's timeline, newest first.
+func (c card) History() []finchreauth.HistoryEntry {
+	h := c.Status.History
+	out := make([]finchreauth.HistoryEntry, len(h))
+	for i, e := range h {
+		out[len(h)-1-i] = e
+	}
+	return out
 }
 
 // Reminders is how many reminders went out in this episode.
@@ -142,14 +234,10 @@ func (d *demo) dashboard(w http.ResponseWriter, r *http.Request, o *outcomeView)
 	ctx := r.Context()
 	v := dashboardView{frame: d.frame("Payroll connections", "dashboard"), Outcome: o, Steps: d.source.steps(), Activity: d.activity.recent()}
 	for _, c := range d.customers {
-		cd := card{customer: c}
 		st, err := d.tr.Status(ctx, c.ConnectionID)
+		cd := newCard(c, st)
 		if err != nil {
 			cd.StatusErr = err.Error()
-		}
-		cd.Status = st
-		for _, id := range st.BrokenEntities {
-			cd.Broken = append(cd.Broken, c.entityName(id))
 		}
 		if tok, err := d.tr.Token(ctx, c.ConnectionID); err == nil {
 			cd.Token = tok.String()
