@@ -145,7 +145,13 @@ func cutNumber(v json.RawMessage, end int64, n int) bool {
 // ParseAPIError reads the error a Finch response carries. It returns nil for a
 // response whose status is below 400: check for nil before using the result
 // as an error, since a nil *APIError in an error interface is not a nil
-// error.
+// error. ParseAPIError(resp).IsReauth() tells whether resp is Finch asking
+// for re-authentication (IsReauth is false for a nil *APIError).
+//
+// A response that went through a Transport and was recognised carries the
+// Finchreauth header: it is read first, and the body is left alone, so that
+// this works even after the body was read (the official SDK reads it before
+// it returns its error).
 //
 // It reads at most 64 KiB of the body and then replaces resp.Body with a body
 // that reads the very same bytes Finch sent (the part already read, then the
@@ -161,6 +167,10 @@ func cutNumber(v json.RawMessage, end int64, n int) bool {
 func ParseAPIError(resp *http.Response) *APIError {
 	if resp == nil || resp.StatusCode < 400 {
 		return nil
+	}
+	if h := resp.Header.Get(Header); resp.StatusCode == http.StatusUnauthorized && (h == Detected || h == Latched) {
+		return &APIError{StatusCode: resp.StatusCode, Code: resp.StatusCode, Name: "authentication_error",
+			FinchCode: "reauthenticate_user", RequestID: resp.Header.Get("Finch-Request-Id")}
 	}
 	e, body := peekAPIError(resp)
 	resp.Body = body
@@ -243,23 +253,6 @@ func (b *replayBody) Close() error {
 	return b.closeErr
 }
 
-// IsReauthResponse reports whether resp is Finch asking for re-authentication:
-// HTTP 401 with finch_code reauthenticate_user. A response that went through a
-// Transport carries the Finchreauth header, which is checked first, so this
-// works even after the body was read. Otherwise the body is examined as
-// ParseAPIError does, and resp.Body is replaced by one that reads the same
-// bytes.
-func IsReauthResponse(resp *http.Response) bool {
-	if resp == nil || resp.StatusCode != http.StatusUnauthorized {
-		return false
-	}
-	switch resp.Header.Get(Header) {
-	case Detected, Latched:
-		return true
-	}
-	return ParseAPIError(resp).IsReauth()
-}
-
 // IsReauth reports whether err means that the employer must re-authenticate.
 // It recognises an *APIError (errors.Is(err, ErrReauthRequired)) and, through
 // the *http.Response in its Response field, the error of the official Finch
@@ -275,7 +268,7 @@ func IsReauth(err error) bool {
 	if err == nil {
 		return false
 	}
-	return errors.Is(err, ErrReauthRequired) || IsReauthResponse(responseOf(err))
+	return errors.Is(err, ErrReauthRequired) || ParseAPIError(responseOf(err)).IsReauth()
 }
 
 // responseOf finds the first error in err's tree that is a pointer to a struct

@@ -123,10 +123,10 @@ func TestIsReauth(t *testing.T) {
 }
 
 func TestIsReauthResponse(t *testing.T) {
-	assert.False(t, finchreauth.IsReauthResponse(nil))
-	assert.False(t, finchreauth.IsReauthResponse(jsonResponse(nil, 200, reauthJSON)))
+	assert.False(t, finchreauth.ParseAPIError(nil).IsReauth())
+	assert.False(t, finchreauth.ParseAPIError(jsonResponse(nil, 200, reauthJSON)).IsReauth())
 	resp := jsonResponse(nil, 401, reauthJSON)
-	assert.True(t, finchreauth.IsReauthResponse(resp))
+	assert.True(t, finchreauth.ParseAPIError(resp).IsReauth())
 	b, _ := io.ReadAll(resp.Body)
 	assert.Equal(t, reauthJSON, string(b), "the body is replayed")
 }
@@ -140,9 +140,9 @@ func TestNilAPIErrorPrints(t *testing.T) {
 func TestHeader(t *testing.T) {
 	resp := jsonResponse(nil, 401, `{}`)
 	resp.Header.Set(finchreauth.Header, finchreauth.Latched)
-	assert.True(t, finchreauth.IsReauthResponse(resp))
+	assert.True(t, finchreauth.ParseAPIError(resp).IsReauth())
 	resp.Header.Set(finchreauth.Header, "something else")
-	assert.False(t, finchreauth.IsReauthResponse(resp))
+	assert.False(t, finchreauth.ParseAPIError(resp).IsReauth())
 }
 
 // bigError is a Finch error body of about size bytes: the fields Finch

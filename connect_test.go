@@ -52,7 +52,7 @@ func TestStateKeyRotationMidDeploy(t *testing.T) {
 		{false, true, true, true}, // new-signed: stage 1 never runs beside stage 3
 		{false, true, true, true},
 	}
-	r := &replicas{finch: finchtest.NewServer(), store: finchreauth.NewMemoryStore()}
+	r := &replicas{finch: finchtest.NewServer(), store: new(finchreauth.MemoryStore)}
 	t.Cleanup(r.finch.Close)
 	for i, signing := range stages {
 		for j, verifying := range stages {

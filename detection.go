@@ -113,7 +113,7 @@ func (t *Transport) handle(d detection) {
 // handleDetection does the work of a handling and returns the token's
 // connection (if known) and how long to latch the token.
 func (t *Transport) handleDetection(ctx context.Context, d detection) (conn string, ttl time.Duration) {
-	fp := Fingerprint(d.token)
+	fp := Token(d.token).Fingerprint()
 	retry := t.retryLatch()
 	conn, err := storeCall(t, ctx, subject{fp: fp}, func(ctx context.Context, s Store) (string, error) { return s.Lookup(ctx, fp) })
 	if err != nil && !errors.Is(err, ErrNotFound) {

@@ -23,7 +23,7 @@ func TestLeaseCoversTheHolder(t *testing.T) {
 	ff := newFakeFinch()
 	ff.add("tok", "conn_1")
 	ff.setBroken("tok", true)
-	store := finchreauth.NewMemoryStore()
+	store := new(finchreauth.MemoryStore)
 	clk := newClock()
 	notifying := make(chan struct{})
 	release := make(chan struct{})

@@ -112,9 +112,9 @@ func ExampleParseAPIError() {
 
 // A fingerprint names a token in logs and tickets without revealing it; a
 // Token prints as its fingerprint, in fmt, JSON and log/slog alike.
-func ExampleFingerprint() {
-	fmt.Println(finchreauth.Fingerprint("example-access-token"))
+func ExampleToken_Fingerprint() {
 	tok := finchreauth.Token("example-access-token")
+	fmt.Println(tok.Fingerprint())
 	fmt.Printf("%v %s\n", tok, tok.Fingerprint())
 	b, _ := json.Marshal(struct{ Token finchreauth.Token }{tok})
 	fmt.Println(string(b))

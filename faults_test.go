@@ -264,7 +264,7 @@ func runDetectionFault(t *testing.T, step string, kind faultKind) {
 	ff := newFakeFinch()
 	ff.add("tok", "conn_1") // a token the Store does not know: /introspect names its connection
 	ff.setBroken("tok", true)
-	mem := finchreauth.NewMemoryStore()
+	mem := new(finchreauth.MemoryStore)
 	store := &faultStore{Store: mem, in: in}
 	notes := &recorder{}
 	errs := &errorLog{}
@@ -378,7 +378,7 @@ func runDetectionFault(t *testing.T, step string, kind faultKind) {
 		require.Nil(t, a.panicked)
 		require.NoError(t, a.err)
 		assert.Equal(t, 401, a.resp.StatusCode)
-		assert.True(t, finchreauth.IsReauthResponse(a.resp))
+		assert.True(t, finchreauth.ParseAPIError(a.resp).IsReauth())
 		readAll(t, a.resp)
 		assert.Less(t, a.took, timeout+2*time.Second, "the caller is not held by the step")
 	}
@@ -411,7 +411,7 @@ func runDetectionFault(t *testing.T, step string, kind faultKind) {
 		// Nobody can say whose the token is, or the Store did not take
 		// the episode: nothing is recorded, nobody is told.
 		assert.Empty(t, notes.delivered())
-		_, err := mem.Lookup(context.Background(), finchreauth.Fingerprint("tok"))
+		_, err := mem.Lookup(context.Background(), finchreauth.Token("tok").Fingerprint())
 		assert.ErrorIs(t, err, finchreauth.ErrNotFound)
 		_, err = mem.Get(context.Background(), "conn_1")
 		assert.ErrorIs(t, err, finchreauth.ErrNotFound)
@@ -476,7 +476,7 @@ type reconnectFaultRig struct {
 }
 
 func newReconnectFaultRig(t *testing.T, step string, kind faultKind) *reconnectFaultRig {
-	r := &reconnectFaultRig{s: finchtest.NewServer(), in: newInjector(t, step, kind, 0), mem: finchreauth.NewMemoryStore(),
+	r := &reconnectFaultRig{s: finchtest.NewServer(), in: newInjector(t, step, kind, 0), mem: new(finchreauth.MemoryStore),
 		errs: &errorLog{}, notes: &recorder{}}
 	t.Cleanup(r.s.Close)
 	r.oldToken = r.s.AddConnection(finchtest.Connection{ProviderID: "gusto"})

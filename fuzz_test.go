@@ -123,7 +123,7 @@ func (refuseExchange) RoundTrip(req *http.Request) (*http.Response, error) {
 // every answer is a 303 to a configured URL or a JSON error; nothing is
 // ever saved (no code the fuzzer makes is good).
 func FuzzCallback(f *testing.F) {
-	store := NewMemoryStore()
+	store := new(MemoryStore)
 	tr := &Transport{Store: store, Base: refuseExchange{}, Connect: &Connect{
 		ClientID: "client", ClientSecret: "secret", RedirectURI: "https://app.example/cb",
 		StateKeys: fuzzKeys, SuccessURL: "https://app.example/ok", FailureURL: "https://app.example/failed",

@@ -279,7 +279,7 @@ type reconnectRig struct {
 }
 
 func newReconnectRig(t *testing.T, configure func(r *reconnectRig)) *reconnectRig {
-	r := &reconnectRig{finch: finchtest.NewServer(), store: finchreauth.NewMemoryStore(), notes: &recorder{}, errs: &errorLog{}, clk: newClock()}
+	r := &reconnectRig{finch: finchtest.NewServer(), store: new(finchreauth.MemoryStore), notes: &recorder{}, errs: &errorLog{}, clk: newClock()}
 	t.Cleanup(r.finch.Close)
 	r.finch.SetClock(r.clk.Now)
 	r.token = r.finch.AddConnection(finchtest.Connection{CustomerName: "Acme Corp", ProviderID: "gusto"})

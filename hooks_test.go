@@ -82,7 +82,7 @@ type hookRig struct {
 
 func newHookRig(t *testing.T) *hookRig {
 	r := &hookRig{ff: newFakeFinch(), clk: newClock(), notes: &recorder{}, errs: &errorLog{},
-		store: &faultyStore{Store: finchreauth.NewMemoryStore()}}
+		store: &faultyStore{Store: new(finchreauth.MemoryStore)}}
 	r.ff.add("tok", "conn_1")
 	r.ff.setBroken("tok", true)
 	r.tr = &finchreauth.Transport{
@@ -101,7 +101,7 @@ func (r *hookRig) call(t *testing.T) {
 	resp, err := r.tr.RoundTrip(newRequest(t, "GET", api+"/employer/directory", "tok", nil))
 	require.NoError(t, err)
 	assert.Equal(t, 401, resp.StatusCode)
-	assert.True(t, finchreauth.IsReauthResponse(resp))
+	assert.True(t, finchreauth.ParseAPIError(resp).IsReauth())
 	readAll(t, resp)
 	waitIdle(t, r.tr)
 }
@@ -153,7 +153,7 @@ func TestNotifierFailures(t *testing.T) {
 			hes := r.hookErrors(t, "notify")
 			require.Len(t, hes, 1)
 			assert.Equal(t, "conn_1", hes[0].ConnectionID)
-			assert.Equal(t, finchreauth.Fingerprint("tok"), hes[0].TokenFingerprint)
+			assert.Equal(t, finchreauth.Token("tok").Fingerprint(), hes[0].TokenFingerprint)
 			tc.check(t, hes[0])
 			assert.Empty(t, r.notes.delivered())
 
@@ -275,12 +275,12 @@ func TestIntrospectFailure(t *testing.T) {
 		assert.Zero(t, r.notes.n.Load(), "nobody is told of a token nobody can name")
 		hes := r.hookErrors(t, "introspect")
 		require.Len(t, hes, 1)
-		assert.Equal(t, finchreauth.Fingerprint("tok"), hes[0].TokenFingerprint)
+		assert.Equal(t, finchreauth.Token("tok").Fingerprint(), hes[0].TokenFingerprint)
 		assert.Empty(t, hes[0].ConnectionID)
 		var apiErr *finchreauth.APIError
 		require.ErrorAs(t, hes[0], &apiErr)
 		assert.Equal(t, 400, apiErr.StatusCode)
-		_, err := r.store.Lookup(context.Background(), finchreauth.Fingerprint("tok"))
+		_, err := r.store.Lookup(context.Background(), finchreauth.Token("tok").Fingerprint())
 		assert.ErrorIs(t, err, finchreauth.ErrNotFound, "nothing recorded")
 		_, err = r.store.Get(context.Background(), "conn_1")
 		assert.ErrorIs(t, err, finchreauth.ErrNotFound, "nothing recorded")
@@ -439,10 +439,10 @@ func TestNoSecretsAnywhere(t *testing.T) {
 	dumps = append(dumps, logs.String())
 	require.NotEmpty(t, errs.all())
 	require.Len(t, dumps, 1+24+2*len(errs.all())+1, "the LinkBuilder saw the event")
-	require.Contains(t, logs.String(), finchreauth.Fingerprint(token), "logs name the token by fingerprint")
+	require.Contains(t, logs.String(), finchreauth.Token(token).Fingerprint(), "logs name the token by fingerprint")
 	for i, d := range dumps {
 		if strings.Contains(d, "SECRET") {
-			t.Errorf("dump %d contains the access token (fingerprint %s)", i, finchreauth.Fingerprint(token))
+			t.Errorf("dump %d contains the access token (fingerprint %s)", i, finchreauth.Token(token).Fingerprint())
 		}
 	}
 }

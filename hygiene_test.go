@@ -117,7 +117,7 @@ func TestSecretHygieneFullFlow(t *testing.T) {
 	}
 	var notified atomic.Int64
 	var lastEvent atomic.Value
-	store := finchreauth.NewMemoryStore()
+	store := new(finchreauth.MemoryStore)
 	c := &finchreauth.Connect{
 		ClientID: s.ClientID, ClientSecret: s.ClientSecret, StateKeys: [][]byte{stateKey},
 		RedirectURI: "https://app.example/cb", SuccessURL: "https://app.example/ok", FailureURL: "https://app.example/failed",
@@ -162,7 +162,7 @@ func TestSecretHygieneFullFlow(t *testing.T) {
 	callback := func(rawQuery string) string {
 		q, _ := url.ParseQuery(rawQuery)
 		if code := q.Get("code"); code != "" {
-			h.secret("code "+finchreauth.Fingerprint(code), code)
+			h.secret("code "+finchreauth.Token(code).Fingerprint(), code)
 		}
 		rec := httptest.NewRecorder()
 		handler.ServeHTTP(rec, httptest.NewRequest("GET", "/cb?"+rawQuery, nil))
@@ -275,7 +275,7 @@ func TestSecretHygieneFullFlow(t *testing.T) {
 	require.Greater(t, len(dumps), 100)
 	all := strings.Join(dumps, "\n")
 	require.Contains(t, all, newTok.Fingerprint(), "tokens are named by fingerprint")
-	require.Contains(t, h.logs.String(), finchreauth.Fingerprint(token), "logs name the token by fingerprint")
+	require.Contains(t, h.logs.String(), finchreauth.Token(token).Fingerprint(), "logs name the token by fingerprint")
 	assert.Empty(t, leaks(all, secrets), "secrets in what the library said (%d bytes)", len(all))
 	// 3 access tokens (the first, the new one, the other account's that
 	// was not saved), the client secret, the state key in 5 forms, and the 3
@@ -315,7 +315,7 @@ func TestPrintingTheTransport(t *testing.T) {
 	for i, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
 		h.secret(fmt.Sprintf("state key, base64 form %d", i), enc.EncodeToString(stateKey))
 	}
-	store := finchreauth.NewMemoryStore()
+	store := new(finchreauth.MemoryStore)
 	c := &finchreauth.Connect{
 		ClientID: s.ClientID, ClientSecret: s.ClientSecret, StateKeys: [][]byte{stateKey},
 		RedirectURI: "https://app.example/cb", ConnectBaseURL: s.URL, AuthorizeURLs: true,

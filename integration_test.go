@@ -25,7 +25,7 @@ func TestFakeFinchOverHTTP(t *testing.T) {
 	token := s.AddConnection(finchtest.Connection{CustomerName: "Acme Corp", ProviderID: "gusto"})
 	conn, _ := s.ConnectionForToken(token)
 
-	store := &countingStore{Store: finchreauth.NewMemoryStore()}
+	store := &countingStore{Store: new(finchreauth.MemoryStore)}
 	notes := &recorder{}
 	tr := &finchreauth.Transport{Store: store, Notifier: notes, APIBaseURL: s.URL}
 	defer tr.Close()

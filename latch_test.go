@@ -42,7 +42,7 @@ func TestLatch(t *testing.T) {
 		assert.JSONEq(t, `{"code":401,"name":"authentication_error","finch_code":"reauthenticate_user","message":"Please reauthenticate user"}`, string(body))
 		assert.EqualValues(t, len(body), resp.ContentLength)
 		assert.Equal(t, fmt.Sprint(len(body)), resp.Header.Get("Content-Length"))
-		assert.True(t, finchreauth.IsReauthResponse(resp))
+		assert.True(t, finchreauth.ParseAPIError(resp).IsReauth())
 		assert.EqualValues(t, 1, ff.count("/employer/company"), "Finch was not called")
 	})
 
@@ -104,7 +104,7 @@ func TestStaleTokenAfterReconnect(t *testing.T) {
 	ff.add("old", "conn_1")
 	ff.add("new", "conn_1")
 	ff.setBroken("old", true)
-	store := finchreauth.NewMemoryStore()
+	store := new(finchreauth.MemoryStore)
 	notes := &recorder{}
 	clk := newClock()
 	var reconnections []finchreauth.Reconnection

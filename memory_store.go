@@ -43,9 +43,6 @@ func (s *MemoryStore) Format(f fmt.State, verb rune) { io.WriteString(f, s.Strin
 // LogValue implements slog.LogValuer.
 func (s *MemoryStore) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
-// NewMemoryStore returns an empty MemoryStore.
-func NewMemoryStore() *MemoryStore { return new(MemoryStore) }
-
 var errEmptyID = errors.New("finchreauth: empty connection id or fingerprint")
 
 // Get implements Store.

@@ -16,18 +16,18 @@ import (
 
 func TestMemoryStore(t *testing.T) {
 	t.Run("New", func(t *testing.T) {
-		storetest.Run(t, func(*testing.T) finchreauth.Store { return finchreauth.NewMemoryStore() })
+		storetest.Run(t, func(*testing.T) finchreauth.Store { return new(finchreauth.MemoryStore) })
 	})
 	t.Run("ZeroValue", func(t *testing.T) {
 		storetest.Run(t, func(*testing.T) finchreauth.Store { return &finchreauth.MemoryStore{} })
 	})
 	t.Run("Shared", func(t *testing.T) {
-		s := finchreauth.NewMemoryStore()
+		s := new(finchreauth.MemoryStore)
 		storetest.Run(t, func(*testing.T) finchreauth.Store { return s })
 	})
 }
 
-func BenchmarkMemoryStore(b *testing.B) { storetest.Bench(b, finchreauth.NewMemoryStore()) }
+func BenchmarkMemoryStore(b *testing.B) { storetest.Bench(b, new(finchreauth.MemoryStore)) }
 
 // listSizes are the store sizes BenchmarkMemoryStoreList measures a page at.
 var listSizes = []struct {
@@ -56,7 +56,7 @@ func BenchmarkMemoryStoreList(b *testing.B) {
 	due := since.Add(24 * time.Hour)
 	for _, size := range listSizes {
 		b.Run("n="+size.name, func(b *testing.B) {
-			s := finchreauth.NewMemoryStore()
+			s := new(finchreauth.MemoryStore)
 			fillDue(b, s, size.n, since, due)
 			for _, c := range []struct {
 				name string
@@ -101,7 +101,7 @@ func TestMemoryStoreManyDue(t *testing.T) {
 	const n, limit = 100_000, 100
 	since := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	due := since.Add(24 * time.Hour)
-	s := finchreauth.NewMemoryStore()
+	s := new(finchreauth.MemoryStore)
 	fillDue(t, s, n, since, due)
 	for _, q := range []finchreauth.Query{{DueBy: due, Limit: limit}, {Limit: limit}} {
 		pages, next := 0, 0
@@ -147,7 +147,7 @@ func TestMemoryStoreListModel(t *testing.T) {
 		}
 		return base.Add(time.Duration(rng.IntN(40)) * time.Second).In(zones[rng.IntN(len(zones))])
 	}
-	s := finchreauth.NewMemoryStore()
+	s := new(finchreauth.MemoryStore)
 	recs := map[string]finchreauth.Record{}
 	for range 30_000 {
 		id := fmt.Sprintf("c%04d", rng.IntN(3000))

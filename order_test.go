@@ -256,7 +256,7 @@ func TestRecordStaysWithinItsCaps(t *testing.T) {
 	rec, err := store.Get(ctx, "conn_1")
 	require.NoError(t, err)
 	assert.LessOrEqual(t, len(rec.Fingerprints), 16)
-	assert.Equal(t, finchreauth.Fingerprint("live"), rec.Fingerprints[0])
+	assert.Equal(t, finchreauth.Token("live").Fingerprint(), rec.Fingerprints[0])
 	assert.Less(t, len(rec.Data), 32<<10, "the record's data")
 	st, err := tr.Status(ctx, "conn_1")
 	require.NoError(t, err)

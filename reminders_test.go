@@ -19,7 +19,7 @@ func TestReminders(t *testing.T) {
 	ff := newFakeFinch()
 	ff.add("tok", "conn_1")
 	ff.setBroken("tok", true)
-	store := finchreauth.NewMemoryStore()
+	store := new(finchreauth.MemoryStore)
 	clk := newClock()
 	notes := &recorder{}
 	replica := func() *finchreauth.Transport {

@@ -48,7 +48,7 @@ func (s *saveFaultStore) Put(ctx context.Context, r finchreauth.Record) (int64, 
 // a save that answers after Timeout but succeeded is success.
 func TestSaveAfterExchange(t *testing.T) {
 	setup := func(t *testing.T, fails int64, delay time.Duration) (*reconnectRig, *saveFaultStore) {
-		fs := &saveFaultStore{Store: finchreauth.NewMemoryStore(), delay: delay}
+		fs := &saveFaultStore{Store: new(finchreauth.MemoryStore), delay: delay}
 		r := newReconnectRig(t, func(r *reconnectRig) {
 			r.connect.AuthorizeURLs = true
 			r.tr.Store = fs

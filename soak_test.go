@@ -43,7 +43,7 @@ func TestSoak(t *testing.T) {
 
 	s := finchtest.NewServer()
 	defer s.Close()
-	store := finchreauth.NewMemoryStore()
+	store := new(finchreauth.MemoryStore)
 	ctx := context.Background()
 	var (
 		mu       sync.Mutex
@@ -93,7 +93,7 @@ func TestSoak(t *testing.T) {
 			return 0, err
 		}
 		readAll(t, resp)
-		if resp.StatusCode == 401 && !finchreauth.IsReauthResponse(resp) {
+		if resp.StatusCode == 401 && !finchreauth.ParseAPIError(resp).IsReauth() {
 			return resp.StatusCode, fmt.Errorf("a 401 that is not a re-authentication")
 		}
 		return resp.StatusCode, nil

@@ -64,7 +64,7 @@ func storm(b *testing.B, callers int) {
 	b.ReportAllocs()
 	for b.Loop() {
 		finch := stormfinch.New()
-		store := &countingStore{Store: finchreauth.NewMemoryStore()}
+		store := &countingStore{Store: new(finchreauth.MemoryStore)}
 		var notified, notifyStart, notifyEnd atomic.Int64
 		tr := &finchreauth.Transport{
 			Base:  finch,
@@ -124,7 +124,7 @@ func storm(b *testing.B, callers int) {
 			if resp == nil {
 				continue // reported by b.Error
 			}
-			if !finchreauth.IsReauthResponse(resp) {
+			if !finchreauth.ParseAPIError(resp).IsReauth() {
 				b.Fatal("a 401 the caller cannot recognise")
 			}
 			io.Copy(io.Discard, resp.Body)
@@ -200,7 +200,7 @@ func stormFloor(b *testing.B, callers int) {
 func BenchmarkMassBreakage(b *testing.B) {
 	var last stormfinch.MassResult
 	for b.Loop() {
-		last = stormfinch.RunMass(b, finchreauth.NewMemoryStore(), 10_000, 3, 16, 10*time.Second)
+		last = stormfinch.RunMass(b, new(finchreauth.MemoryStore), 10_000, 3, 16, 10*time.Second)
 	}
 	last.Report(b)
 }

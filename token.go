@@ -13,8 +13,12 @@ import (
 // to send it to Finch.
 type Token string
 
-// Fingerprint returns Fingerprint(string(t)).
-func (t Token) Fingerprint() string { return Fingerprint(string(t)) }
+// Fingerprint names the token without revealing it: the first 8 bytes of
+// its SHA-256, in hex (16 characters). Use it wherever a token must be
+// named: logs, errors, metrics, support tickets. It is stable across
+// processes, so an application can compute it for the tokens it holds:
+// finchreauth.Token(tok).Fingerprint().
+func (t Token) Fingerprint() string { return fingerprint(string(t)) }
 
 // String returns "token:" and the fingerprint, or "" for an empty token.
 func (t Token) String() string {
@@ -41,11 +45,7 @@ func (t Token) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf("%q", t
 // LogValue implements slog.LogValuer.
 func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
-// Fingerprint names an access token without revealing it: the first 8 bytes
-// of its SHA-256, in hex (16 characters). Use it wherever a token must be
-// named: logs, errors, metrics, support tickets. It is stable across
-// processes, so an application can compute it for the tokens it holds.
-func Fingerprint(token string) string {
+func fingerprint(token string) string {
 	sum := sha256.Sum256([]byte(token))
 	return hex.EncodeToString(sum[:8])
 }

@@ -397,27 +397,12 @@ func (l *life) contradicts(m mark) bool {
 }
 
 func (l *life) onRead(in read, now time.Time, p policy) outcome {
-	var o outcome
 	ow := l.owedItem(owedVerify, "")
 	mine := ow != nil && in.holder != "" && ow.Holder == in.holder
-	if l.Token != "" && in.fp != l.savedFP() {
-		// About another token than the saved one: nothing about the
-		// connection. A data call refused with it was an old copy, which
-		// the record now names (after the saved token: the Store's index
-		// keeps it when the record's list no longer does), so that the
-		// next refusal needs no question.
-		if mine {
-			ow.Holder, ow.Until = "", time.Time{}
-			o.changed = true
-		}
-		if in.detection != nil && !l.knows(in.fp) {
-			l.Fingerprints = slices.Insert(l.Fingerprints, min(1, len(l.Fingerprints)), in.fp)
-			o.changed = true
-		}
-		o.stale = in.detection != nil
-		return o
-	}
-	if in.refused {
+	switch {
+	case l.Token != "" && in.fp != l.savedFP():
+		return l.readOther(in, ow, mine)
+	case in.refused:
 		l.Check = &verdict{FP: in.fp, At: in.at, Via: "introspect"}
 		if mine && ow.Claim != nil {
 			l.setMark(*ow.Claim) // Finch refuses the token: the signal stands
@@ -428,25 +413,9 @@ func (l *life) onRead(in read, now time.Time, p policy) outcome {
 		l.note(now, "checked", "Finch refuses the saved token")
 		return outcome{changed: true}
 	}
-	c := in.conn
-	says := needOf(c.Status) == "" // Finch says the connection works
+	says := needOf(in.conn.Status) == "" // Finch says the connection works
 	if says && (in.probe == nil || *in.probe) && in.basis >= 0 && l.Breaks > in.basis {
-		// A signal that the connection broke came while this check ran:
-		// it cannot say the connection works. Ask again.
-		tries := 0
-		if ow != nil {
-			tries = ow.Tries
-		}
-		if tries >= maxVerify {
-			l.drop(owedVerify, "")
-			return outcome{changed: true}
-		}
-		if mine {
-			ow.Holder, ow.Until = "", time.Time{}
-		}
-		l.verify(&o, "a break during a check", nil, in.holder, now, p)
-		l.owedItem(owedVerify, "").Tries = tries + 1
-		return o
+		return l.askAgain(in, ow, mine, now, p)
 	}
 	if l.Token == "" && in.detection != nil && !l.knows(in.fp) {
 		if says {
@@ -459,12 +428,16 @@ func (l *life) onRead(in read, now time.Time, p policy) outcome {
 		l.Token = in.token
 		l.addFingerprint(in.fp)
 	}
-	l.apply(c, in.at, "introspect")
+	l.apply(in.conn, in.at, "introspect")
 	switch {
 	case in.detection != nil:
 		l.Check = &verdict{FP: in.fp, At: in.detection.at, Via: "detection"} // Finch refused a call with it
+		l.note(now, "detected", in.detection.method+" "+in.detection.path)
 	case in.probe != nil:
 		l.Check = &verdict{FP: in.fp, Works: *in.probe, At: in.at, Via: "probe"}
+		fallthrough
+	default:
+		l.note(now, "checked", "Finch says "+in.conn.Status)
 	}
 	if mine {
 		l.drop(owedVerify, "")
@@ -472,12 +445,47 @@ func (l *life) onRead(in read, now time.Time, p policy) outcome {
 	if !says {
 		l.Breaks++
 	}
-	if in.detection != nil {
-		l.note(now, "detected", in.detection.method+" "+in.detection.path)
-	} else {
-		l.note(now, "checked", "Finch says "+c.Status)
-	}
 	return outcome{changed: true}
+}
+
+// readOther takes in an answer about another token than the saved one: it
+// says nothing of the connection. A data call refused with that token was
+// an old copy, which the record now names (after the saved token: the
+// Store's index keeps it when the record's list no longer does), so that the
+// next refusal needs no question. A check it was for is tried again.
+func (l *life) readOther(in read, ow *owed, mine bool) outcome {
+	var o outcome
+	if mine {
+		ow.Holder, ow.Until = "", time.Time{}
+		o.changed = true
+	}
+	if in.detection != nil && !l.knows(in.fp) {
+		l.Fingerprints = slices.Insert(l.Fingerprints, min(1, len(l.Fingerprints)), in.fp)
+		o.changed = true
+	}
+	o.stale = in.detection != nil
+	return o
+}
+
+// askAgain: a signal that the connection broke came while the check ran,
+// so its answer cannot say the connection works. The check is owed again,
+// at most maxVerify times.
+func (l *life) askAgain(in read, ow *owed, mine bool, now time.Time, p policy) outcome {
+	tries := 0
+	if ow != nil {
+		tries = ow.Tries
+	}
+	if tries >= maxVerify {
+		l.drop(owedVerify, "")
+		return outcome{changed: true}
+	}
+	if mine {
+		ow.Holder, ow.Until = "", time.Time{}
+	}
+	var o outcome
+	l.verify(&o, "a break during a check", nil, in.holder, now, p)
+	l.owedItem(owedVerify, "").Tries = tries + 1
+	return o
 }
 
 // apply records what /introspect (or an exchange) said of every level.
@@ -558,56 +566,16 @@ func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 	if err := l.admit(in); err != nil {
 		return outcome{err: err}
 	}
-	fp := in.token.Fingerprint()
-	unchecked := in.offered == nil && !in.unverified
-	mayWork := l.Token != "" && !l.savedRefused() // the saved token may still work
-	switch {
-	case unchecked && (mayWork || l.Episode != nil):
-		return outcome{err: errNeedCheck}
-	case in.unverified && mayWork:
-		return outcome{err: errNeedCheck} // there is no deciding without Finch
-	case in.offered != nil && in.offered.Via == "exchange" && mayWork:
-		// Two exchanges can answer in either order: a token fresh from
-		// one does not beat a saved token that may work without asking.
-		return outcome{err: errNeedCheck}
-	case in.offered != nil && in.offered.Via == "inconclusive" && l.knows(fp):
-		// Finch's answer says nothing of either token, and this one is
-		// an old copy the record knew: the saved one stays. (One it never
-		// saw, as a reconnect's, is taken: below.)
-		return outcome{err: ErrStaleToken}
-	case in.offered != nil && !in.offered.Works && in.offered.Via != "inconclusive" && l.Token != "":
-		// Finch refuses it: it is no better than the saved token, which
-		// may be the newer (a reconnect's) whether Finch accepts it now or
-		// not. The saved one stays.
-		return outcome{err: ErrStaleToken}
+	if err := l.refusal(in); err != nil {
+		return outcome{err: err}
 	}
+	fp := in.token.Fingerprint()
 	l.Token = in.token
 	l.addFingerprint(fp)
-	if in.offered != nil {
-		c := *in.offered
-		l.Check = &c
-		if c.Via == "inconclusive" {
-			l.Check = nil // nothing is known of it yet
-		}
-		switch {
-		case in.conn != nil:
-			l.apply(in.conn, c.At, "introspect")
-		case c.Works && c.Via == "exchange":
-			// Finch issued it for this connection just now: the
-			// connection, and each entity it had, works.
-			l.setMark(mark{Level: levelConnection, Status: statusConnected, At: c.At, Via: "exchange"})
-			for i := range l.Marks {
-				if needOf(l.Marks[i].Status) == statusReauth {
-					l.Marks[i] = mark{Level: l.Marks[i].Level, ID: l.Marks[i].ID, Status: statusConnected, At: c.At, Via: "exchange"}
-				}
-			}
-		}
-		if !c.Works && l.Check != nil {
-			l.Breaks++
-		}
-	}
 	var o outcome
-	if in.offered == nil {
+	if v := in.offered; v != nil {
+		l.takeVerdict(*v, in.conn)
+	} else {
 		l.Check = nil
 		if l.Episode != nil {
 			// Not known to work until Finch says so: the episode stays
@@ -619,6 +587,60 @@ func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 	l.note(now, "saved", "token "+fp+" ("+in.via+")")
 	o.changed = true
 	return o
+}
+
+// refusal is why in.token may not replace the saved token, or nil.
+func (l *life) refusal(in saved) error {
+	v := in.offered
+	mayWork := l.Token != "" && !l.savedRefused() // the saved token may still work
+	switch {
+	case v == nil && !in.unverified && (mayWork || l.Episode != nil):
+		return errNeedCheck
+	case in.unverified && mayWork:
+		return errNeedCheck // there is no deciding without Finch
+	case v == nil:
+		return nil
+	case v.Via == "exchange" && mayWork:
+		// Two exchanges can answer in either order: a token fresh from
+		// one does not beat a saved token that may work without asking.
+		return errNeedCheck
+	case v.Via == "inconclusive" && l.knows(v.FP):
+		// Finch's answer says nothing of either token, and this one is an
+		// old copy the record knew: the saved one stays. (One it never
+		// saw, as a reconnect's, is taken.)
+		return ErrStaleToken
+	case !v.Works && v.Via != "inconclusive" && l.Token != "":
+		// Finch refuses it: it is no better than the saved token, which
+		// may be the newer (a reconnect's) whether Finch accepts it now or
+		// not. The saved one stays.
+		return ErrStaleToken
+	}
+	return nil
+}
+
+// takeVerdict records Finch's verdict on a token just saved, and what
+// Finch said of the connection with it.
+func (l *life) takeVerdict(v verdict, conn *Connection) {
+	l.Check = &v
+	if v.Via == "inconclusive" {
+		l.Check = nil // nothing is known of it yet
+	}
+	switch {
+	case conn != nil:
+		l.apply(conn, v.At, "introspect")
+	case v.Works && v.Via == "exchange":
+		// Finch issued it for this connection just now: the connection,
+		// and each entity it had, works.
+		l.setMark(mark{Level: levelConnection, Status: statusConnected, At: v.At, Via: "exchange"})
+		for i, m := range l.Marks {
+			if needOf(m.Status) == statusReauth {
+				l.Marks[i] = mark{Level: m.Level, ID: m.ID, Status: statusConnected, At: v.At, Via: "exchange"}
+			}
+		}
+	}
+	if !v.Works && l.Check != nil {
+		l.Breaks++
+	}
 }
 
 // admit checks that a callback may complete a reconnect with its state, and

@@ -33,7 +33,7 @@ const (
 
 // The header a Transport sets on the 401 responses it recognises as
 // re-authentication errors: Detected on Finch's own answer, Latched on an
-// answer it gave without calling Finch. IsReauthResponse reads it.
+// answer it gave without calling Finch. ParseAPIError reads it.
 const (
 	Header   = "Finchreauth"
 	Detected = "detected"
@@ -225,7 +225,7 @@ func (t *Transport) init() {
 		t.latchedLen = strconv.Itoa(len(latchedBody))
 		t.store = t.Store
 		if t.store == nil {
-			t.store = NewMemoryStore()
+			t.store = new(MemoryStore)
 		}
 		n := t.MaxFinchCalls
 		if n <= 0 {

@@ -125,7 +125,7 @@ func TestDetection(t *testing.T) {
 			resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/directory", "tok_"+tc.name, nil))
 			require.NoError(t, err)
 			require.Equal(t, tc.status, resp.StatusCode)
-			assert.Equal(t, tc.want, finchreauth.IsReauthResponse(resp))
+			assert.Equal(t, tc.want, finchreauth.ParseAPIError(resp).IsReauth())
 			if tc.want {
 				assert.Equal(t, "detected", resp.Header.Get("Finchreauth"))
 			} else {
@@ -267,7 +267,7 @@ func TestCollapse(t *testing.T) {
 	ff.setBroken("tok", true)
 	ff.hold = make(chan struct{})
 
-	store := &countingStore{Store: finchreauth.NewMemoryStore()}
+	store := &countingStore{Store: new(finchreauth.MemoryStore)}
 	notes := &recorder{}
 	tr := &finchreauth.Transport{Base: ff, Store: store, Notifier: notes}
 	defer tr.Close()
@@ -286,7 +286,7 @@ func TestCollapse(t *testing.T) {
 			if resp.StatusCode == 401 {
 				got401.Add(1)
 			}
-			if finchreauth.IsReauthResponse(resp) && bytes.Contains(b, []byte(`"finch_code":"reauthenticate_user"`)) {
+			if finchreauth.ParseAPIError(resp).IsReauth() && bytes.Contains(b, []byte(`"finch_code":"reauthenticate_user"`)) {
 				gotReauth.Add(1)
 			}
 		})
@@ -360,7 +360,7 @@ func TestEvent(t *testing.T) {
 	assert.Equal(t, "reauth", e.Connection.Status)
 	assert.Equal(t, "detection", e.Source)
 	assert.Zero(t, e.Reminder)
-	assert.Equal(t, finchreauth.Fingerprint("tok"), e.TokenFingerprint)
+	assert.Equal(t, finchreauth.Token("tok").Fingerprint(), e.TokenFingerprint)
 	assert.Equal(t, "GET", e.Method)
 	assert.Equal(t, "/employer/directory", e.Path, "the path, never the query")
 	assert.Equal(t, resp.Header.Get("Finch-Request-Id"), e.RequestID)
@@ -405,7 +405,7 @@ func TestWrapClient(t *testing.T) {
 		resp, err := c.Do(req)
 		require.NoError(t, err)
 		readAll(t, resp)
-		assert.True(t, finchreauth.IsReauthResponse(resp))
+		assert.True(t, finchreauth.ParseAPIError(resp).IsReauth())
 	}
 	assert.EqualValues(t, 2, ff.count("/employer/company"), "the second call was latched by the wrapping Transport")
 
@@ -510,7 +510,7 @@ func TestOnlyFinchIsWatched(t *testing.T) {
 	ff := newFakeFinch()
 	ff.add("tok", "conn_1")
 	notes := &recorder{}
-	store := finchreauth.NewMemoryStore()
+	store := new(finchreauth.MemoryStore)
 	tr := &finchreauth.Transport{Base: ff, Store: store, Notifier: notes}
 	defer tr.Close()
 	client := tr.WrapClient(evil.Client())
@@ -586,7 +586,7 @@ func TestMiddleware(t *testing.T) {
 		resp, err := do(newRequest(t, "GET", api+"/employer/directory", "tok", nil))
 		require.NoError(t, err)
 		readAll(t, resp)
-		assert.True(t, finchreauth.IsReauthResponse(resp))
+		assert.True(t, finchreauth.ParseAPIError(resp).IsReauth())
 	}
 	waitIdle(t, tr)
 	require.EqualValues(t, 1, notes.n.Load())

@@ -85,7 +85,7 @@ var latchedSubject = subject{"finchreauth-latch1", func(base http.RoundTripper, 
 	t := &finchreauth.Transport{Base: breakingFinch{}, APIBaseURL: api}
 	req, _ := http.NewRequest(http.MethodGet, api+"/employer/company", nil)
 	req.Header.Set("Authorization", "Bearer broken-token")
-	if resp, err := t.RoundTrip(req); err != nil || !finchreauth.IsReauthResponse(resp) {
+	if resp, err := t.RoundTrip(req); err != nil || !finchreauth.ParseAPIError(resp).IsReauth() {
 		panic(fmt.Sprint("bench: latching a token: ", resp, err))
 	} else {
 		resp.Body.Close()

@@ -34,7 +34,7 @@ var _ finchreauth.Store = (*mutant)(nil)
 
 func newMutant(bug string) *mutant {
 	return &mutant{
-		bug: bug, mem: finchreauth.NewMemoryStore(),
+		bug: bug, mem: new(finchreauth.MemoryStore),
 		ids: map[string]bool{}, first: map[string]finchreauth.Record{},
 		owner: map[string]string{}, extra: map[string]string{}, alias: map[string][]byte{},
 	}

@@ -11,7 +11,7 @@ import (
 // records the List tests share, against the order written out by hand in
 // listSet's documentation.
 func TestExpectedOrder(t *testing.T) {
-	f := start(t, func(*testing.T) finchreauth.Store { return finchreauth.NewMemoryStore() })
+	f := start(t, func(*testing.T) finchreauth.Store { return new(finchreauth.MemoryStore) })
 	set := f.listSet()
 	for _, c := range []struct {
 		q    finchreauth.Query

@@ -152,7 +152,9 @@ func (f *fixture) id(suffix string) string { return f.prefix + suffix }
 func newID() string { return fmt.Sprintf("storetest_%016x", rand.Uint64()) }
 
 // newFP returns a fingerprint no other subtest uses.
-func newFP() string { return finchreauth.Fingerprint(fmt.Sprintf("storetest-fp-%016x", rand.Uint64())) }
+func newFP() string {
+	return finchreauth.Token(fmt.Sprintf("storetest-fp-%016x", rand.Uint64())).Fingerprint()
+}
 
 // newToken returns a new access token. Every token of the suite matches
 // secretPattern, so that redact can hide it.

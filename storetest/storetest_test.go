@@ -22,17 +22,17 @@ func TestMain(m *testing.M) {
 // harness without a bug, and with its listing in Go; and a store taking
 // every liberty the contract allows.
 func TestPasses(t *testing.T) {
-	shared := finchreauth.NewMemoryStore()
+	shared := new(finchreauth.MemoryStore)
 	for _, c := range []struct {
 		name     string
 		runs     int
 		newStore func(*testing.T) finchreauth.Store
 	}{
-		{"MemoryStore", 1, func(*testing.T) finchreauth.Store { return finchreauth.NewMemoryStore() }},
+		{"MemoryStore", 1, func(*testing.T) finchreauth.Store { return new(finchreauth.MemoryStore) }},
 		{"SharedMemoryStore", 2, func(*testing.T) finchreauth.Store { return shared }},
 		{"NoBug", 1, func(*testing.T) finchreauth.Store { return newMutant("") }},
 		{"ListInGo", 1, func(*testing.T) finchreauth.Store { return newMutant("List in Go") }},
-		{"Liberties", 1, func(*testing.T) finchreauth.Store { return liberties{finchreauth.NewMemoryStore()} }},
+		{"Liberties", 1, func(*testing.T) finchreauth.Store { return liberties{new(finchreauth.MemoryStore)} }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for range c.runs {

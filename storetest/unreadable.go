@@ -129,7 +129,7 @@ func (u *unreadableRig) breakFour(t *testing.T) []string {
 			t.Fatalf("a call of %q: %s", id, redact(err))
 		}
 		resp.Body.Close()
-		if !finchreauth.IsReauthResponse(resp) {
+		if !finchreauth.ParseAPIError(resp).IsReauth() {
 			t.Fatalf("a call of broken %q got %d", id, resp.StatusCode)
 		}
 		if got := u.wait(t, 1); got[0] != id {
@@ -228,7 +228,7 @@ func (u *unreadableRig) noToken(t *testing.T, what string, err error) {
 	t.Helper()
 	for _, tok := range u.tokens {
 		if strings.Contains(err.Error(), tok) {
-			t.Errorf("%s holds the token %s", what, finchreauth.Fingerprint(tok))
+			t.Errorf("%s holds the token %s", what, finchreauth.Token(tok).Fingerprint())
 		}
 	}
 }

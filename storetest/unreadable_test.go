@@ -26,7 +26,7 @@ type spoilable struct {
 }
 
 func newSpoilable(bug string) *spoilable {
-	return &spoilable{MemoryStore: finchreauth.NewMemoryStore(), bug: bug, bad: map[string]bool{}}
+	return &spoilable{MemoryStore: new(finchreauth.MemoryStore), bug: bug, bad: map[string]bool{}}
 }
 
 func (s *spoilable) spoil(_ context.Context, id string) error {

@@ -137,7 +137,7 @@ func populate(t *testing.T, s finchreauth.Store) []string {
 		}
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
-		if !finchreauth.IsReauthResponse(resp) {
+		if !finchreauth.ParseAPIError(resp).IsReauth() {
 			t.Fatalf("a call on broken %s got %d", id, resp.StatusCode)
 		}
 		wait(id)
@@ -220,7 +220,7 @@ func noSecrets(t *testing.T, out string, tokens []string) {
 	t.Helper()
 	for _, tok := range tokens {
 		if strings.Contains(out, tok) {
-			t.Errorf("the output holds token %s", finchreauth.Fingerprint(tok))
+			t.Errorf("the output holds token %s", finchreauth.Token(tok).Fingerprint())
 		}
 	}
 }

@@ -142,7 +142,7 @@ func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
 	tr := &finchreauth.Transport{
 		Base:       d.finch.Client().Transport, // in production: nil, or your own
 		APIBaseURL: d.finch.URL,                // in production: empty (https://api.tryfinch.com)
-		Store:      finchreauth.NewMemoryStore(),
+		Store:      new(finchreauth.MemoryStore),
 		Notifier:   d.inbox,
 		Connect: &finchreauth.Connect{
 			ClientID:       d.finch.ClientID,

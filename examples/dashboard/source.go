@@ -90,7 +90,7 @@ type sourceIndex struct {
 // records module paths instead: the panel then shows names without links.
 func newSourceIndex() *sourceIndex {
 	x := &sourceIndex{dirs: map[string]string{}}
-	for key, fn := range map[string]any{pkgRoot: finchreauth.Fingerprint, pkgMessage: message.Render, pkgDemo: baseURL} {
+	for key, fn := range map[string]any{pkgRoot: finchreauth.ParseAPIError, pkgMessage: message.Render, pkgDemo: baseURL} {
 		pc := reflect.ValueOf(fn).Pointer()
 		f := runtime.FuncForPC(pc)
 		if f == nil {

@@ -70,7 +70,7 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, n
 		// pass through untouched) and calls. In production leave it
 		// empty: https://api.tryfinch.com.
 		APIBaseURL:    finchURL,
-		Store:         finchreauth.NewMemoryStore(), // tokens and episodes; share one between replicas
+		Store:         new(finchreauth.MemoryStore), // tokens and episodes; share one between replicas
 		Notifier:      finchreauth.NotifierFunc(a.notify),
 		Connect:       connect, // each notification carries a Connect session link
 		OnReconnected: a.onReconnected,

@@ -113,7 +113,7 @@ func (d *demo) setup(ctx context.Context) error {
 	}
 	d.say("fake Finch (API and Connect)  %s", d.Finch.URL)
 	d.say("application                    %s  (callback /finch/callback, dashboard /dashboard)", d.app.URL)
-	d.say("Acme Corp connected gusto: connection %s, token %s", d.connID, finchreauth.Fingerprint(d.token))
+	d.say("Acme Corp connected gusto: connection %s, token %s", d.connID, finchreauth.Token(d.token).Fingerprint())
 	d.say("(tokens are shown by fingerprint only)")
 	return nil
 }
@@ -174,7 +174,7 @@ func (d *demo) burst(ctx context.Context) error {
 			// The Transport marks the 401s it recognised: "detected" on
 			// Finch's own answer, "latched" on one it gave without
 			// calling Finch. Application code needs neither: see IsReauth.
-			if finchreauth.IsReauthResponse(resp) {
+			if finchreauth.ParseAPIError(resp).IsReauth() {
 				unauthorized.Add(1)
 			}
 			switch resp.Header.Get(finchreauth.Header) {
@@ -223,7 +223,7 @@ func (d *demo) burst(ctx context.Context) error {
 			return err
 		}
 		resp.Body.Close()
-		if !finchreauth.IsReauthResponse(resp) || resp.Header.Get(finchreauth.Header) != finchreauth.Latched {
+		if !finchreauth.ParseAPIError(resp).IsReauth() || resp.Header.Get(finchreauth.Header) != finchreauth.Latched {
 			return fmt.Errorf("expected a latched 401 after the burst, got %d %q", resp.StatusCode, resp.Header.Get(finchreauth.Header))
 		}
 	}
@@ -337,7 +337,7 @@ func (d *demo) callsSucceedAgain(ctx context.Context) error {
 		return err
 	}
 	d.say("the Transport holds a new token for %s: %s (was %s); needs reauth: %v",
-		d.connID, tok.Fingerprint(), finchreauth.Fingerprint(d.token), st.NeedsReauth)
+		d.connID, tok.Fingerprint(), finchreauth.Token(d.token).Fingerprint(), st.NeedsReauth)
 
 	// OnReconnected runs detached from the callback.
 	if err := scenario.Eventually(ctx, "OnReconnected", func() bool { return len(d.app.reconnections()) > 0 }); err != nil {

@@ -259,8 +259,8 @@ func TestOneNotificationPerBrokenConnection(t *testing.T) {
 			if e.Connection.ConnectionID != conn.ID || e.Connection.CustomerName != "Acme Corp" {
 				t.Errorf("notified connection %q of %q, want %q of Acme Corp", e.Connection.ConnectionID, e.Connection.CustomerName, conn.ID)
 			}
-			if e.Source != "detection" || e.TokenFingerprint != finchreauth.Fingerprint(token) {
-				t.Errorf("event from %q names token %s, want a detection of %s", e.Source, e.TokenFingerprint, finchreauth.Fingerprint(token))
+			if e.Source != "detection" || e.TokenFingerprint != finchreauth.Token(token).Fingerprint() {
+				t.Errorf("event from %q names token %s, want a detection of %s", e.Source, e.TokenFingerprint, finchreauth.Token(token).Fingerprint())
 			}
 			if !strings.HasPrefix(e.ReconnectURL, finch.URL+"/authorize?session=") {
 				t.Errorf("event's link is %q, want a Connect session", e.ReconnectURL)

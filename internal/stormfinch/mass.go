@@ -135,7 +135,7 @@ func RunMass(b *testing.B, store finchreauth.Store, conns, tokens, limit int, ti
 				t0 := time.Now()
 				resp, err := tr.RoundTrip(req)
 				waits[n] = time.Since(t0)
-				if err != nil || !finchreauth.IsReauthResponse(resp) {
+				if err != nil || !finchreauth.ParseAPIError(resp).IsReauth() {
 					b.Errorf("call %d: %v %v", n, resp, err)
 					return
 				}

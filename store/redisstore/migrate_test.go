@@ -123,7 +123,7 @@ func (o oldStore) save(conn, token string, issuedAt time.Time) []byte {
 		}
 	}
 	if err := oldSaveScript.Run(context.Background(), o.c, []string{o.prefix + conn},
-		conn, stored, finchreauth.Fingerprint(token), us(issuedAt), 16).Err(); err != nil {
+		conn, stored, finchreauth.Token(token).Fingerprint(), us(issuedAt), 16).Err(); err != nil {
 		o.t.Fatal(err)
 	}
 	return stored
@@ -171,7 +171,7 @@ func writeFixture(t *testing.T, c *redis.Client, prefix string, sealed bool, bas
 	}
 	f := fixture{want: map[string]finchreauth.Record{}, lookups: map[string]string{}, stored: map[string][]byte{}, foreign: map[string]string{}}
 	tok := func(name string) string { return "secret-" + name + "-" + randHex(8) }
-	fp := finchreauth.Fingerprint
+	fp := func(tok string) string { return finchreauth.Token(tok).Fingerprint() }
 	data := func(current, episode string, sent bool) []byte {
 		if episode == "" {
 			return []byte(`{"current":"` + current + `"}`)

@@ -248,7 +248,7 @@ func TestLookup(t *testing.T) {
 func TestList(t *testing.T) {
 	both(t, func(t *testing.T, c *redis.Client, s *redisstore.Store) {
 		ctx := t.Context()
-		oracle := finchreauth.NewMemoryStore()
+		oracle := new(finchreauth.MemoryStore)
 		ids := []string{"B", "a", "b", "Z", "ä", "a\x00", "a\x00\x01", "\xff", "\x7f", "é", "e", "A", "aa", "a b", "_", "-", "0", "9"}
 		for i := range 30 {
 			ids = append(ids, fmt.Sprintf("conn_%02d", i))

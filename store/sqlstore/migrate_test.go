@@ -137,7 +137,7 @@ func testMigrateFromV1(t *testing.T, db *sql.DB, d sqlstore.Dialect, table strin
 	tokPlain := "tok-plain-" + randHex(16)
 	tokSealed := "tok-sealed-" + randHex(16)
 	tokBroken := "tok-broken-" + randHex(16)
-	fpPlain, fpSealed, fpBroken := finchreauth.Fingerprint(tokPlain), finchreauth.Fingerprint(tokSealed), finchreauth.Fingerprint(tokBroken)
+	fpPlain, fpSealed, fpBroken := finchreauth.Token(tokPlain).Fingerprint(), finchreauth.Token(tokSealed).Fingerprint(), finchreauth.Token(tokBroken).Fingerprint()
 	sealedBytes, err := testSealer(t).Seal([]byte(tokSealed), []byte("conn_sealed"))
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +342,7 @@ func TestMigrateConcurrently(t *testing.T) {
 				table := testTable()
 				if from == 1 {
 					createV1(t, db, d, table)
-					insertV1(t, db, d, table, v1Row{key: "conn_a", conn: "conn_a", token: []byte("tok-a"), fp: finchreauth.Fingerprint("tok-a")})
+					insertV1(t, db, d, table, v1Row{key: "conn_a", conn: "conn_a", token: []byte("tok-a"), fp: finchreauth.Token("tok-a").Fingerprint()})
 				}
 				var wg sync.WaitGroup
 				errs := make([]error, 8)

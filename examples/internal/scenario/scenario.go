@@ -152,7 +152,7 @@ func (d *Demo) NewTokenWorks(ctx context.Context, tr *finchreauth.Transport, e E
 	if err != nil {
 		return err
 	}
-	d.Say("   %s %s (was %s): GET /employer/directory %d", label, tok.Fingerprint(), finchreauth.Fingerprint(e.Token), status)
+	d.Say("   %s %s (was %s): GET /employer/directory %d", label, tok.Fingerprint(), finchreauth.Token(e.Token).Fingerprint(), status)
 	if status != http.StatusOK {
 		return fmt.Errorf("expected 200 with the new token, got %d", status)
 	}

@@ -133,7 +133,7 @@ func start(finch *finchtest.Server, tenants map[string]tenant, routes func(*App)
 	a.Transport = &finchreauth.Transport{
 		Base:          finch.Client().Transport,
 		APIBaseURL:    finch.URL, // the Transport watches this host only; in production leave it empty
-		Store:         finchreauth.NewMemoryStore(),
+		Store:         new(finchreauth.MemoryStore),
 		Notifier:      finchreauth.NotifierFunc(a.notify),
 		Connect:       connect,
 		OnReconnected: a.onReconnected,

@@ -102,7 +102,7 @@ func Run(t *testing.T, cfg Config) {
 	defer fake.Close()
 	first := fake.AddConnection(finchtest.Connection{CustomerName: "Replica Corp"})
 	conn, _ := fake.ConnectionForToken(first)
-	firstFP := finchreauth.Fingerprint(first)
+	firstFP := finchreauth.Token(first).Fingerprint()
 	// The parent's own Transport on the shared store saves the first token
 	// and reads the connection's status; it never calls Finch itself.
 	parent := &finchreauth.Transport{Base: fake.Client().Transport, APIBaseURL: fake.URL, Store: cfg.Store,
@@ -204,7 +204,7 @@ func Run(t *testing.T, cfg Config) {
 	if n := fake.Calls("POST", "/auth/token") - exchanges; saved == "" || n != 1 {
 		t.Fatalf("%d codes exchanged for one state across %d replicas (saved %q); want 1", n, len(reps), saved)
 	}
-	if saved == finchreauth.Fingerprint(first) {
+	if saved == finchreauth.Token(first).Fingerprint() {
 		t.Fatal("the reconnect saved the broken token again")
 	}
 	for i, line := range all("recall", "recalled") {

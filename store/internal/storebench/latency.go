@@ -49,7 +49,7 @@ func Preload(ctx context.Context, s finchreauth.Store, n, workers int) (*Fixture
 			`&products=company+directory&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&state=` + strings.Repeat("s", 180) + `"}}`)}
 	for i := range n {
 		f.ids[i] = fmt.Sprintf("%s%06d", prefix, i)
-		f.fps[i] = finchreauth.Fingerprint("bench-token-" + f.ids[i])
+		f.fps[i] = finchreauth.Token("bench-token-" + f.ids[i]).Fingerprint()
 		if i%10 == 0 {
 			f.open = append(f.open, i)
 		}

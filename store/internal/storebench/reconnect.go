@@ -166,7 +166,7 @@ func (r *Reconnects) call(ctx context.Context, tok string) (int, error) {
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode == http.StatusUnauthorized && !finchreauth.IsReauthResponse(resp) {
+	if resp.StatusCode == http.StatusUnauthorized && !finchreauth.ParseAPIError(resp).IsReauth() {
 		return 0, errors.New("storebench: a 401 that is not a re-authentication")
 	}
 	return resp.StatusCode, nil

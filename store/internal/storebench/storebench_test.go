@@ -15,32 +15,32 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // The MemoryStore's figures: the baseline for the shared stores.
 
 func BenchmarkLatency(b *testing.B) {
-	storebench.BenchLatency(b, finchreauth.NewMemoryStore(), 2)
+	storebench.BenchLatency(b, new(finchreauth.MemoryStore), 2)
 }
 
 func BenchmarkDetectionStorm(b *testing.B) {
 	for _, transports := range []int{1, 4} {
 		b.Run(fmt.Sprintf("transports=%d", transports), func(b *testing.B) {
-			storebench.BenchStorm(b, finchreauth.NewMemoryStore(), 10_000, transports)
+			storebench.BenchStorm(b, new(finchreauth.MemoryStore), 10_000, transports)
 		})
 	}
 }
 
 func BenchmarkReconnect(b *testing.B) {
-	storebench.BenchReconnect(b, finchreauth.NewMemoryStore(), 16)
+	storebench.BenchReconnect(b, new(finchreauth.MemoryStore), 16)
 }
 
 // BenchmarkMassBreakage is the root package's, with the store's calls
 // timed as the shared stores' are.
 func BenchmarkMassBreakage(b *testing.B) {
-	storebench.BenchMass(b, func(testing.TB) finchreauth.Store { return finchreauth.NewMemoryStore() })
+	storebench.BenchMass(b, func(testing.TB) finchreauth.Store { return new(finchreauth.MemoryStore) })
 }
 
 // TestLatency runs every measured call on a small fixture, so that the
 // harness is tested on every run.
 func TestLatency(t *testing.T) {
 	ctx := t.Context()
-	f, _, err := storebench.Preload(ctx, finchreauth.NewMemoryStore(), 1_000, 4)
+	f, _, err := storebench.Preload(ctx, new(finchreauth.MemoryStore), 1_000, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestLatency(t *testing.T) {
 // store: each must count one /introspect call, one episode and one
 // notification.
 func TestStorm(t *testing.T) {
-	s := finchreauth.NewMemoryStore()
+	s := new(finchreauth.MemoryStore)
 	for _, transports := range []int{1, 3} {
 		for range 2 {
 			r, err := storebench.Storm(t.Context(), s, 300, transports)
@@ -79,7 +79,7 @@ func TestStorm(t *testing.T) {
 
 // TestReconnect reconnects a few connections at once and checks them.
 func TestReconnect(t *testing.T) {
-	r, err := storebench.PrepareReconnects(t.Context(), finchreauth.NewMemoryStore(), 50, 8)
+	r, err := storebench.PrepareReconnects(t.Context(), new(finchreauth.MemoryStore), 50, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,7 +118,7 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports int) (S
 					continue
 				}
 				stormfinch.MaxInt64(&lastAnswer, answered)
-				if !finchreauth.IsReauthResponse(resp) {
+				if !finchreauth.ParseAPIError(resp).IsReauth() {
 					errs <- fmt.Errorf("storebench: a caller got %d, not a re-authentication 401", resp.StatusCode)
 				}
 				io.Copy(io.Discard, resp.Body)
