@@ -190,6 +190,7 @@ func (t *Transport) reconnect(r *http.Request, code, state, connectErr string, e
 		return Reconnection{}, fail(ReasonInvalidState, http.StatusBadRequest, "", stateErr)
 	}
 	if cerr := t.authorizeCallback(r, p.connectionID); cerr != nil {
+		t.apply(ctx, p.connectionID, linkSpent{nonce: p.nonce})
 		return Reconnection{}, cerr
 	}
 	if !t.beginSpend() {

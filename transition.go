@@ -63,6 +63,11 @@ type claimed struct {
 
 type unclaimed struct{ nonce string }
 
+// linkSpent: the employer went through Finch Connect with the link whose
+// state has nonce, and the callback turned them away before claiming it:
+// the link's Connect session is spent, the next link is new.
+type linkSpent struct{ nonce string }
+
 // saved: a token is offered as the connection's: by the callback (via
 // "callback", with the state's nonce, or stateless) or SaveToken ("save").
 // offered is the verdict on it, when there is one (from /introspect, or the
@@ -107,6 +112,7 @@ func (heard) isInput()     {}
 func (read) isInput()      {}
 func (claimed) isInput()   {}
 func (unclaimed) isInput() {}
+func (linkSpent) isInput() {}
 func (saved) isInput()     {}
 func (linked) isInput()    {}
 func (renewed) isInput()   {}
@@ -150,6 +156,10 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		o = l.onClaimed(in, now, p)
 	case unclaimed:
 		o = l.onUnclaimed(in)
+	case linkSpent:
+		if l.Link != nil && l.Link.Nonce == in.nonce {
+			l.Link, o.changed = nil, true
+		}
 	case saved:
 		o, via, holder = l.onSaved(in, now, p), in.via, in.holder
 	case linked:

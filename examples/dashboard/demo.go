@@ -152,6 +152,9 @@ func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
 			FailureURL:     d.URL + "/connect/failure",
 			StateKeys:      [][]byte{stateKey},
 			ConnectBaseURL: d.finch.URL, // in production: empty (https://connect.tryfinch.com)
+			// The callback completes a reconnect only for someone who may:
+			// see mayReconnect.
+			Authorize: d.mayReconnect,
 			OnUnsaved: func(_ context.Context, r finchreauth.Reconnection) {
 				d.activity.add("Connect.OnUnsaved", "a token for connection %s was not saved (%s; the link was for %s): %s",
 					r.ConnectionID, r.Reason, r.Expected, r.Token)

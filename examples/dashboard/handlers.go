@@ -57,6 +57,18 @@ func (d *demo) authorize(r *http.Request) (string, error) {
 	return "", errors.New("no such customer")
 }
 
+// mayReconnect is Connect.Authorize: the callback asks it, before the code
+// is spent, whether the signed-in user may reconnect the connection the
+// link names. A real application checks that the user belongs to the
+// customer that owns it; the demo has one operator, who may reconnect any
+// of its customers' connections, and nothing else.
+func (d *demo) mayReconnect(r *http.Request, connectionID string) error {
+	if d.byConnection(connectionID) == nil {
+		return errors.New("no customer of the demo owns this connection")
+	}
+	return nil
+}
+
 func (d *demo) withCustomer(h func(http.ResponseWriter, *http.Request, *customer)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c := d.customer(r.PathValue("customer"))

@@ -24,7 +24,8 @@ type app struct {
 	tr       *finchreauth.Transport // notices reauthenticate_user, keeps tokens and episodes, serves the callback
 	client   *http.Client           // the app's client for Finch calls, through tr
 	srv      *demoapp.Server
-	errs     demoapp.Errors // what the Transport's ErrorHandler reported
+	errs     demoapp.Errors   // what the Transport's ErrorHandler reported
+	sessions demoapp.Sessions // the app's (stand-in) sign-in: GET /login?user=
 
 	mu          sync.Mutex
 	outbox      []finchreauth.Event        // the notifications the app "sent"
@@ -59,6 +60,9 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, n
 		RedirectURI:  a.URL + "/finch/callback",
 		SuccessURL:   a.URL + "/dashboard",                  // ?connection_id=...
 		FailureURL:   a.URL + "/dashboard/reconnect-failed", // ?reason=...
+		// The reconnect is bound to the person as well as the link: the
+		// callback completes it only for the customer's signed-in admin.
+		Authorize: a.mayReconnect,
 	}
 	if err := connect.Validate(); err != nil { // at start-up, not at the first broken connection
 		srv.Shutdown(context.Background())
@@ -81,10 +85,32 @@ func startApp(finchURL, clientID, clientSecret string, base http.RoundTripper, n
 
 	mux := http.NewServeMux()
 	mux.Handle("/finch/callback", a.tr.CallbackHandler())
+	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
+		a.sessions.SignIn(w, r.URL.Query().Get("user"))
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /dashboard", a.dashboard)
 	mux.HandleFunc("GET /dashboard/reconnect-failed", a.reconnectFailed)
 	srv.Serve(mux)
 	return a, nil
+}
+
+// admin is the customer's admin, the one user of this demo who may
+// reconnect its payroll connection.
+const admin = "payroll-admin@acme.example"
+
+// mayReconnect is Connect.Authorize: whether the request's signed-in user
+// may reconnect the connection. A real app looks the connection up among
+// those of the user's organisation.
+func (a *app) mayReconnect(r *http.Request, connectionID string) error {
+	user, err := a.sessions.User(r)
+	if err != nil {
+		return err
+	}
+	if user != admin {
+		return fmt.Errorf("%s may not reconnect %s", user, connectionID)
+	}
+	return nil
 }
 
 // close stops serving, then the Transport's work in flight.

@@ -282,6 +282,11 @@ func (d *demo) remind(ctx context.Context) error {
 // the Reconnect button, the app's callback and the dashboard.
 func (d *demo) reconnect(ctx context.Context) error {
 	link := d.app.notifications()[0].ReconnectURL
+	// The customer's admin is signed in to the app: the callback checks
+	// it (Connect.Authorize) before it spends the code.
+	if _, err := d.browser.Get(ctx, d.app.URL+"/login?user="+admin); err != nil {
+		return err
+	}
 
 	connectPage, err := d.browser.Get(ctx, link)
 	if err != nil {

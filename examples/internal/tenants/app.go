@@ -125,6 +125,10 @@ func start(finch *finchtest.Server, tenants map[string]tenant, routes func(*App)
 		// or (FailureURL being empty) ?reason=...; Done sends it on to the
 		// tenant's own page.
 		SuccessURL: a.URL + "/finch/done",
+		// The reconnect is bound to the person as well as the link: the
+		// callback completes it only for a member of the tenant whose
+		// connection the link names.
+		Authorize: a.MayReconnect,
 	}
 	if err := connect.Validate(); err != nil {
 		srv.Shutdown(context.Background())
@@ -177,6 +181,18 @@ func (a *App) Member(r *http.Request, tenantSlug string) (connectionID string, e
 		return "", fmt.Errorf("%s is not a member of tenant %q", user, tenantSlug)
 	}
 	return t.connectionID, nil
+}
+
+// MayReconnect is Connect.Authorize: the callback asks it, before anything
+// is spent, whether the request's signed-in user is a member of the tenant
+// that owns connectionID.
+func (a *App) MayReconnect(r *http.Request, connectionID string) error {
+	slug, ok := a.byConn[connectionID]
+	if !ok {
+		return fmt.Errorf("connection %s belongs to no tenant", connectionID)
+	}
+	_, err := a.Member(r, slug)
+	return err
 }
 
 // Login is a stand-in for a real sign-in: GET /login?user=alice.

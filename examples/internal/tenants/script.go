@@ -36,6 +36,7 @@ func Script(routes func(*App) http.Handler) func(context.Context, *scenario.Demo
 		}{
 			{"Acme's connection breaks", p.breaks},
 			{"Who may not reconnect it", p.refusals},
+			{"bob, of globex, follows Acme's link through Connect", p.foreignCallback},
 			{"alice, of acme, reconnects from the settings page", p.reconnect},
 			{"Acme's data is back", p.back},
 		} {
@@ -157,6 +158,35 @@ func (p *play) refusals(ctx context.Context) error {
 	return check(n == 1, "no session minted for a refused request, got %d in all", n)
 }
 
+// foreignCallback plays bob, signed in as a member of globex, who is sent
+// Acme's link and goes through Finch Connect with it: the callback asks
+// Connect.Authorize, which refuses him before anything is spent, and the
+// link stays good for alice.
+func (p *play) foreignCallback(ctx context.Context) error {
+	b := p.QuietBrowser(p.a.URL)
+	if _, err := b.Get(ctx, p.a.URL+"/login?user=bob"); err != nil {
+		return err
+	}
+	page, err := b.Get(ctx, p.a.notifications()[0].ReconnectURL) // Finch Connect's page
+	if err != nil {
+		return err
+	}
+	if page, err = b.Submit(ctx, page, "Reconnect"); err != nil { // 303 to the callback
+		return err
+	}
+	if page, err = b.Follow(ctx, page); err != nil { // the callback: 303 to Done?reason=
+		return err
+	}
+	reason := ""
+	if page.Location != nil {
+		reason = page.Location.Query().Get("reason")
+	}
+	p.say("the callback sends bob's browser on with reason=%s; codes exchanged: %d", reason, p.Finch.Calls(http.MethodPost, "/auth/token"))
+	p.a.errs.Take() // the refusal, reported
+	return check(reason == string(finchreauth.ReasonForbidden) && p.Finch.Calls(http.MethodPost, "/auth/token") == 0,
+		"reason forbidden and no code exchanged, got %q", reason)
+}
+
 // reconnect plays alice: the status endpoint, the settings page, its
 // Reconnect button (the start endpoint), Finch Connect, the callback, Done
 // and the settings page again.
@@ -190,11 +220,11 @@ func (p *play) reconnect(ctx context.Context) error {
 		return err
 	}
 	link := p.a.notifications()[0].ReconnectURL
-	if err := check(toConnect.Status == http.StatusSeeOther && toConnect.Location != nil && toConnect.Location.String() == link,
-		"303 to the link the notification carried, got %d", toConnect.Status); err != nil {
+	if err := check(toConnect.Status == http.StatusSeeOther && toConnect.Location != nil && strings.HasPrefix(toConnect.Location.String(), p.Finch.URL+"/authorize?session=") && toConnect.Location.String() != link,
+		"303 to a new Connect session, got %d %v", toConnect.Status, toConnect.Location); err != nil {
 		return err
 	}
-	p.say("         (the link the notification carried)")
+	p.say("         (a new Connect session: bob's visit spent the one the notification carried)")
 	// Finch Connect's page, its Reconnect button (303 to the callback),
 	// the callback (303 to Done), Done (303 to the settings page).
 	if page, err = b.Follow(ctx, toConnect); err != nil {
