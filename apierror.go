@@ -77,6 +77,21 @@ type errorMembers struct {
 // case-insensitively, the last of duplicate keys wins, and a field of the
 // wrong JSON type is left zero rather than making the whole body unreadable.
 func (e *APIError) parseBody(body []byte) {
+	// The common body, every member of its type, in one typed decoding.
+	// Anything else (a member of the wrong type, where a later duplicate
+	// of the wrong type must still win and leave the field zero, or a
+	// document cut short) is read as raw members.
+	var v struct {
+		Code      json.Number `json:"code"`
+		Name      string      `json:"name"`
+		FinchCode string      `json:"finch_code"`
+		Message   string      `json:"message"`
+	}
+	if json.Unmarshal(body, &v) == nil {
+		e.Name, e.FinchCode, e.Message = v.Name, v.FinchCode, v.Message
+		e.setCode(v.Code)
+		return
+	}
 	var m errorMembers
 	if json.Unmarshal(body, &m) != nil {
 		m = readMembers(body)
@@ -84,14 +99,19 @@ func (e *APIError) parseBody(body []byte) {
 	e.setFields(m)
 }
 
+// setCode keeps a code that is an HTTP status.
+func (e *APIError) setCode(n json.Number) {
+	if c, err := n.Int64(); err == nil && c >= 0 && c < 1000 {
+		e.Code = int(c)
+	}
+}
+
 // setFields decodes the members' values; one of the wrong JSON type leaves
 // its field zero.
 func (e *APIError) setFields(m errorMembers) {
 	var n json.Number
 	if json.Unmarshal(m.Code, &n) == nil {
-		if c, err := n.Int64(); err == nil && c >= 0 && c < 1000 {
-			e.Code = int(c)
-		}
+		e.setCode(n)
 	}
 	for _, f := range []struct {
 		raw json.RawMessage

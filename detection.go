@@ -48,7 +48,9 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	}
 	ctx := req.Context()
 	t.count(ctx, "finchreauth.detections", "")
-	if !t.latch.add(token, "", false, t.retryLatch(), 0) {
+	// A read lock finds the token latched for all but the first of a storm;
+	// only that one takes the write lock to latch it.
+	if _, latched := t.latch.get(token); latched || !t.latch.add(token, "", false, t.retryLatch(), 0) {
 		// A handling of this token is queued or ran: this 401 is covered.
 		t.count(ctx, "finchreauth.detections.collapsed", "")
 		return &out
