@@ -47,6 +47,12 @@ func (t *Transport) carry(ctx context.Context, conn string, l life, run []owed, 
 		case owedNotify:
 			l, more = t.notify(ctx, conn, l, ow, c)
 			c.fresh = false
+		case owedResync:
+			l, more = t.startJob(ctx, conn, l, ow)
+		case owedFollow:
+			l, more = t.followJob(ctx, conn, l, ow)
+		case owedSynced:
+			more = t.synced(ctx, conn, l, ow)
 		}
 		run = append(run, more...)
 	}
@@ -54,12 +60,14 @@ func (t *Transport) carry(ctx context.Context, conn string, l life, run []owed, 
 
 func rank(kind string) int {
 	switch kind {
-	case owedAnnounce:
+	case owedAnnounce, owedSynced:
 		return 0
 	case owedVerify:
 		return 1
+	case owedNotify:
+		return 2
 	}
-	return 2
+	return 3
 }
 
 // announce tells the application that an episode ended: OnReconnected, or

@@ -138,6 +138,13 @@ func (f *fakeFinch) RoundTrip(req *http.Request) (*http.Response, error) {
 		b, _ := json.Marshal(conn)
 		return jsonResponse(req, 200, string(b)), nil
 	}
+	if strings.HasPrefix(req.URL.Path, "/jobs/automated") && known && !broken && !superseded {
+		// A data_sync_all job: started at once, complete when read.
+		if req.Method == http.MethodPost {
+			return jsonResponse(req, 202, `{"job_id":"job_`+conn.ConnectionID+`","allowed_refreshes":1,"remaining_refreshes":0}`), nil
+		}
+		return jsonResponse(req, 200, `{"job_id":"job_`+conn.ConnectionID+`","status":"complete","type":"data_sync_all"}`), nil
+	}
 	if hold != nil {
 		select {
 		case <-hold:

@@ -156,6 +156,12 @@ type Reconnection struct {
 	// 16 distinct ones, by method and path): what to run again.
 	Refused []Refusal
 
+	// For OnDataSynced: Finch's data_sync_all job started after the
+	// reconnect, how it ended (complete, error, reauth_error,
+	// permissions_error) and, when complete, when the data was fresh.
+	JobID, SyncStatus string
+	DataFreshAt       time.Time
+
 	// From the code exchange (Via "callback"): the connection the link was
 	// for (Expected, which differs from ConnectionID when the employer
 	// connected another account), the customer and the products the token

@@ -510,7 +510,7 @@ func TestMetrics(t *testing.T) {
 		"finchreauth.latched":              2,
 		"finchreauth.notifications{sent}":  1,
 		"finchreauth.reconnects{callback}": 1,
-		"finchreauth.finch_calls{ok}":      3, // /introspect, /auth/token, /introspect of the new token
+		"finchreauth.finch_calls{ok}":      4, // /introspect, /auth/token, /introspect of the new token, the data_sync_all job
 	}, m.counts)
 	assert.Equal(t, []float64{3600}, m.observed, "time to reconnect, in seconds")
 }

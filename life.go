@@ -77,6 +77,7 @@ type life struct {
 
 	Episode *episode `json:"episode,omitempty"` // open while the employer is needed
 	Ended   *ended   `json:"ended,omitempty"`   // the last episode that ended
+	Resync  *resync  `json:"resync,omitempty"`  // the data sync after it (resync.go)
 	Owed    []owed   `json:"owed,omitempty"`
 
 	// Link is the reconnect link the customer is given, kept until it
@@ -211,6 +212,7 @@ type policy struct {
 	remindEvery  time.Duration
 	maxReminders int  // negative: none
 	notify       bool // a Notifier is set
+	resync       bool // a reconnect starts Finch's data_sync_all job
 	skew         time.Duration
 	attempts     int // codes exchanged with one link state
 }
@@ -394,6 +396,10 @@ func (l life) clone() life {
 	if l.Ended != nil {
 		e := *l.Ended
 		l.Ended = &e
+	}
+	if l.Resync != nil {
+		r := *l.Resync
+		l.Resync = &r
 	}
 	l.Owed = slices.Clone(l.Owed)
 	for i := range l.Owed {

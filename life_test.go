@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/finchkit/finchreauth/internal/finchapi"
 )
 
 // The state machine alone: every kind of life against every input, by
@@ -192,6 +194,21 @@ func TestTransitions(t *testing.T) {
 		{"one entity broken (the saved token works), Finch says the entity works: ends", lifeEntity,
 			read{fp: fpA, conn: reading(statusConnected, Entity{ID: "ent_a", Status: statusConnected}, Entity{ID: "ent_b", Status: statusConnected}), at: now, basis: -1, holder: "h"},
 			want{open: false, run: []string{owedAnnounce}, forget: true}},
+
+		// A resync's job (resync.go).
+		{"the job after a reconnect ends in reauth_error: Finch's status, the episode opens", func() life {
+			l := lifeEnded()
+			l.Resync = &resync{Episode: l.Ended.ID, JobID: "job_1", Status: "pending"}
+			l.Owed = []owed{{Kind: owedFollow, Episode: l.Ended.ID, Holder: "h", Until: t0.Add(time.Minute)}}
+			return l
+		}, jobAnswer{holder: "h", job: finchapi.Job{ID: "job_1", Status: "reauth_error"}},
+			want{open: true, need: statusReauth, run: []string{owedSynced}}},
+		{"Finch's quota: the job waits for retry_at", func() life {
+			l := lifeEnded()
+			l.Resync = &resync{Episode: l.Ended.ID, Status: "owed"}
+			l.Owed = []owed{{Kind: owedResync, Episode: l.Ended.ID, Holder: "h", Until: t0.Add(time.Minute)}}
+			return l
+		}, jobAnswer{holder: "h", job: finchapi.Job{RetryAt: t0.Add(30 * time.Minute)}}, want{open: false, owed: []string{owedResync}}},
 
 		// The callback's claims.
 		{"a new state is claimed", lifeBroken, claimed{nonce: "n1", expires: now.Add(time.Hour)}, want{open: true}},

@@ -82,6 +82,12 @@ func (f *modelFinch) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !known {
 		return jsonResponse(req, 401, `{"code":401,"name":"invalid_token_error","message":"Invalid token"}`), nil
 	}
+	if strings.HasPrefix(req.URL.Path, "/jobs/automated") && current && status == "connected" {
+		if req.Method == http.MethodPost {
+			return jsonResponse(req, 202, `{"job_id":"job_model"}`), nil
+		}
+		return jsonResponse(req, 200, `{"job_id":"job_model","status":"complete"}`), nil
+	}
 	if req.URL.Path == "/introspect" {
 		if !current && stale {
 			status = "reauth"

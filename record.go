@@ -115,6 +115,9 @@ func (t *Transport) apply(ctx context.Context, conn string, in input) (life, out
 		if o.forget {
 			t.latch.forget(conn)
 		}
+		if next.Token != l.Token && next.Token != "" {
+			t.tokens.set(conn, next.Token, t.now()) // Client's next request carries it
+		}
 		return next, o, nil
 	}
 	err := fmt.Errorf("finchreauth: the record of %s kept changing under %d writes", quoteID(conn), maxConflicts)

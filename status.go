@@ -55,6 +55,15 @@ type Status struct {
 	// long it had lasted.
 	LastReconnected time.Time     `json:"last_reconnected,omitzero"`
 	LastDowntime    time.Duration `json:"last_downtime,omitempty"`
+	// Resync is where Finch's data_sync_all job started after the last
+	// reconnect stands (see Transport.SkipResync): "owed" (not started
+	// yet), "pending", "in_progress", "complete", "error", "reauth_error",
+	// "permissions_error"; empty if none was owed. ResyncJobID is the job.
+	// DataFreshAt is when the connection's data was last known fresh: the
+	// job's completion, or Finch's last_successful_sync, the later.
+	Resync      string    `json:"resync,omitempty"`
+	ResyncJobID string    `json:"resync_job_id,omitempty"`
+	DataFreshAt time.Time `json:"data_fresh_at,omitzero"`
 	// History is the connection's recent timeline, oldest first (at most
 	// 48 lines): detections, statuses heard, checks, notifications,
 	// links, the employer's returns from Connect, saves, ended episodes
@@ -97,6 +106,17 @@ func (t *Transport) statusOf(r Record, l life) Status {
 	}
 	if e := l.Ended; e != nil {
 		s.LastReconnected, s.LastDowntime = e.At, max(e.At.Sub(e.Since), 0)
+	}
+	if r := l.Resync; r != nil {
+		s.Resync, s.ResyncJobID = r.Status, r.JobID
+		if r.Status == "complete" {
+			s.DataFreshAt = r.Ended
+		}
+	}
+	if id := l.Identity; id != nil {
+		if at, err := time.Parse(time.RFC3339, id.LastSuccessfulSync); err == nil && at.After(s.DataFreshAt) {
+			s.DataFreshAt = at
+		}
 	}
 	for _, h := range l.Lines {
 		s.History = append(s.History, HistoryEntry(h))

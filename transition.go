@@ -170,6 +170,10 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		o = l.onDone(in, now, p)
 	case due:
 		o, holder = l.onDue(in, now, p), in.holder
+	case jobAnswer:
+		o, via, holder = l.onJobAnswer(in, now, p), "job", in.holder
+	case jobDone:
+		o = l.onJobDone(in, now, p)
 	}
 	if o.err == nil && !o.stale && o.changed {
 		if via != "" {
@@ -244,6 +248,7 @@ func (l *life) settle(o *outcome, now time.Time, p policy, via, holder string) {
 			o.lease(ann)
 		}
 		l.Owed = append(l.Owed, ann)
+		l.oweResync(o, end, holder, now, p)
 		l.note(now, "ended", fmt.Sprintf("%s after %s", end.Via, end.At.Sub(end.Since).Round(time.Second)))
 		o.changed, o.forget = true, true
 	}
@@ -703,8 +708,8 @@ func (l *life) onDone(in done, now time.Time, p policy) outcome {
 		ow.Tries++
 		ow.Holder, ow.Until = "", time.Time{}
 		ow.NotBefore = now.Add(p.backoff(ow.Tries))
-		if ow.Kind == owedAnnounce && ow.Tries >= maxAnnounce {
-			l.drop(owedAnnounce, in.episode)
+		if (ow.Kind == owedAnnounce || ow.Kind == owedSynced) && ow.Tries >= maxAnnounce {
+			l.drop(ow.Kind, in.episode)
 		}
 		if ow.Kind == owedNotify {
 			l.note(now, "notify_failed", fmt.Sprintf("try %d; next at %s", ow.Tries, ow.NotBefore.Format(time.RFC3339)))

@@ -121,6 +121,20 @@ type Transport struct {
 	OnReconnected  func(ctx context.Context, r Reconnection)
 	OnDisconnected func(ctx context.Context, r Reconnection)
 
+	// After a reconnect, Finch serves the connection's last successful
+	// sync until its next daily run. So, unless SkipResync is set, the end
+	// of an episode starts Finch's data_sync_all job (POST /jobs/automated,
+	// with the working token; never for an assisted connection), at once
+	// across replicas: Finch runs one job per connection (the one under
+	// way is reused) and allows one forced refresh an hour (a refusal waits
+	// for Finch's retry_at). The job is followed until it ends (polled,
+	// 30 s then doubling up to 10 minutes, and read at once on Finch's
+	// job.data_sync_all.completed webhook), and OnDataSynced, if set, is
+	// told (Reconnection.SyncStatus, DataFreshAt), as Status is. Set
+	// SkipResync if the application refreshes the data itself.
+	SkipResync   bool
+	OnDataSynced func(ctx context.Context, r Reconnection)
+
 	// Reminders are when, after an episode began, the customer is
 	// reminded; after the last, every RemindEvery, MaxReminders in all.
 	// Reminders go out from Remind or Run. If nil: 24h, 72h and 168h; if
@@ -189,6 +203,7 @@ type Transport struct {
 	cancelSpend context.CancelFunc
 
 	stateless  statelessBudget // see reconnectStateless
+	tokens     tokenCache      // Client's tokens
 	latchedLen string          // len(latchedBody), in decimal
 
 	unlisted finchapi.Unlisted // unlisted fields Finch refused (a session's state)
@@ -257,6 +272,7 @@ func (t *Transport) policy() policy {
 		remindEvery:  orDefault(t.RemindEvery, defaultRemindEvery),
 		maxReminders: t.MaxReminders,
 		notify:       t.Notifier != nil,
+		resync:       !t.SkipResync,
 		skew:         orderSkew,
 		attempts:     maxAttempts,
 	}

@@ -31,6 +31,7 @@ type webhook struct {
 	EntityID     string `json:"entity_id"`
 	Data         struct {
 		Status string `json:"status"`
+		JobID  string `json:"job_id"` // job.data_sync_all.completed
 		// AuthenticationMethod is a string in Finch's docs and an object
 		// {type, ...} in its SDKs: either decodes.
 		AuthenticationMethod authMethod `json:"authentication_method"`
@@ -175,7 +176,16 @@ func verifyWebhook(keys [][]byte, id, ts string, sigHeaders []string, body []byt
 // waits for it, within Timeout: what the record says by then is settled);
 // notifications and announcements go out after it.
 func (t *Transport) onWebhook(ctx context.Context, id string, ts time.Time, ev webhook) error {
-	if ev.EventType != "account.updated" || ev.ConnectionID == "" || ev.Data.Status == "" {
+	var in input
+	holder := rand.Text()
+	switch {
+	case ev.ConnectionID == "":
+		return nil
+	case ev.EventType == "account.updated" && ev.Data.Status != "":
+		in = heard{status: ev.Data.Status, entity: ev.EntityID, event: id, at: ts, via: "webhook", holder: holder}
+	case ev.EventType == "job.data_sync_all.completed" && ev.Data.JobID != "":
+		in = jobDone{jobID: ev.Data.JobID, holder: holder} // read at once: the event says not how it ended
+	default:
 		return nil
 	}
 	if err := checkID(ev.ConnectionID); err != nil {
@@ -183,7 +193,6 @@ func (t *Transport) onWebhook(ctx context.Context, id string, ts time.Time, ev w
 		return nil
 	}
 	conn := ev.ConnectionID
-	in := heard{status: ev.Data.Status, entity: ev.EntityID, event: id, at: ts, via: "webhook", holder: rand.Text()}
 	l, o, err := t.apply(ctx, conn, in)
 	if err != nil {
 		return err

@@ -99,7 +99,7 @@ func TestTransport(t *testing.T) {
 		"finchreauth.detections":                 1,
 		"finchreauth.latched":                    calls - 1,
 		"finchreauth.notifications outcome=sent": 1,
-		"finchreauth.finch_calls outcome=ok":     3, // /introspect of the broken token; of the new one, and a call with it
+		"finchreauth.finch_calls outcome=ok":     4, // /introspect of the broken token; of the new one, and a call with it; the data_sync_all job
 		"finchreauth.reconnects outcome=save":    1,
 	}
 	if !maps.Equal(got, want) {

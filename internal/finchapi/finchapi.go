@@ -13,7 +13,9 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -135,7 +137,7 @@ func (c Client) do(ctx context.Context, method, path string, body []byte, header
 		RetryWaitMin: retryWaitMin,
 		RetryWaitMax: retryWaitMax,
 		RetryMax:     retryMax,
-		CheckRetry:   retryablehttp.DefaultRetryPolicy,
+		CheckRetry:   checkRetry(path),
 		Backoff:      Backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
@@ -167,6 +169,18 @@ func (c Client) do(ctx context.Context, method, path string, body []byte, header
 		return fmt.Errorf("finchreauth: %s: malformed JSON from Finch: %w", path, err)
 	}
 	return nil
+}
+
+// checkRetry is go-retryablehttp's default policy, but for the jobs API's
+// 429: that one is Finch's quota of forced refreshes (one an hour), with
+// retry_at in its body, an answer rather than a failure to retry.
+func checkRetry(path string) retryablehttp.CheckRetry {
+	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if resp != nil && resp.StatusCode == http.StatusTooManyRequests && strings.HasPrefix(path, "/jobs/") {
+			return false, nil
+		}
+		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+	}
 }
 
 func (c Client) observe(path, outcome string) {
@@ -418,4 +432,57 @@ func (c Client) Exchange(ctx context.Context, body TokenRequest) (TokenResponse,
 		return TokenResponse{}, errors.New("finchreauth: /auth/token: Finch's answer lacks access_token or connection_id")
 	}
 	return out, nil
+}
+
+// Job is Finch's data_sync_all job, as POST /jobs/automated and GET
+// /jobs/automated/{job_id} tell it.
+type Job struct {
+	ID     string `json:"job_id"`
+	Status string `json:"status"` // pending, in_progress, complete, error, reauth_error, permissions_error
+	// RetryAt is when Finch allows the next forced refresh (one an hour),
+	// set when it refused one.
+	RetryAt time.Time
+}
+
+// StartJob asks Finch to refresh the connection's data (POST /jobs/automated
+// {"type": "data_sync_all"}). Finch runs one job per connection at a time:
+// a job under way is returned as it is. Over its quota of forced refreshes
+// it answers 429 with retry_at: StartJob returns a Job with RetryAt set and
+// no ID.
+func (c Client) StartJob(ctx context.Context, token string) (Job, error) {
+	h := http.Header{"Authorization": {"Bearer " + token}, "Content-Type": {"application/json"}}
+	var out struct {
+		JobID   string `json:"job_id"`
+		RetryAt string `json:"retry_at"`
+	}
+	err := c.do(ctx, http.MethodPost, "/jobs/automated", []byte(`{"type":"data_sync_all"}`), h, &out)
+	var he *HTTPError
+	if errors.As(err, &he) && he.StatusCode == http.StatusTooManyRequests {
+		json.Unmarshal(he.Body, &out)
+		at, perr := time.Parse(time.RFC3339, out.RetryAt)
+		if perr != nil {
+			return Job{}, err // a 429 of another kind: Finch's rate limit
+		}
+		return Job{RetryAt: at}, nil
+	}
+	if err != nil {
+		return Job{}, err
+	}
+	if out.JobID == "" {
+		return Job{}, errors.New("finchreauth: /jobs/automated: Finch answered without a job_id")
+	}
+	return Job{ID: out.JobID, Status: "pending"}, nil
+}
+
+// ReadJob reads a job (GET /jobs/automated/{job_id}).
+func (c Client) ReadJob(ctx context.Context, token, id string) (Job, error) {
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	var j Job
+	if err := c.do(ctx, http.MethodGet, "/jobs/automated/"+url.PathEscape(id), nil, h, &j); err != nil {
+		return Job{}, err
+	}
+	if j.ID == "" {
+		j.ID = id
+	}
+	return j, nil
 }

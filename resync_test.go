@@ -1,0 +1,141 @@
+package finchreauth_test
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/finchtest"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// resyncRig is the webhook rig with OnDataSynced recorded, broken,
+// notified, and reconnected through Connect.
+func resyncRig(t *testing.T, configure func(r *reconnectRig)) (*reconnectRig, func() []finchreauth.Reconnection) {
+	t.Helper()
+	var mu sync.Mutex
+	var synced []finchreauth.Reconnection
+	r := webhookRig(t, func(r *reconnectRig, _ *finchtest.Webhook) {
+		r.tr.OnDataSynced = func(_ context.Context, rec finchreauth.Reconnection) {
+			mu.Lock()
+			synced = append(synced, rec)
+			mu.Unlock()
+		}
+		if configure != nil {
+			configure(r)
+		}
+	})
+	return r, func() []finchreauth.Reconnection {
+		waitIdle(t, r.tr)
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]finchreauth.Reconnection(nil), synced...)
+	}
+}
+
+// reconnectThroughConnect breaks the connection, follows the notification's
+// link through Connect and the callback, and waits for what follows.
+func reconnectThroughConnect(t *testing.T, r *reconnectRig) {
+	t.Helper()
+	link := r.breakAndNotify(t)
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	require.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
+	waitIdle(t, r.tr)
+}
+
+// TestResyncAfterReconnect: a reconnect starts Finch's data_sync_all job
+// with the new token, once; the job's completion (Finch's webhook) is read
+// at once, the application is told its data is fresh, and Status says so.
+// Nothing did: the data stayed stale until Finch's next daily run.
+func TestResyncAfterReconnect(t *testing.T) {
+	r, synced := resyncRig(t, nil)
+	reconnectThroughConnect(t, r)
+	jobs := r.finch.Jobs(r.connID)
+	require.Len(t, jobs, 1, "one job after the reconnect; errors: %v", r.errs.all())
+	st, err := r.tr.Status(context.Background(), r.connID)
+	require.NoError(t, err)
+	assert.Equal(t, jobs[0].ID, st.ResyncJobID)
+	assert.Contains(t, []string{"pending", "in_progress"}, st.Resync)
+
+	r.clk.advance(5 * time.Minute)
+	require.NoError(t, r.finch.SetJobStatus(jobs[0].ID, "complete")) // Finch's webhook follows
+	got := synced()
+	require.Len(t, got, 1, "errors: %v", r.errs.all())
+	assert.Equal(t, "complete", got[0].SyncStatus)
+	assert.Equal(t, jobs[0].ID, got[0].JobID)
+	assert.True(t, got[0].DataFreshAt.Equal(r.clk.Now()), "fresh as of the job's end")
+	assert.Equal(t, r.savedToken(t), got[0].Token)
+	st, err = r.tr.Status(context.Background(), r.connID)
+	require.NoError(t, err)
+	assert.Equal(t, "complete", st.Resync)
+	assert.False(t, st.DataFreshAt.IsZero())
+	assert.Len(t, r.finch.Jobs(r.connID), 1, "one job, not one per replica or per retry")
+}
+
+// TestResyncFollowsWithoutWebhook: without Finch's webhook, the job is
+// polled (30 s, then doubling) by Remind until it ends.
+func TestResyncFollowsWithoutWebhook(t *testing.T) {
+	r, synced := resyncRig(t, nil)
+	r.finch.SetJobDuration(time.Minute, 5*time.Minute)
+	reconnectThroughConnect(t, r)
+	require.NoError(t, r.finch.SetWebhook(finchtest.Webhook{})) // no webhooks from now on
+	for range 20 {
+		r.clk.advance(time.Minute)
+		require.NoError(t, r.tr.Remind(context.Background()))
+	}
+	got := synced()
+	require.Len(t, got, 1, "errors: %v", r.errs.all())
+	assert.Equal(t, "complete", got[0].SyncStatus)
+	reads := r.finch.Calls("GET", "/jobs/automated/{job_id}")
+	assert.LessOrEqual(t, reads, 6, "polled backing off, not every minute")
+}
+
+// TestResyncWaitsForFinchsQuota: Finch allows one forced refresh an hour;
+// a second reconnect within the hour waits for Finch's retry_at, then
+// starts its job.
+func TestResyncWaitsForFinchsQuota(t *testing.T) {
+	r, _ := resyncRig(t, nil)
+	reconnectThroughConnect(t, r)
+	first := r.finch.Jobs(r.connID)
+	require.Len(t, first, 1)
+	require.NoError(t, r.finch.SetJobStatus(first[0].ID, "complete"))
+	r.clk.advance(10 * time.Minute)
+	reconnectThroughConnect(t, r)
+	st, err := r.tr.Status(context.Background(), r.connID)
+	require.NoError(t, err)
+	assert.Equal(t, "owed", st.Resync, "refused for now: history %v", st.History)
+	assert.Len(t, r.finch.Jobs(r.connID), 1)
+	r.clk.advance(51 * time.Minute) // past retry_at
+	require.NoError(t, r.tr.Remind(context.Background()))
+	waitIdle(t, r.tr)
+	assert.Len(t, r.finch.Jobs(r.connID), 2, "started once Finch allows it")
+}
+
+// TestResyncEndsInReauthError: a job that ends in reauth_error is Finch
+// saying the connection needs its employer, as a webhook would.
+func TestResyncEndsInReauthError(t *testing.T) {
+	r, synced := resyncRig(t, nil)
+	reconnectThroughConnect(t, r)
+	jobs := r.finch.Jobs(r.connID)
+	require.Len(t, jobs, 1)
+	require.NoError(t, r.finch.SetJobStatus(jobs[0].ID, "reauth_error"))
+	got := synced()
+	require.Len(t, got, 1)
+	assert.Equal(t, "reauth_error", got[0].SyncStatus)
+	assert.True(t, got[0].DataFreshAt.IsZero())
+	assert.True(t, r.needsReauth(t), "the episode opens again")
+}
+
+// TestNoResync: SkipResync starts no job; nor does a reconnect of an
+// assisted connection, for which Finch runs none.
+func TestNoResync(t *testing.T) {
+	r, _ := resyncRig(t, func(r *reconnectRig) { r.tr.SkipResync = true })
+	reconnectThroughConnect(t, r)
+	assert.Empty(t, r.finch.Jobs(r.connID))
+	assert.Zero(t, r.finch.Calls(http.MethodPost, "/jobs/automated"))
+}
