@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // maxPeek bounds how much of an error body is read to classify it. Finch's
@@ -192,24 +193,71 @@ func ParseAPIError(resp *http.Response) *APIError {
 		return &APIError{StatusCode: resp.StatusCode, Code: resp.StatusCode, Name: "authentication_error",
 			FinchCode: "reauthenticate_user", RequestID: resp.Header.Get("Finch-Request-Id")}
 	}
-	e, body := peekAPIError(resp)
+	e, body := peekAPIError(resp, nil)
 	resp.Body = body
 	return e
 }
 
 // peekAPIError parses the error resp carries and returns it with a body that
-// replays resp.Body. It modifies neither resp nor its headers.
-func peekAPIError(resp *http.Response) (*APIError, io.ReadCloser) {
+// replays resp.Body. It modifies neither resp nor its headers. With a memo,
+// a body the memo holds is not parsed again.
+func peekAPIError(resp *http.Response, memo *errorMemo) (*APIError, io.ReadCloser) {
 	e := &APIError{StatusCode: resp.StatusCode, RequestID: resp.Header.Get("Finch-Request-Id")}
 	if resp.Body == nil || resp.Body == http.NoBody {
 		return e, resp.Body
 	}
 	prefix, err := io.ReadAll(io.LimitReader(resp.Body, maxPeek))
 	if err == nil {
-		e.Body = decodeContent(resp.Header.Get("Content-Encoding"), prefix)
-		e.parseBody(e.Body)
+		enc := resp.Header.Get("Content-Encoding")
+		e.Body = decodeContent(enc, prefix)
+		if !memo.recall(e, enc, prefix) {
+			e.parseBody(e.Body)
+			memo.keep(e, enc, prefix)
+		}
 	}
 	return e, &replayBody{prefix: prefix, err: err, orig: resp.Body}
+}
+
+// errorMemo is the last error body a Transport parsed, and what it said.
+// When a token breaks, Finch refuses every call in flight with the same
+// bytes: the thousands of refusals of a storm are compared, not parsed (the
+// parsing was most of what a refused caller paid for the detection).
+type errorMemo struct {
+	last atomic.Pointer[parsedBody]
+}
+
+type parsedBody struct {
+	encoding string
+	raw      []byte // as read, before any decoding
+	code     int
+	name     string
+	finch    string
+	message  string
+}
+
+// maxMemo bounds the body a memo keeps; Finch's error bodies are far shorter.
+const maxMemo = 4 << 10
+
+// recall sets e's parsed fields if raw, in encoding, is the body m holds.
+func (m *errorMemo) recall(e *APIError, encoding string, raw []byte) bool {
+	if m == nil {
+		return false
+	}
+	p := m.last.Load()
+	if p == nil || p.encoding != encoding || !bytes.Equal(p.raw, raw) {
+		return false
+	}
+	e.Code, e.Name, e.FinchCode, e.Message = p.code, p.name, p.finch, p.message
+	return true
+}
+
+// keep holds what e says of raw, in encoding, for the next one.
+func (m *errorMemo) keep(e *APIError, encoding string, raw []byte) {
+	if m == nil || len(raw) > maxMemo {
+		return
+	}
+	m.last.Store(&parsedBody{encoding: encoding, raw: bytes.Clone(raw),
+		code: e.Code, name: e.Name, finch: e.FinchCode, message: e.Message})
 }
 
 // decodeContent undoes a Content-Encoding the caller asked for itself (Go's

@@ -26,25 +26,22 @@ type detection struct {
 	ctx               context.Context // the caller's, for its values
 }
 
-// on401 examines a 401 from Finch and returns what the caller gets: a copy of
-// resp whose body replays what was read, marked if it is a re-authentication.
-// resp itself is left as the base returned it. The caller never waits for
-// the handling.
+// on401 examines a 401 from Finch and returns it to the caller, its body
+// replaying what was read, marked if it is a re-authentication. The caller
+// never waits for the handling.
 func (t *Transport) on401(req *http.Request, resp *http.Response, base http.RoundTripper) *http.Response {
-	apiErr, body := peekAPIError(resp)
-	out := *resp
-	out.Body = body
+	apiErr, body := peekAPIError(resp, &t.lastError)
+	resp.Body = body
 	if !apiErr.IsReauth() {
-		return &out
+		return resp
 	}
-	out.Header = resp.Header.Clone()
-	if out.Header == nil {
-		out.Header = make(http.Header)
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
 	}
-	out.Header.Set(Header, Detected)
+	resp.Header.Set(Header, Detected)
 	token := bearer(req.Header)
 	if token == "" {
-		return &out // nothing names the connection
+		return resp // nothing names the connection
 	}
 	ctx := req.Context()
 	t.count(ctx, "finchreauth.detections", "")
@@ -53,10 +50,10 @@ func (t *Transport) on401(req *http.Request, resp *http.Response, base http.Roun
 	if _, latched := t.latch.get(token); latched || !t.latch.add(token, "", false, t.retryLatch(), 0) {
 		// A handling of this token is queued or ran: this 401 is covered.
 		t.count(ctx, "finchreauth.detections.collapsed", "")
-		return &out
+		return resp
 	}
 	t.enqueue(ctx, detection{token: token, at: t.now(), method: req.Method, path: req.URL.Path, rid: apiErr.RequestID, base: base, ctx: ctx})
-	return &out
+	return resp
 }
 
 // enqueue queues d for a worker, starting one if fewer than MaxHandlings

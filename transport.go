@@ -204,6 +204,7 @@ type Transport struct {
 
 	stateless  statelessBudget // see reconnectStateless
 	tokens     tokenCache      // Client's tokens
+	lastError  errorMemo       // the last error body read
 	latchedLen string          // len(latchedBody), in decimal
 
 	unlisted finchapi.Unlisted // unlisted fields Finch refused (a session's state)
