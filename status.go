@@ -167,16 +167,27 @@ func (t *Transport) NeedsReauth(ctx context.Context, after Status, limit int) ([
 // decides as it does for StartHandler; an error, or a panic, answers 403.
 func (t *Transport) StatusHandler(authorize func(*http.Request) (connectionID string, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, ok := t.authorized(w, r, authorize, http.MethodGet, http.MethodHead)
-		if !ok {
-			return
+		if conn, ok := t.authorized(w, r, authorize, statusMethods...); ok {
+			t.ServeStatus(w, r, conn)
 		}
-		st, err := t.Status(r.Context(), conn)
-		if err != nil {
-			http.Error(w, "status unavailable", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(st)
 	})
+}
+
+var statusMethods = []string{http.MethodGet, http.MethodHead}
+
+// ServeStatus answers r as StatusHandler does, for a connection the
+// application resolved and authorized itself (see ServeReconnect). It
+// answers 405 to a method other than GET or HEAD, and 503 when the Store
+// cannot be read.
+func (t *Transport) ServeStatus(w http.ResponseWriter, r *http.Request, connectionID string) {
+	if !t.allowed(w, r, statusMethods...) {
+		return
+	}
+	st, err := t.Status(r.Context(), connectionID)
+	if err != nil {
+		http.Error(w, "status unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(st)
 }

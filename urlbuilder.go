@@ -115,17 +115,53 @@ func (t *Transport) mintFor(ctx context.Context, conn string, l life) (string, e
 // answers 303 to Connect.FailureURL with reason=link_failed.
 func (t *Transport) StartHandler(authorize func(*http.Request) (connectionID string, err error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, ok := t.authorized(w, r, authorize, http.MethodGet, http.MethodPost)
-		if !ok {
-			return
+		if conn, ok := t.authorized(w, r, authorize, startMethods...); ok {
+			t.ServeReconnect(w, r, conn)
 		}
-		u, err := t.ReconnectURL(r.Context(), conn)
-		if err != nil {
-			t.redirectFailure(w, r, ReasonLinkFailed, conn)
-			return
-		}
-		http.Redirect(w, r, u, http.StatusSeeOther)
 	})
+}
+
+var startMethods = []string{http.MethodGet, http.MethodPost}
+
+// ServeReconnect answers r as StartHandler does, for a connection the
+// application resolved and authorized itself: for a router that keeps path
+// parameters in its own context (gin's c.Param, echo's), in the way of
+// http.ServeFile,
+//
+//	r.POST("/tenants/:tenant/finch/reconnect", func(c *gin.Context) {
+//		conn, err := app.Member(c.Request, c.Param("tenant"))
+//		if err != nil {
+//			c.AbortWithStatus(http.StatusForbidden)
+//			return
+//		}
+//		tr.ServeReconnect(c.Writer, c.Request, conn)
+//	})
+//
+// It sets the same headers (no-store, no referrer), and answers 405 to a
+// method other than GET or POST.
+func (t *Transport) ServeReconnect(w http.ResponseWriter, r *http.Request, connectionID string) {
+	if !t.allowed(w, r, startMethods...) {
+		return
+	}
+	u, err := t.ReconnectURL(r.Context(), connectionID)
+	if err != nil {
+		t.redirectFailure(w, r, ReasonLinkFailed, connectionID)
+		return
+	}
+	http.Redirect(w, r, u, http.StatusSeeOther)
+}
+
+// allowed sets the headers of the start and status endpoints and answers a
+// request that is not one of methods (405).
+func (t *Transport) allowed(w http.ResponseWriter, r *http.Request, methods ...string) bool {
+	t.init()
+	noStore(w)
+	if !slices.Contains(methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return false
+	}
+	return true
 }
 
 // authorized answers a request to StartHandler or StatusHandler that is not
@@ -133,11 +169,7 @@ func (t *Transport) StartHandler(authorize func(*http.Request) (connectionID str
 // returns the connection authorize names. A refusal is the application's
 // answer, not a failure: only a panic is reported.
 func (t *Transport) authorized(w http.ResponseWriter, r *http.Request, authorize func(*http.Request) (string, error), methods ...string) (string, bool) {
-	t.init()
-	noStore(w)
-	if !slices.Contains(methods, r.Method) {
-		w.Header().Set("Allow", strings.Join(methods, ", "))
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	if !t.allowed(w, r, methods...) {
 		return "", false
 	}
 	var conn string

@@ -2,6 +2,7 @@ package finchreauth_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -254,4 +255,32 @@ func TestStartHandlerDescribesConnection(t *testing.T) {
 		assert.Equal(t, r.connID, q.Get("connection_id"))
 	}
 	assert.Equal(t, 1, r.finch.Calls("GET", "/introspect"))
+}
+
+// TestServeForAConnectionTheAppResolved (issue 18 #4): a router that keeps
+// its path parameters to itself (gin, echo) resolves the connection and
+// hands it over; the endpoints answer as StartHandler and StatusHandler do,
+// with the same headers, and no copy of them lives in the application.
+func TestServeForAConnectionTheAppResolved(t *testing.T) {
+	r := newReconnectRig(t, nil)
+	r.finch.Break(r.connID)
+	serve := func(method string, h func(http.ResponseWriter, *http.Request, string)) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		h(rec, httptest.NewRequest(method, "/tenants/acme/finch/x", nil), r.connID)
+		return rec
+	}
+	start := serve("POST", r.tr.ServeReconnect)
+	require.Equal(t, http.StatusSeeOther, start.Code, "errors: %v", r.errs.all())
+	assert.True(t, strings.HasPrefix(start.Header().Get("Location"), r.finch.URL+"/authorize?"))
+	status := serve("GET", r.tr.ServeStatus)
+	require.Equal(t, http.StatusOK, status.Code)
+	var st finchreauth.Status
+	require.NoError(t, json.Unmarshal(status.Body.Bytes(), &st))
+	assert.Equal(t, r.connID, st.ConnectionID)
+	for _, rec := range []*httptest.ResponseRecorder{start, status} {
+		assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
+		assert.Equal(t, "no-referrer", rec.Header().Get("Referrer-Policy"))
+	}
+	assert.Equal(t, http.StatusMethodNotAllowed, serve("DELETE", r.tr.ServeReconnect).Code)
+	assert.Equal(t, http.StatusMethodNotAllowed, serve("POST", r.tr.ServeStatus).Code)
 }

@@ -3,15 +3,16 @@ package main
 import (
 	"net/http"
 
-	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/examples/internal/tenants"
 	"github.com/labstack/echo/v4"
 )
 
 // routes mounts the app on an echo instance. echo keeps path parameters in
-// its own Context (c.Param), not in the *http.Request, so the tenant's start
-// and status endpoints are echo handlers that read {tenant}, ask who is
-// signed in, and call the Transport: ReconnectURL and Status.
+// its own Context (c.Param), not in the *http.Request: the tenant's start
+// and status endpoints resolve {tenant} to the connection its signed-in
+// member may reconnect and see, and hand it to the Transport's
+// ServeReconnect and ServeStatus, which answer as its StartHandler and
+// StatusHandler do.
 func routes(a *tenants.App) http.Handler {
 	e := echo.New()
 	e.GET("/login", echo.WrapHandler(http.HandlerFunc(a.Login)))
@@ -21,8 +22,8 @@ func routes(a *tenants.App) http.Handler {
 		return nil
 	})
 	// The tenant's own Finch endpoints, under /tenants/:tenant/finch/.
-	t.POST("/finch/reconnect", reconnect(a))
-	t.GET("/finch/status", status(a))
+	t.POST("/finch/reconnect", member(a, a.Transport.ServeReconnect))
+	t.GET("/finch/status", member(a, a.Transport.ServeStatus))
 
 	// One callback and one webhook endpoint for every tenant, at fixed
 	// paths: Finch knows one redirect URI and one webhook URL.
@@ -33,39 +34,15 @@ func routes(a *tenants.App) http.Handler {
 	return e
 }
 
-// reconnect is the start endpoint, behind the settings page's Reconnect
-// button: a member of the tenant in the path is sent to Finch Connect for
-// the tenant's connection; anyone else gets 403.
-func reconnect(a *tenants.App) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		tenant := c.Param("tenant")
-		conn, err := a.Member(c.Request(), tenant)
-		if err != nil {
-			return echo.NewHTTPError(http.StatusForbidden)
-		}
-		c.Response().Header().Set("Cache-Control", "no-store")
-		// The link the customer was sent, while it is good; or a new one.
-		link, err := a.Transport.ReconnectURL(c.Request().Context(), conn)
-		if err != nil {
-			return c.Redirect(http.StatusSeeOther, "/tenants/"+tenant+"/settings?reason="+string(finchreauth.ReasonLinkFailed))
-		}
-		return c.Redirect(http.StatusSeeOther, link)
-	}
-}
-
-// status answers the connection's Status as JSON, for the dashboard, to the
-// tenant's members.
-func status(a *tenants.App) echo.HandlerFunc {
+// member serves a tenant's Finch endpoint to the tenant's members, for the
+// tenant's connection; anyone else gets 403.
+func member(a *tenants.App, serve func(http.ResponseWriter, *http.Request, string)) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		conn, err := a.Member(c.Request(), c.Param("tenant"))
 		if err != nil {
 			return echo.NewHTTPError(http.StatusForbidden)
 		}
-		st, err := a.Transport.Status(c.Request().Context(), conn)
-		if err != nil {
-			return echo.NewHTTPError(http.StatusServiceUnavailable)
-		}
-		c.Response().Header().Set("Cache-Control", "no-store")
-		return c.JSON(http.StatusOK, st)
+		serve(c.Response(), c.Request(), conn)
+		return nil
 	}
 }

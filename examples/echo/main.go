@@ -1,9 +1,9 @@
 // Command echo mounts finchreauth's handlers on an echo instance, in a
 // multi-tenant app behind a sign-in: each tenant's start and status
 // endpoints under /tenants/:tenant/finch/ (echo handlers that read the
-// tenant with c.Param and call the Transport's ReconnectURL and Status),
-// and one callback and one webhook endpoint for every tenant, at
-// /finch/callback and /finch/webhooks.
+// tenant with c.Param and call the Transport's ServeReconnect and
+// ServeStatus), and one callback and one webhook endpoint for every tenant,
+// at /finch/callback and /finch/webhooks.
 //
 //	cd examples/echo && go run .
 //

@@ -1,7 +1,8 @@
 // Command gin mounts finchreauth's handlers on a gin engine, in a
 // multi-tenant app behind a sign-in: each tenant's start and status
 // endpoints under /tenants/:tenant/finch/ (gin handlers that read the
-// tenant with c.Param and call the Transport's ReconnectURL and Status),
+// tenant with c.Param and call the Transport's ServeReconnect and
+// ServeStatus),
 // and one callback and one webhook endpoint for every tenant, at
 // /finch/callback and /finch/webhooks.
 //

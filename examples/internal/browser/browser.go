@@ -62,6 +62,7 @@ type Page struct {
 	URL      *url.URL
 	Status   int
 	Location *url.URL // for a redirect: the absolute target, else nil
+	Header   http.Header
 	Body     string
 }
 
@@ -148,7 +149,7 @@ func (b *Browser) do(req *http.Request, note string) (*Page, error) {
 	if err != nil {
 		return nil, fmt.Errorf("browser: %s %s: %w", req.Method, b.show(req.URL), err)
 	}
-	p := &Page{URL: req.URL, Status: resp.StatusCode, Body: string(body)}
+	p := &Page{URL: req.URL, Status: resp.StatusCode, Header: resp.Header, Body: string(body)}
 	outcome := resp.Status
 	if loc := resp.Header.Get("Location"); loc != "" && resp.StatusCode/100 == 3 {
 		if p.Location, err = req.URL.Parse(loc); err != nil {

@@ -195,20 +195,21 @@ func (p *play) reconnect(ctx context.Context) error {
 	if _, err := b.Get(ctx, p.a.URL+"/login?user=alice"); err != nil {
 		return err
 	}
-	page, err := b.Get(ctx, p.a.URL+"/tenants/acme/finch/status")
+	status, err := b.Get(ctx, p.a.URL+"/tenants/acme/finch/status")
 	if err != nil {
 		return err
 	}
 	var st finchreauth.Status
-	if err := json.Unmarshal([]byte(page.Body), &st); err != nil {
-		return fmt.Errorf("the status endpoint answered %d %q: %w", page.Status, page.Body, err)
+	if err := json.Unmarshal([]byte(status.Body), &st); err != nil {
+		return fmt.Errorf("the status endpoint answered %d %q: %w", status.Status, status.Body, err)
 	}
 	p.say("         the status endpoint says: needs_reauth %v, notifications %d", st.NeedsReauth, st.Notifications)
 	if err := check(st.NeedsReauth && st.Notifications == 1, "needs_reauth and 1 notification"); err != nil {
 		return err
 	}
 
-	if page, err = b.Get(ctx, p.a.URL+"/tenants/acme/settings"); err != nil {
+	page, err := b.Get(ctx, p.a.URL+"/tenants/acme/settings")
+	if err != nil {
 		return err
 	}
 	p.say("         the page says %q", page.Text("status"))
@@ -225,6 +226,16 @@ func (p *play) reconnect(ctx context.Context) error {
 		return err
 	}
 	p.say("         (a new Connect session: bob's visit spent the one the notification carried)")
+	// The router mounts the library's own start and status endpoints
+	// (StartHandler and StatusHandler, or ServeReconnect and ServeStatus
+	// where the router keeps its path parameters), headers included: no
+	// Connect link leaks in a Referer, and none is cached.
+	for _, pg := range []*browser.Page{status, toConnect} {
+		if err := check(pg.Header.Get("Referrer-Policy") == "no-referrer" && pg.Header.Get("Cache-Control") == "no-store",
+			"the library's headers on %s, got Referrer-Policy %q, Cache-Control %q", pg.URL.Path, pg.Header.Get("Referrer-Policy"), pg.Header.Get("Cache-Control")); err != nil {
+			return err
+		}
+	}
 	// Finch Connect's page, its Reconnect button (303 to the callback),
 	// the callback (303 to Done), Done (303 to the settings page).
 	if page, err = b.Follow(ctx, toConnect); err != nil {
