@@ -152,8 +152,9 @@ type Reconnection struct {
 	// the first notification and the reminders.
 	BrokenSince, At time.Time
 	Notifications   int
-	// Refused lists the requests Finch refused during the episode (at most
-	// 16 distinct ones, by method and path): what to run again.
+	// Refused lists the requests that failed during the episode, refused
+	// by Finch or answered by the latch (at most 16 distinct ones, by
+	// method and path; see Status.Refused): what to run again.
 	Refused []Refusal
 
 	// For OnDataSynced: Finch's data_sync_all job started after the
@@ -178,12 +179,15 @@ type Reconnection struct {
 	Reason Reason
 }
 
-// Refusal is a request Finch refused while a connection was broken: its
-// method and URL path (never the query), how many times, first and last.
+// Refusal is a request that failed while a connection was broken, refused
+// by Finch or answered by the latch: its method and URL path (never the
+// query), how many times, first and last.
 type Refusal struct {
-	Method, Path string
-	Count        int
-	First, Last  time.Time
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Count  int       `json:"count"`
+	First  time.Time `json:"first"`
+	Last   time.Time `json:"last"`
 }
 
 func refusedOf(rs []refusal) []Refusal {

@@ -57,6 +57,29 @@ type latchSlot struct {
 type latchConn struct {
 	id      string
 	checkAt atomic.Int64
+
+	mu sync.Mutex
+	// answered are the requests the latch answered for the connection
+	// since its record was last looked at (by method and path, at most
+	// maxRefused): they failed as Finch's refusals did, and go to the
+	// record with the next look.
+	answered []refusal
+}
+
+// answer counts a request the latch answered at now.
+func (c *latchConn) answer(method, path string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.answered = countRefusal(c.answered, refusal{Method: method, Path: path, Count: 1, First: now, Last: now})
+}
+
+// take returns the answered requests and forgets them.
+func (c *latchConn) take() []refusal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.answered
+	c.answered = nil
+	return a
 }
 
 // latchEntry is a token's slot as a lookup returns it.
@@ -108,9 +131,10 @@ func (l *latch) get(token string) (latchEntry, bool) {
 	return latchEntry{slot}, true
 }
 
-// latched reports whether token is latched, for the request path; recheck
-// is the connection whose record is due a look (see latchConn), or "".
-func (l *latch) latched(token string, every time.Duration) (ok bool, recheck string) {
+// latched reports whether token is latched, for the request path, and
+// counts the request (method and path) with its connection's; recheck is
+// the connection whose record is due a look (see latchConn), or nil.
+func (l *latch) latched(token string, every time.Duration, method, path string) (ok bool, recheck *latchConn) {
 	h := maphash.String(l.seeds[0], token)
 	l.mu.RLock()
 	slot, ok := l.m[h]
@@ -120,15 +144,32 @@ func (l *latch) latched(token string, every time.Duration) (ok bool, recheck str
 	}
 	l.mu.RUnlock()
 	if !ok || !l.live(slot, token) {
-		return false, ""
+		return false, nil
 	}
 	if c != nil {
-		now := l.now().UnixNano()
-		if at := c.checkAt.Load(); now >= at && c.checkAt.CompareAndSwap(at, now+int64(every)) {
-			return true, c.id
+		now := l.now()
+		c.answer(method, path, now)
+		if at := c.checkAt.Load(); now.UnixNano() >= at && c.checkAt.CompareAndSwap(at, now.UnixNano()+int64(every)) {
+			return true, c
 		}
 	}
-	return true, ""
+	return true, nil
+}
+
+// pending returns the connections with answered requests not yet in their
+// records.
+func (l *latch) pending() []*latchConn {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	var out []*latchConn
+	for _, c := range l.conns {
+		c.mu.Lock()
+		if len(c.answered) > 0 {
+			out = append(out, c)
+		}
+		c.mu.Unlock()
+	}
+	return out
 }
 
 // live reports whether slot, found for token, is token's and still holds.

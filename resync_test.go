@@ -139,3 +139,52 @@ func TestNoResync(t *testing.T) {
 	assert.Empty(t, r.finch.Jobs(r.connID))
 	assert.Zero(t, r.finch.Calls(http.MethodPost, "/jobs/automated"))
 }
+
+// TestFailedRequestsAreListed (issue 18 #3): the requests that failed during
+// the episode, those Finch refused and those the latch answered without
+// calling Finch, are in Status while it lasts and in the Reconnection at its
+// end, by method and path, so the application knows what to run again.
+// Before, only the one detection per latch period was counted: the sync's
+// other calls, answered by the latch, were missing.
+func TestFailedRequestsAreListed(t *testing.T) {
+	r, _ := resyncRig(t, nil)
+	link := r.breakAndNotify(t) // GET /employer/company, refused by Finch
+	client := r.tr.WrapClient(http.DefaultClient)
+	do := func(method, path string) {
+		req, _ := http.NewRequest(method, r.finch.URL+path+"?secret=no", nil)
+		req.Header.Set("Authorization", "Bearer "+r.token)
+		resp, err := client.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	}
+	for range 3 {
+		do("GET", "/employer/directory")
+	}
+	do("POST", "/employer/individual")
+	require.NoError(t, r.tr.Flush(context.Background()))
+
+	want := map[string]int{"GET /employer/company": 1, "GET /employer/directory": 3, "POST /employer/individual": 1}
+	listed := func(rs []finchreauth.Refusal) map[string]int {
+		m := map[string]int{}
+		for _, x := range rs {
+			m[x.Method+" "+x.Path] += x.Count
+			assert.False(t, x.First.IsZero() || x.Last.Before(x.First))
+		}
+		return m
+	}
+	st, err := r.tr.Status(context.Background(), r.connID)
+	require.NoError(t, err)
+	assert.Equal(t, want, listed(st.Refused), "errors: %v", r.errs.all())
+
+	callback, err := r.finch.Approve(link)
+	require.NoError(t, err)
+	require.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
+	waitIdle(t, r.tr)
+	reconnected, _ := r.hooks()
+	require.Len(t, reconnected, 1)
+	assert.Equal(t, want, listed(reconnected[0].Refused))
+	st, err = r.tr.Status(context.Background(), r.connID)
+	require.NoError(t, err)
+	assert.Equal(t, want, listed(st.Refused), "the last episode's, once it ended")
+}

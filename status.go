@@ -55,6 +55,13 @@ type Status struct {
 	// long it had lasted.
 	LastReconnected time.Time     `json:"last_reconnected,omitzero"`
 	LastDowntime    time.Duration `json:"last_downtime,omitempty"`
+	// Refused lists the requests that failed in the open episode, or, with
+	// none open, in the last one (at most 16, by method and path): what
+	// the application runs again once the data is fresh. Those Finch
+	// refused are counted as their handling runs; those the latch answered
+	// (Finch was not called), when the latch next reads the record (every
+	// RetryInterval or LatchTTL, the shorter) or at Flush.
+	Refused []Refusal `json:"refused,omitempty"`
 	// Resync is where Finch's data_sync_all job started after the last
 	// reconnect stands (see Transport.SkipResync): "owed" (not started
 	// yet), "pending", "in_progress", "complete", "error", "reauth_error",
@@ -106,6 +113,7 @@ func (t *Transport) statusOf(r Record, l life) Status {
 	}
 	if e := l.Ended; e != nil {
 		s.LastReconnected, s.LastDowntime = e.At, max(e.At.Sub(e.Since), 0)
+		s.Refused = refusedOf(e.Refused)
 	}
 	if r := l.Resync; r != nil {
 		s.Resync, s.ResyncJobID = r.Status, r.JobID
@@ -126,7 +134,7 @@ func (t *Transport) statusOf(r Record, l life) Status {
 		return s
 	}
 	s.NeedsReauth, s.Need, s.Since, s.Notifications, s.LastNotified = true, e.Need, e.Since, e.Sent, e.LastSent
-	s.BrokenEntities = e.Entities
+	s.BrokenEntities, s.Refused = e.Entities, refusedOf(e.Refused)
 	if ow := l.owedItem(owedNotify, e.ID); ow != nil && ow.Holder == "" {
 		s.NextReminder = ow.NotBefore
 	}

@@ -25,6 +25,13 @@ type detected struct {
 	holder       string
 }
 
+// answered: the latch answered requests carrying the connection's refused
+// token, in this process, without calling Finch: they failed as the ones
+// Finch refused did, and are counted with them.
+type answered struct {
+	refused []refusal
+}
+
 // heard: Finch sent a status in a webhook (account.updated) or as a job's
 // result, at At (Finch-Timestamp), for the connection or one entity.
 type heard struct {
@@ -113,6 +120,7 @@ func (read) isInput()      {}
 func (claimed) isInput()   {}
 func (unclaimed) isInput() {}
 func (linkSpent) isInput() {}
+func (answered) isInput()  {}
 func (saved) isInput()     {}
 func (linked) isInput()    {}
 func (renewed) isInput()   {}
@@ -174,6 +182,8 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		o, via, holder = l.onJobAnswer(in, now, p), "job", in.holder
 	case jobDone:
 		o = l.onJobDone(in, now, p)
+	case answered:
+		o = l.onAnswered(in)
 	}
 	if o.err == nil && !o.stale && o.changed {
 		if via != "" {
@@ -306,15 +316,36 @@ func (l *life) refused(in detected) bool {
 	if e == nil || in.method == "" {
 		return false
 	}
-	for i := range e.Refused {
-		if r := &e.Refused[i]; r.Method == in.method && r.Path == in.path {
-			r.Count++
-			r.First, r.Last = minTime(r.First, in.at), maxTime(r.Last, in.at)
-			return true
+	e.Refused = countRefusal(e.Refused, refusal{Method: in.method, Path: in.path, Count: 1, First: in.at, Last: in.at})
+	return true
+}
+
+// onAnswered counts the requests the latch answered in the open episode.
+func (l *life) onAnswered(in answered) outcome {
+	e := l.Episode
+	if e == nil || len(in.refused) == 0 {
+		return outcome{}
+	}
+	for _, r := range in.refused {
+		e.Refused = countRefusal(e.Refused, r)
+	}
+	return outcome{changed: true}
+}
+
+// countRefusal adds r to rs: to the entry of its method and path, or as a
+// new one (bound keeps the first maxRefused).
+func countRefusal(rs []refusal, r refusal) []refusal {
+	for i := range rs {
+		if c := &rs[i]; c.Method == r.Method && c.Path == r.Path {
+			c.Count += r.Count
+			c.First, c.Last = minTime(c.First, r.First), maxTime(c.Last, r.Last)
+			return rs
 		}
 	}
-	e.Refused = append(e.Refused, refusal{Method: in.method, Path: in.path, Count: 1, First: in.at, Last: in.at})
-	return true
+	if len(rs) >= maxRefused {
+		return rs
+	}
+	return append(rs, r)
 }
 
 func minTime(a, b time.Time) time.Time {

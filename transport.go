@@ -379,11 +379,11 @@ func (t *Transport) roundTrip(req *http.Request, base http.RoundTripper) (*http.
 	watched := t.watches(req)
 	if watched && t.latch.n.Load() > 0 {
 		if token := bearer(req.Header); token != "" {
-			if ok, recheck := t.latch.latched(token, t.recheckEvery()); ok {
+			if ok, recheck := t.latch.latched(token, t.recheckEvery(), req.Method, req.URL.Path); ok {
 				if req.Body != nil {
 					req.Body.Close()
 				}
-				if recheck != "" {
+				if recheck != nil {
 					t.recheck(req.Context(), recheck)
 				}
 				t.count(req.Context(), "finchreauth.latched", "")
@@ -483,9 +483,11 @@ func closeIdle(rt http.RoundTripper) {
 
 // Flush waits until the work the Transport runs in the background is done
 // (the detections queued so far and their handlings, notifications,
-// announcements), or ctx is done, and returns ctx's error then. A caller
-// that got Finch's 401 never waits for its handling: a test calls Flush
-// before it looks at what the handling did.
+// announcements), or ctx is done, and returns ctx's error then; and it
+// writes to the records the requests the latch answered that are not in
+// them yet (see Status.Refused). A caller that got Finch's 401 never waits
+// for its handling: a test calls Flush before it looks at what the handling
+// did.
 func (t *Transport) Flush(ctx context.Context) error {
 	t.init()
 	for wait := 100 * time.Microsecond; t.inFlight.Load() > 0; wait = min(2*wait, 10*time.Millisecond) {
@@ -493,20 +495,36 @@ func (t *Transport) Flush(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	return nil
+	for _, c := range t.latch.pending() {
+		t.lookAgain(ctx, c)
+	}
+	return ctx.Err()
 }
 
 // recheck looks at the connection's record, off the caller's path, and
 // releases the latch of its tokens if its episode ended (on any replica).
-func (t *Transport) recheck(ctx context.Context, conn string) {
+func (t *Transport) recheck(ctx context.Context, c *latchConn) {
 	t.goDetached(ctx, func(ctx context.Context) {
-		t.group.Do("recheck:"+conn, func() (any, error) {
-			if _, l, err := t.load(ctx, conn); err == nil && l.Episode == nil {
-				t.latch.forget(conn)
-			}
+		t.group.Do("recheck:"+c.id, func() (any, error) {
+			t.lookAgain(ctx, c)
 			return nil, nil
 		})
 	})
+}
+
+// lookAgain reads the record of c's connection, counting in it the requests
+// the latch answered, and forgets c's tokens if the connection works.
+func (t *Transport) lookAgain(ctx context.Context, c *latchConn) {
+	var l life
+	var err error
+	if a := c.take(); len(a) > 0 {
+		l, _, err = t.apply(ctx, c.id, answered{refused: a})
+	} else {
+		_, l, err = t.load(ctx, c.id)
+	}
+	if err == nil && l.Episode == nil {
+		t.latch.forget(c.id)
+	}
 }
 
 // Close is Shutdown with the deadline a callback's exchange and save have
