@@ -182,7 +182,7 @@ func TestHostileArguments(t *testing.T) {
 		{[]string{"status", "-store", "sqlite:/nonexistent/\x1b[2J.db"}, 1, `/nonexistent/\x1b[2J.db`},
 	} {
 		var out, errOut bytes.Buffer
-		code := run(t.Context(), c.args, noEnv, &out, &errOut, fixedNow)
+		code := run(t.Context(), c.args, noEnv, nil, &out, &errOut, fixedNow)
 		all := out.String() + errOut.String()
 		checkTerminalSafe(t, "the output", all)
 		if code != c.code || !strings.Contains(all, c.says) || len(all) > 4096 {
@@ -295,7 +295,7 @@ func TestResealCommand(t *testing.T) {
 	env := map[string]string{envKeys: "2:" + b64(key2) + ", 1:" + b64(key1)}
 	cmd := func(args ...string) (int, string, string) {
 		var out, errOut bytes.Buffer
-		code := run(t.Context(), append(args, "-store", "sqlite:"+path), func(k string) string { return env[k] }, &out, &errOut, fixedNow)
+		code := run(t.Context(), append(args, "-store", "sqlite:"+path), func(k string) string { return env[k] }, nil, &out, &errOut, fixedNow)
 		noSecrets(t, out.String()+errOut.String(), tokens)
 		for _, k := range []tokenseal.Key{key1, key2} {
 			if strings.Contains(out.String()+errOut.String(), b64(k)) {

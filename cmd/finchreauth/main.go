@@ -72,7 +72,7 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, time.Now)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr, time.Now)
 	stop()
 	os.Exit(code)
 }
@@ -86,9 +86,10 @@ Run "finchreauth COMMAND -h" for the flags of a command.
 `
 
 // run runs the command line args (without the program's name), with getenv
-// as the environment and now as the clock, and returns the exit status.
-// Whatever it prints goes through terminalSafe.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, now func() time.Time) int {
+// as the environment, stdin as the standard input (import reads it) and
+// now as the clock, and returns the exit status. Whatever it prints goes
+// through terminalSafe.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer, now func() time.Time) int {
 	stdout, stderr = terminalSafe{stdout}, terminalSafe{stderr}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)

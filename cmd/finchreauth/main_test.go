@@ -199,7 +199,7 @@ func noEnv(string) string { return "" }
 func runStatus(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = run(t.Context(), append([]string{"status"}, args...), noEnv, &out, &errOut, fixedNow)
+	code = run(t.Context(), append([]string{"status"}, args...), noEnv, nil, &out, &errOut, fixedNow)
 	return code, out.String(), errOut.String()
 }
 
@@ -397,7 +397,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"status", "-store", "sqlite:"}, 1, "needs a file path"},
 	} {
 		var out, errOut bytes.Buffer
-		code := run(t.Context(), c.args, noEnv, &out, &errOut, fixedNow)
+		code := run(t.Context(), c.args, noEnv, nil, &out, &errOut, fixedNow)
 		if code != c.code || !strings.Contains(out.String()+errOut.String(), c.says) {
 			t.Errorf("%q: exit %d, output %q; want %d and %q", c.args, code, out.String()+errOut.String(), c.code, c.says)
 		}
