@@ -80,6 +80,8 @@ func main() {
 const usage = `usage: finchreauth status -store STORE [-table NAME] [-prefix PREFIX] [-sealed] [-limit N] [-after CURSOR]
        finchreauth reseal -store STORE [-table NAME] [-prefix PREFIX]
        finchreauth verify -store STORE [-table NAME] [-prefix PREFIX]
+       finchreauth import -store STORE [-table NAME] [-prefix PREFIX] [-sealed] [-file PATH] [-format csv|jsonl]
+                          [-check [-api URL]] [-dry-run] [-concurrency N]
 
 STORE is postgres://..., sqlite:PATH or redis://HOST:PORT/DB.
 Run "finchreauth COMMAND -h" for the flags of a command.
@@ -100,6 +102,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return status(ctx, args[1:], stdout, stderr, now)
 	case "reseal", "verify":
 		return reseal(ctx, args[0], args[1:], getenv, stdout, stderr)
+	case "import":
+		return importTokens(ctx, args[1:], getenv, stdin, stdout, stderr, now)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
