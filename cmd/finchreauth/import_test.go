@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -348,6 +350,84 @@ func TestImportSealing(t *testing.T) {
 	sealed.tokensIn(t, map[string]string{"conn-fresh": fresh, "conn-held": held})
 	if n, _, err := sealed.store.(*sqlstore.Store).Verify(t.Context()); err != nil || n != 0 {
 		t.Errorf("%d tokens are not sealed under the current key (%v)", n, err)
+	}
+}
+
+// TestImportHandBack: a save that ends an open episode owes OnReconnected;
+// the import leaves it to the application, whose Remind calls it once.
+func TestImportHandBack(t *testing.T) {
+	tg := sqliteTarget(t, false)
+	clk := &clock{t: t0}
+	fake := finchtest.NewServer()
+	defer fake.Close()
+	fake.SetClock(clk.now)
+	notified := make(chan string, 4)
+	reconnected := make(chan finchreauth.Reconnection, 4)
+	app := &finchreauth.Transport{Base: fake.Client().Transport, APIBaseURL: fake.URL, Store: tg.store, Now: clk.now,
+		Notifier: finchreauth.NotifierFunc(func(_ context.Context, e finchreauth.Event) error {
+			notified <- e.Connection.ConnectionID
+			return nil
+		}),
+		OnReconnected: func(_ context.Context, r finchreauth.Reconnection) { reconnected <- r },
+		ErrorHandler:  func(_ context.Context, err error) { t.Error(err) },
+	}
+	defer app.Close()
+	old := fake.AddConnection(finchtest.Connection{ID: "conn-x"})
+	if err := app.SaveToken(t.Context(), "conn-x", finchreauth.Token(old)); err != nil {
+		t.Fatal(err)
+	}
+	fake.Break("conn-x")
+	refused(t, app, fake.URL, old)
+	<-notified
+	app.Flush(t.Context())
+
+	// The employer reconnected elsewhere; the application has the token.
+	clk.set(t0.Add(time.Hour))
+	tok := reconnect(t, fake, "conn-x")
+	code, out, errOut := tg.imp(t, clk.now, []string{old, tok}, "connection_id,access_token\nconn-x,"+tok+"\n", "-check", "-api", fake.URL)
+	if code != 0 || !strings.HasSuffix(out, "imported 1, unchanged 0, skipped 0, refused 0, failed 0.\n") ||
+		errOut != "finchreauth: 1 call the saves owe the application (OnReconnected, or a customer's notification) is left to its Transport, whose Remind or Run makes it\n" {
+		t.Errorf("exit %d\n%s%s", code, out, errOut)
+	}
+	if st, err := app.Status(t.Context(), "conn-x"); err != nil || st.NeedsReauth {
+		t.Errorf("after the import, the episode is open: %+v, %v", st, err)
+	}
+	if len(reconnected) != 0 {
+		t.Fatal("OnReconnected was called before the application's Remind")
+	}
+	clk.set(t0.Add(time.Hour + handBackAfter))
+	if err := app.Remind(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	app.Flush(t.Context())
+	select {
+	case r := <-reconnected:
+		if r.ConnectionID != "conn-x" || string(r.Token) != tok {
+			t.Errorf("OnReconnected got %s, %s", r.ConnectionID, r.Token)
+		}
+	default:
+		t.Fatal("the application's Remind did not call OnReconnected")
+	}
+	app.Remind(t.Context())
+	app.Flush(t.Context())
+	if len(reconnected) != 0 || len(notified) != 0 {
+		t.Error("OnReconnected or the Notifier was called again")
+	}
+}
+
+// refused makes a call with tok through app, which Finch refuses.
+func refused(t *testing.T, app *finchreauth.Transport, api, tok string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, api+"/employer/company", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := app.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("Finch answered %d; want 401", resp.StatusCode)
 	}
 }
 

@@ -36,21 +36,48 @@ type result struct {
 	why  string
 }
 
+// handBackAfter is when what an import's save owes the application (see
+// newImporter) is due again, for the application's Remind.
+const handBackAfter = time.Second
+
+// errHandBack is how the import's hooks fail: what a save owes the
+// application stays owed in the Store.
+var errHandBack = errors.New("finchreauth: import: left to the application's Transport, whose Remind carries it out")
+
 // importer decides and carries out what the import does with each entry,
 // through a Transport.
 type importer struct {
 	tr   *finchreauth.Transport
 	opts *importOptions
 
-	mu   sync.Mutex
-	said map[string]error // the last failure asking Finch about a connection's token
+	mu         sync.Mutex
+	handedBack int              // owed work left to the application
+	said       map[string]error // the last failure asking Finch about a connection's token
 }
 
 // newImporter returns an importer that saves into s. Without -check its
 // Transport sends nothing to Finch; with it, it asks Finch at -api.
+//
+// A save may end a re-authentication episode (OnReconnected is then owed)
+// or, through the check it owes, open one (a notification is owed). That
+// is the application's to carry out, with its own hooks: the import's
+// Notifier fails and its OnReconnected and OnDisconnected panic (the way a
+// hook that returns nothing fails), so that what is owed is recorded as
+// failed, stays owed and is due again after handBackAfter, for the
+// application's Remind. Without a Notifier, an episode opened here would
+// owe no notification at all.
 func newImporter(s store, o *importOptions, now func() time.Time) *importer {
 	im := &importer{opts: o}
-	im.tr = &finchreauth.Transport{Store: s, Now: now, ErrorHandler: im.heard}
+	handBack := func(context.Context, finchreauth.Reconnection) { panic(errHandBack) }
+	im.tr = &finchreauth.Transport{
+		Store:          s,
+		Now:            now,
+		RetryInterval:  handBackAfter,
+		Notifier:       finchreauth.NotifierFunc(func(context.Context, finchreauth.Event) error { return errHandBack }),
+		OnReconnected:  handBack,
+		OnDisconnected: handBack,
+		ErrorHandler:   im.heard,
+	}
 	if o.check {
 		im.tr.APIBaseURL = o.api
 	} else {
@@ -69,20 +96,25 @@ func (offline) RoundTrip(req *http.Request) (*http.Response, error) {
 	return nil, errors.New("finchreauth: import asks Finch only with -check")
 }
 
-// heard takes what the Transport reports: it keeps why Finch could not be
-// asked about a connection's token, to say why its line failed. The rest
-// comes back from the calls as well.
+// heard takes what the Transport reports: it counts the work handed back,
+// and keeps why Finch could not be asked about a connection's token, to
+// say why its line failed. The rest comes back from the calls as well.
 func (im *importer) heard(_ context.Context, err error) {
 	var he *finchreauth.HookError
-	if !errors.As(err, &he) || (he.Hook != "introspect" && he.Hook != "probe") {
+	if !errors.As(err, &he) {
 		return
 	}
 	im.mu.Lock()
 	defer im.mu.Unlock()
-	if im.said == nil {
-		im.said = map[string]error{}
+	switch {
+	case he.Panic == errHandBack || errors.Is(he.Err, errHandBack):
+		im.handedBack++
+	case he.Hook == "introspect" || he.Hook == "probe":
+		if im.said == nil {
+			im.said = map[string]error{}
+		}
+		im.said[he.ConnectionID] = he.Err
 	}
-	im.said[he.ConnectionID] = he.Err
 }
 
 // run decides every entry: it reads what the Store holds for each
@@ -251,6 +283,13 @@ func (im *importer) report(es []*entry, name string, stdout, stderr io.Writer) i
 			who = " (connection \"" + shown(e.id, maxShown) + "\")"
 		}
 		fmt.Fprintf(stderr, "finchreauth: line %d%s: %s: %s\n", e.line, who, kindNames[e.res.kind], shown(e.res.why, maxError))
+	}
+	im.mu.Lock()
+	back := im.handedBack
+	im.mu.Unlock()
+	if back > 0 {
+		fmt.Fprintf(stderr, "finchreauth: %d %s the saves owe the application (OnReconnected, or a customer's notification) %s left to its Transport, whose Remind or Run makes %s\n",
+			back, plural(back, "call", "calls"), plural(back, "is", "are"), plural(back, "it", "them"))
 	}
 	if im.opts.dryRun {
 		middle := fmt.Sprintf("would skip %d", n[lineSkipped])
