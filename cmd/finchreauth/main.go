@@ -1,12 +1,15 @@
 // Command finchreauth is the operator's view of a finchreauth Store: which
-// connections need their employer to re-authenticate with Finch, and the
-// rotation of the key that seals the tokens.
+// connections need their employer to re-authenticate with Finch, the
+// rotation of the key that seals the tokens, and the import of the tokens
+// an application held before it adopted the library.
 //
 //	finchreauth status -store postgres://user@db.internal:5432/app
 //	finchreauth status -store sqlite:/var/lib/app/finch.db
 //	finchreauth status -store redis://cache.internal:6379/0 -prefix app1:
 //	FINCHREAUTH_SEAL_KEYS=2:...,1:... finchreauth reseal -store postgres://...
 //	FINCHREAUTH_SEAL_KEYS=2:... finchreauth verify -store postgres://...
+//	finchreauth import -store postgres://... < tokens.csv
+//	FINCHREAUTH_SEAL_KEYS=2:... finchreauth import -store postgres://... -sealed -format jsonl -file tokens.jsonl
 //
 // status prints every connection with an open re-authentication episode,
 // oldest first, as a table: the connection id, the customer, the provider,
@@ -50,15 +53,68 @@
 // both then count the tokens still not sealed under it, and name the first.
 // Zero means the other keys can be dropped.
 //
+// import saves the access token an application holds for each of its
+// connections into the Store, through a finchreauth.Transport's SaveToken
+// (so that the Transport knows each token, and whose it is). It reads them
+// from -file or stdin, never from the command line: CSV under the header
+// line connection_id,access_token (the columns in either order), or
+// (-format jsonl) JSON lines {"connection_id": "...", "access_token": "..."};
+// one connection a line, blank lines skipped. Each line ends as
+//
+//   - imported: the token was saved;
+//   - unchanged: the Store holds that token for the connection already, so
+//     that a second run of the same input imports nothing;
+//   - skipped: the Store holds another token for the connection, and
+//     without -check it is left as it is: which one works is Finch's to say;
+//   - refused: the line is not a pair (it is never shown: it may hold a
+//     token), its connection id is one a Transport refuses (empty, over 256
+//     bytes, not UTF-8, a NUL byte), its token is empty or holds a space, a
+//     control or a byte that is not ASCII, the input gives its connection
+//     different tokens on several lines (each of them is refused: the input
+//     does not say which is current; a line that repeats another ends as
+//     that one does), or Finch refuses its token (-check);
+//   - failed: the Store, or Finch, could not be asked; run the import again.
+//
+// With -check, where the Store holds another token, SaveToken asks Finch
+// (at -api, by default https://api.tryfinch.com: /introspect and a data
+// call, made with the token itself) and keeps the token Finch accepts. A
+// connection the Store does not know gets its token without Finch being
+// asked, as SaveToken saves it; without -check, the command never calls
+// Finch. -dry-run reads the input and the Store, says what a run would do,
+// and writes nothing. -concurrency bounds the connections read or saved at
+// once (default 8).
+//
+// -sealed says that the application's Store has a Sealer: the tokens are
+// sealed with the keys of FINCHREAUTH_SEAL_KEYS, as reseal takes them;
+// without -sealed, that variable must be unset. If a token the Store holds
+// shows that it seals them and -sealed is not set, nothing is written: in
+// plaintext, the application's Store could not read the tokens until its
+// Migrate sealed them.
+//
+// A save may end a connection's re-authentication episode, and the check
+// it owes may open one: the OnReconnected call or the customer's
+// notification that follows is the application's to make, with its hooks.
+// The import leaves it owed in the Store, due a second later, for the
+// application's Remind or Run, and says how many it left.
+//
+// import prints on stderr a line for each line of the input that was not
+// imported or unchanged: its number, its connection and why, tokens by
+// fingerprint only; then on stdout the counts, naming the Store ("Into
+// postgres://... (table finchreauth): imported 3, unchanged 0, skipped 1,
+// refused 0, failed 0."). Its exit status is 0 when every line was (in a
+// dry run: would be) imported or unchanged, and 1 otherwise, or when the
+// input could not be read (without its CSV header, nothing is imported).
+//
 // Whatever the command prints of a connection id, a customer's name or an
 // error is escaped (control, bidi and other non-printing characters, as Go
 // writes them: \x1b, \u202e) and cut short: nothing it prints is interpreted
 // by a terminal.
 //
 // The exit status is 0 when the command did its work; 1 when the Store
-// could not be read, when some of its records could not be (status), or
-// when tokens are left that are not sealed under the current key (reseal,
-// verify); and 2 for a usage error.
+// could not be read, when some of its records could not be (status), when
+// tokens are left that are not sealed under the current key (reseal,
+// verify), or when some lines were not imported (import); and 2 for a usage
+// error.
 package main
 
 import (
