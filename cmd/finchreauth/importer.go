@@ -58,11 +58,12 @@ type importer struct {
 // newImporter returns an importer that saves into s. Without -check its
 // Transport sends nothing to Finch; with it, it asks Finch at -api.
 //
-// A save may end a re-authentication episode (OnReconnected is then owed)
-// or, through the check it owes, open one (a notification is owed). That
-// is the application's to carry out, with its own hooks: the import's
-// Notifier fails and its OnReconnected and OnDisconnected panic (the way a
-// hook that returns nothing fails), so that what is owed is recorded as
+// A save may end a re-authentication episode (OnReconnected is then owed,
+// and a resync whose end OnDataSynced is told) or, through the check it
+// owes, open one (a notification is owed). That is the application's to
+// carry out, with its own hooks: the import's Notifier fails and its
+// OnReconnected, OnDisconnected and OnDataSynced panic (the way a hook that
+// returns nothing fails), so that what is owed is recorded as
 // failed, stays owed and is due again after handBackAfter, for the
 // application's Remind. Without a Notifier, an episode opened here would
 // owe no notification at all.
@@ -76,6 +77,7 @@ func newImporter(s store, o *importOptions, now func() time.Time) *importer {
 		Notifier:       finchreauth.NotifierFunc(func(context.Context, finchreauth.Event) error { return errHandBack }),
 		OnReconnected:  handBack,
 		OnDisconnected: handBack,
+		OnDataSynced:   handBack,
 		ErrorHandler:   im.heard,
 	}
 	if o.check {
