@@ -87,7 +87,11 @@ const (
 // one) is exchanged only while some connection has an open episode, at most
 // 10 failed exchanges a minute, and its token is saved only if its
 // connection has an open episode with a link this Transport made.
+//
+// It panics if the Transport has no Connect or Validate refuses it: a
+// misconfigured callback is refused when the application starts.
 func (t *Transport) CallbackHandler() http.Handler {
+	t.mustConnect("CallbackHandler", false)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.init()
 		noStore(w)
@@ -464,15 +468,20 @@ func (b *statelessBudget) refund() {
 	b.used = max(b.used-1, 0)
 }
 
-// sanitize makes text from outside (Connect's error parameter, an error's
-// message) safe for a log line: at most 64 runes of valid UTF-8, control
+// sanitize makes text from outside (Connect's error parameter, a webhook's
+// id) safe for a log line: at most 64 runes of valid UTF-8, control
 // characters (CR and LF included) replaced by spaces.
-func sanitize(s string) string {
+func sanitize(s string) string { return terminalSafe(s, maxConnectErrorLn) }
+
+// terminalSafe is s as valid UTF-8 with control characters (CR and LF
+// included, and the line and paragraph separators) replaced by spaces, cut
+// to at most limit runes.
+func terminalSafe(s string, limit int) string {
 	s = strings.ToValidUTF8(s, "\uFFFD")
 	var b strings.Builder
 	n := 0
 	for _, r := range s {
-		if n == maxConnectErrorLn {
+		if n == limit {
 			b.WriteString("...")
 			break
 		}

@@ -296,25 +296,59 @@ func TestFinchCallsRetry(t *testing.T) {
 	})
 }
 
-func TestCallbackMisconfigured(t *testing.T) {
-	for name, c := range map[string]*finchreauth.Connect{
-		"no Connect":   nil,
-		"no StateKeys": {ClientID: "c", ClientSecret: "s", SuccessURL: "https://app.example/ok"},
+// TestMisconfiguredAtStart (issue 18 #6): a Transport that cannot work is
+// refused when the application starts: Run returns Validate's error at
+// once, and the handlers' constructors panic, as http.ServeMux does on a
+// bad pattern. Before, the callback answered "misconfigured" to the
+// employer who came back from Connect, a Transport whose Connect was
+// invalid opened episodes whose notifications never went out, and a
+// webhook handler without a usable secret answered 500 to every delivery,
+// so that Finch retried for hours.
+func TestMisconfiguredAtStart(t *testing.T) {
+	valid := func() *finchreauth.Connect {
+		return &finchreauth.Connect{ClientID: "c", ClientSecret: "s", StateKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")}}
+	}
+	for name, tr := range map[string]*finchreauth.Transport{
+		"no Connect":           {},
+		"Connect no StateKeys": {Connect: &finchreauth.Connect{ClientID: "c", ClientSecret: "s", SuccessURL: "https://app.example/ok"}},
+		"bad APIBaseURL":       {Connect: valid(), APIBaseURL: "api.tryfinch.com"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			tr := &finchreauth.Transport{Connect: c}
-			rec := httptest.NewRecorder()
-			tr.CallbackHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/cb?code=x&state=y", nil))
-			if c == nil {
-				assert.Equal(t, http.StatusBadRequest, rec.Code)
-				assert.Contains(t, rec.Body.String(), "misconfigured")
-				return
+			assert.Panics(t, func() { tr.CallbackHandler() })
+			assert.Panics(t, func() { tr.StartHandler(func(*http.Request) (string, error) { return "c", nil }) })
+			if tr.Connect != nil {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				err := tr.Run(ctx) // returns at once
+				require.Error(t, err)
+				assert.Equal(t, tr.Validate(), err)
 			}
-			assert.Equal(t, http.StatusSeeOther, rec.Code)
-			assert.Equal(t, "misconfigured", query(t, rec.Header().Get("Location")).Get("reason"))
-			assert.NotContains(t, rec.Header().Get("Location"), "code=x")
 		})
 	}
+	t.Run("valid", func(t *testing.T) {
+		tr := &finchreauth.Transport{Connect: valid()}
+		require.NoError(t, tr.Validate())
+		assert.NotPanics(t, func() { tr.CallbackHandler() })
+		links := &finchreauth.Transport{Links: finchreauth.LinkBuilderFunc(func(context.Context, finchreauth.Event) (string, error) { return "https://x", nil })}
+		assert.NotPanics(t, func() { links.StartHandler(func(*http.Request) (string, error) { return "c", nil }) }, "a LinkBuilder makes the links")
+	})
+	t.Run("webhook secrets", func(t *testing.T) {
+		tr := &finchreauth.Transport{}
+		assert.PanicsWithValue(t, "finchreauth: WebhookHandler has no secret", func() { tr.WebhookHandler() })
+		assert.PanicsWithValue(t, "finchreauth: a webhook secret is not base64", func() { tr.WebhookHandler("not base64!") })
+		assert.PanicsWithValue(t, "finchreauth: a webhook secret is empty", func() { tr.WebhookHandler("") })
+	})
+	t.Run("the panic names no secret", func(t *testing.T) {
+		c := valid()
+		c.StateKeys = [][]byte{[]byte("short-SECRET")}
+		tr := &finchreauth.Transport{Connect: c}
+		defer func() {
+			v := fmt.Sprint(recover())
+			assert.NotContains(t, v, "SECRET")
+			assert.Contains(t, v, "CallbackHandler")
+		}()
+		tr.CallbackHandler()
+	})
 }
 
 // TestReconnectHookPanicIsContained: the token is saved and the employer

@@ -514,3 +514,33 @@ func TestMetrics(t *testing.T) {
 	}, m.counts)
 	assert.Equal(t, []float64{3600}, m.observed, "time to reconnect, in seconds")
 }
+
+// TestLoggerKeepsTheCause (issue 18 #6): a failure's log line carries the
+// whole error, cause included, made safe for a terminal; it was cut to 64
+// characters, which lost the cause behind the library's own words.
+func TestLoggerKeepsTheCause(t *testing.T) {
+	var logs bytes.Buffer
+	logw := lockedWriter{b: &logs, mu: new(sync.Mutex)}
+	cause := "pq: could not serialize access due to read/write dependencies among transactions\x1b[31m"
+	ff := newFakeFinch()
+	ff.add("tok-1", "conn_1")
+	ff.setBroken("tok-1", true)
+	store := lookupFails{Store: new(finchreauth.MemoryStore), err: errors.New(cause)}
+	tr := &finchreauth.Transport{Store: store, Base: ff, Logger: slog.New(slog.NewTextHandler(logw, nil))}
+	defer tr.Close()
+	resp, err := tr.RoundTrip(newRequest(t, "GET", api+"/employer/directory", "tok-1", nil))
+	require.NoError(t, err)
+	readAll(t, resp)
+	waitIdle(t, tr)
+	out := logs.String()
+	assert.Contains(t, out, "pq: could not serialize access due to read/write dependencies among transactions", "the cause, whole")
+	assert.NotContains(t, out, "\x1b", "nothing a terminal would interpret")
+}
+
+// lookupFails is a Store whose Lookup fails with err.
+type lookupFails struct {
+	finchreauth.Store
+	err error
+}
+
+func (s lookupFails) Lookup(context.Context, string) (string, error) { return "", s.err }

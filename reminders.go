@@ -31,8 +31,13 @@ func (t *Transport) Remind(ctx context.Context) error {
 }
 
 // Run calls Remind every minute (or every RetryInterval, if shorter) until
-// ctx is done, and returns ctx's error. Failures reach the ErrorHandler.
+// ctx is done, and returns ctx's error. Failures reach the ErrorHandler. A
+// Transport that Validate refuses is refused here at once: Run returns the
+// error before doing anything.
 func (t *Transport) Run(ctx context.Context) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
 	tick := time.NewTicker(min(time.Minute, t.retryInterval()))
 	defer tick.Stop()
 	for {

@@ -7,10 +7,15 @@ import (
 	"github.com/finchkit/finchreauth/internal/hook"
 )
 
+// maxLoggedError bounds an error's message in a log line: whole, cause
+// included (the library's errors are far shorter), but never a megabyte a
+// Store put in its error.
+const maxLoggedError = 4096
+
 // report sends err to the ErrorHandler (under its own Timeout, whatever
 // ctx's state: Close may be what failed the work) and the Logger.
 func (t *Transport) report(ctx context.Context, err error) {
-	t.log(ctx, slog.LevelWarn, "finchreauth: failure", "error", sanitize(err.Error()))
+	t.log(ctx, slog.LevelWarn, "finchreauth: failure", "error", terminalSafe(err.Error(), maxLoggedError))
 	if t.ErrorHandler == nil {
 		return
 	}
@@ -18,7 +23,7 @@ func (t *Transport) report(ctx context.Context, err error) {
 		t.ErrorHandler(ctx, err)
 		return nil
 	}); herr != nil {
-		t.log(ctx, slog.LevelError, "finchreauth: ErrorHandler failed", "error", sanitize(herr.Error()))
+		t.log(ctx, slog.LevelError, "finchreauth: ErrorHandler failed", "error", terminalSafe(herr.Error(), maxLoggedError))
 	}
 }
 

@@ -249,18 +249,51 @@ func (t *Transport) init() {
 		}
 		t.limit = finchapi.NewLimiter(n)
 		t.pol = t.policy()
-		raw := strings.TrimSuffix(t.APIBaseURL, "/")
-		if raw == "" {
-			raw = defaultAPIBaseURL
-		}
-		if u, err := url.Parse(raw); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.RawQuery == "" {
-			t.api = u
-		} else {
-			t.apiErr = errors.New("finchreauth: Transport.APIBaseURL is not an absolute http(s) URL")
-		}
+		t.api, t.apiErr = t.apiURL()
 		t.stop, t.cancel = context.WithCancel(context.Background())
 		t.spend, t.cancelSpend = context.WithCancel(context.Background())
 	})
+}
+
+// apiURL is APIBaseURL, parsed.
+func (t *Transport) apiURL() (*url.URL, error) {
+	raw := strings.TrimSuffix(t.APIBaseURL, "/")
+	if raw == "" {
+		raw = defaultAPIBaseURL
+	}
+	if u, err := url.Parse(raw); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.RawQuery == "" {
+		return u, nil
+	}
+	return nil, errors.New("finchreauth: Transport.APIBaseURL is not an absolute http(s) URL")
+}
+
+// Validate reports what in the Transport's configuration cannot work:
+// APIBaseURL, and Connect (see Connect.Validate) when it is set. So that a
+// misconfigured Transport fails when the application starts, not when a
+// customer's connection breaks and nobody hears: Run returns this error at
+// once, and CallbackHandler, StartHandler and WebhookHandler panic when what
+// they need is missing or invalid, as http.ServeMux panics on a bad pattern.
+func (t *Transport) Validate() error {
+	var errs []error
+	if _, err := t.apiURL(); err != nil {
+		errs = append(errs, err)
+	}
+	if t.Connect != nil {
+		errs = append(errs, t.Connect.Validate())
+	}
+	return errors.Join(errs...)
+}
+
+// mustConnect panics, for a handler's constructor, unless the Transport is
+// valid and has a Connect (or, when links is true, a LinkBuilder instead).
+func (t *Transport) mustConnect(handler string, links bool) {
+	err := t.Validate()
+	if err == nil && t.Connect == nil && !(links && t.Links != nil) {
+		err = errNilConnect
+	}
+	if err != nil {
+		panic(fmt.Sprintf("%v (%s)", err, handler))
+	}
 }
 
 // policy is the configuration the state machine reads.

@@ -112,8 +112,11 @@ func (t *Transport) mintFor(ctx context.Context, conn string, l life) (string, e
 // dashboard"): a 303 to ReconnectURL. authorize decides from the request
 // (the application's session, a path value) which connection the user may
 // reconnect; an error, or a panic, answers 403. A link that cannot be made
-// answers 303 to Connect.FailureURL with reason=link_failed.
+// answers 303 to Connect.FailureURL with reason=link_failed. It panics if
+// the Transport has neither a valid Connect nor a LinkBuilder (Links), or
+// Validate refuses it.
 func (t *Transport) StartHandler(authorize func(*http.Request) (connectionID string, err error)) http.Handler {
+	t.mustConnect("StartHandler", true)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if conn, ok := t.authorized(w, r, authorize, startMethods...); ok {
 			t.ServeReconnect(w, r, conn)

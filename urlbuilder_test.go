@@ -228,9 +228,8 @@ func TestStartHandler(t *testing.T) {
 	assert.Equal(t, "link_failed", query(t, resp.Header.Get("Location")).Get("reason"))
 
 	t.Run("no authorize refuses all", func(t *testing.T) {
-		tr := &finchreauth.Transport{}
 		rec := httptest.NewRecorder()
-		tr.StartHandler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/start?connection_id=x", nil))
+		r.tr.StartHandler(nil).ServeHTTP(rec, httptest.NewRequest("GET", "/start?connection_id=x", nil))
 		assert.Equal(t, http.StatusForbidden, rec.Code)
 	})
 }

@@ -55,7 +55,9 @@ func (a *authMethod) UnmarshalJSON(b []byte) error {
 }
 
 // WebhookHandler returns the handler for Finch's webhooks, signed with any
-// of secrets (as Finch shows them: base64; several during a rotation).
+// of secrets (as Finch shows them: base64; several during a rotation). It
+// panics if there is no secret or one is not base64: refused when the
+// application starts, rather than answering 500 to every delivery.
 //
 // It verifies Finch-Signature (HMAC-SHA256 over "<Finch-Event-Id>.<Finch-
 // Timestamp>.<body>"; v1 signatures only, several per header, space-
@@ -83,7 +85,11 @@ func (t *Transport) WebhookHandler(secrets ...string) http.Handler {
 	var keyErr error
 	for _, s := range secrets {
 		k, err := base64.StdEncoding.DecodeString(s)
-		if err != nil || len(k) == 0 {
+		switch {
+		case s == "":
+			keyErr = errors.New("finchreauth: a webhook secret is empty")
+			continue
+		case err != nil || len(k) == 0:
 			keyErr = errors.New("finchreauth: a webhook secret is not base64")
 			continue
 		}
@@ -92,16 +98,16 @@ func (t *Transport) WebhookHandler(secrets ...string) http.Handler {
 	if len(keys) == 0 && keyErr == nil {
 		keyErr = errors.New("finchreauth: WebhookHandler has no secret")
 	}
+	if keyErr != nil {
+		// Refused now, when the application mounts it: a handler that
+		// answered 500 would have Finch retry every delivery for hours.
+		panic(keyErr.Error())
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t.init()
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", "POST")
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		if keyErr != nil {
-			t.report(r.Context(), keyErr)
-			http.Error(w, "misconfigured", http.StatusInternalServerError)
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxWebhookBody))
