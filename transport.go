@@ -205,6 +205,7 @@ type Transport struct {
 	stateless  statelessBudget // see reconnectStateless
 	tokens     tokenCache      // Client's tokens
 	lastError  errorMemo       // the last error body read
+	hinted     atomic.Bool     // see hintUnwatched
 	latchedLen string          // len(latchedBody), in decimal
 
 	unlisted finchapi.Unlisted // unlisted fields Finch refused (a session's state)
@@ -433,10 +434,31 @@ func (t *Transport) roundTrip(req *http.Request, base http.RoundTripper) (*http.
 		return nil, err
 	case resp == nil:
 		return nil, errNoResponse
-	case !watched || resp.StatusCode != http.StatusUnauthorized:
+	case resp.StatusCode != http.StatusUnauthorized:
+		return resp, nil
+	case !watched:
+		t.hintUnwatched(req, resp)
 		return resp, nil
 	}
 	return t.on401(req, resp, base), nil
+}
+
+// hintUnwatched reports, once, a re-authentication 401 from a host this
+// Transport does not watch: Finch's answer on another base URL (a
+// finchtest.Server's, a proxy's) that passes unnoticed until APIBaseURL
+// names it. Only the first such 401 is read; resp's body reads the same
+// bytes after it.
+func (t *Transport) hintUnwatched(req *http.Request, resp *http.Response) {
+	if t.hinted.Load() || t.api == nil || req.URL == nil || req.URL.Host == t.api.Host {
+		return // told already, or the watched host's own heal calls
+	}
+	e, body := peekAPIError(resp, nil)
+	resp.Body = body
+	if e.IsReauth() && t.hinted.CompareAndSwap(false, true) {
+		err := fmt.Errorf("finchreauth: Finch's reauthenticate_user came from %s, which this Transport does not watch (APIBaseURL is %s): set Transport.APIBaseURL to the API the application calls",
+			terminalSafe(req.URL.Scheme+"://"+req.URL.Host, 256), t.api.Scheme+"://"+t.api.Host)
+		t.goDetached(req.Context(), func(ctx context.Context) { t.report(ctx, err) }) // the caller does not wait
+	}
 }
 
 // watches reports whether req is a data call to the Finch API this

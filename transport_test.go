@@ -510,8 +510,9 @@ func TestOnlyFinchIsWatched(t *testing.T) {
 	ff := newFakeFinch()
 	ff.add("tok", "conn_1")
 	notes := &recorder{}
+	errs := &errorLog{}
 	store := new(finchreauth.MemoryStore)
-	tr := &finchreauth.Transport{Base: ff, Store: store, Notifier: notes}
+	tr := &finchreauth.Transport{Base: ff, Store: store, Notifier: notes, ErrorHandler: errs.handle}
 	defer tr.Close()
 	client := tr.WrapClient(evil.Client())
 	for range 3 {
@@ -527,6 +528,13 @@ func TestOnlyFinchIsWatched(t *testing.T) {
 	assert.Zero(t, notes.n.Load())
 	_, err := store.Get(context.Background(), "victim")
 	assert.ErrorIs(t, err, finchreauth.ErrNotFound)
+	// Issue 18 #6: with APIBaseURL left at Finch's (a test against
+	// finchtest that forgot it), the 401 passed unnoticed and nobody was
+	// told why. The application hears it once, with the host to set.
+	waitIdle(t, tr)
+	require.Len(t, errs.all(), 1, "one hint for three 401s")
+	assert.Contains(t, errs.all()[0].Error(), evil.URL+", which this Transport does not watch")
+	assert.Contains(t, errs.all()[0].Error(), "APIBaseURL")
 
 	t.Run("the same host on another scheme or path prefix", func(t *testing.T) {
 		tr := &finchreauth.Transport{Base: ff, APIBaseURL: "https://api.tryfinch.com/v1"}
