@@ -43,8 +43,11 @@ run passthrough . -bench '^BenchmarkPassThrough$' -benchtime=200ms
 run contention . -bench '^BenchmarkContention$' -benchtime=200ms
 # 3.: a latched token; one caller of a storm.
 run latched . -bench '^Benchmark(Latched|DetectionFollower)$' -benchtime=200ms
-# 4.: 10,000 callers, one broken token, a 50 ms Notifier: 3 storms a run.
-run storm . -bench '^BenchmarkDetectionStorm$' -benchtime=3x
+# 3b.: a detected call with a 5 s Notifier against the bare 401, paired.
+run detected . -bench '^BenchmarkDetectedCall$' -benchtime=20000x
+# 4.: 10,000 callers, one broken token, a 50 ms Notifier: 5 storms a run,
+# against the bare base and the hook floor.
+run storm . -bench '^BenchmarkDetectionStorm$' -benchtime=5x
 # 5.: 10,000 connections, 3 tokens each, break within a second.
 COUNT_SAVED=$count; count=3
 run mass . -bench '^BenchmarkMassBreakage$' -benchtime=1x
