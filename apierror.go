@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // maxPeek bounds how much of an error body is read to classify it. Finch's
@@ -35,6 +36,8 @@ type APIError struct {
 	Message    string // "message", meant for developers
 	RequestID  string // the Finch-Request-Id header: what Finch support asks for
 	Body       []byte // the first 64 KiB of the body, decompressed if it was gzip or deflate
+
+	retryAfter time.Duration // a 429's Retry-After, from the library's own calls
 }
 
 func (e *APIError) Error() string {

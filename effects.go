@@ -53,6 +53,8 @@ func (t *Transport) carry(ctx context.Context, conn string, l life, run []owed, 
 			l, more = t.followJob(ctx, conn, l, ow)
 		case owedSynced:
 			more = t.synced(ctx, conn, l, ow)
+		case owedSweep:
+			l, more = t.sweepCheck(ctx, conn, l, ow, c.base)
 		}
 		run = append(run, more...)
 	}
@@ -138,20 +140,27 @@ func (t *Transport) check(ctx context.Context, conn string, l life, ow owed, bas
 // answer, or its refusal of the token. ok is false when Finch could not be
 // asked or answered otherwise (an error, reported).
 func (t *Transport) reading(ctx context.Context, base http.RoundTripper, conn string, tok Token, basis int, holder string) (read, bool) {
+	in, err := t.readingErr(ctx, base, conn, tok, basis, holder, false)
+	return in, err == nil
+}
+
+// readingErr is reading, with the error that kept Finch's answer from being
+// taken in. The sweep's readings leave a 429 to the sweep (no retry here).
+func (t *Transport) readingErr(ctx context.Context, base http.RoundTripper, conn string, tok Token, basis int, holder string, paced bool) (read, error) {
 	fp := tok.Fingerprint()
-	c, err := t.introspect(ctx, base, string(tok), subject{conn: conn, fp: fp})
+	c, err := t.introspect(ctx, base, string(tok), subject{conn: conn, fp: fp, paced: paced})
 	var apiErr *APIError
 	switch {
 	case errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusUnauthorized:
-		return read{fp: fp, refused: true, at: t.now(), basis: basis, holder: holder}, true
+		return read{fp: fp, refused: true, at: t.now(), basis: basis, holder: holder}, nil
 	case err != nil:
-		return read{}, false
+		return read{}, err
 	case conn != "" && c.ConnectionID != conn:
-		t.report(ctx, &HookError{Hook: "introspect", ConnectionID: conn, TokenFingerprint: fp,
-			Err: errors.New("finchreauth: Finch says the token is another connection's: " + quoteID(c.ConnectionID))})
-		return read{}, false
+		err := errors.New("finchreauth: Finch says the token is another connection's: " + quoteID(c.ConnectionID))
+		t.report(ctx, &HookError{Hook: "introspect", ConnectionID: conn, TokenFingerprint: fp, Err: err})
+		return read{}, err
 	}
-	return read{fp: fp, conn: &c, at: t.now(), basis: basis, holder: holder}, true
+	return read{fp: fp, conn: &c, at: t.now(), basis: basis, holder: holder}, nil
 }
 
 // probe asks Finch whether a data call with tok works (finchapi's Probe):

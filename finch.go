@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/finchkit/finchreauth/internal/finchapi"
 )
@@ -31,7 +33,9 @@ func (t *Transport) introspect(ctx context.Context, base http.RoundTripper, toke
 		if t.apiErr != nil {
 			return Connection{}, t.apiErr
 		}
-		in, err := t.finch(ctx, base).Introspect(ctx, token)
+		c := t.finch(ctx, base)
+		c.NoRateLimitRetry = s.paced
+		in, err := c.Introspect(ctx, token)
 		if err != nil {
 			return Connection{}, apiErrorOf(err)
 		}
@@ -67,5 +71,21 @@ func apiErrorOf(err error) error {
 	}
 	e := &APIError{StatusCode: he.StatusCode, RequestID: he.Header.Get("Finch-Request-Id"), Body: he.Body}
 	e.parseBody(he.Body)
+	e.retryAfter = retryAfter(he.Header.Get("Retry-After"))
 	return e
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date; 0 when
+// absent or unreadable.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if at, err := http.ParseTime(v); err == nil {
+		return max(time.Until(at), 0)
+	}
+	return 0
 }

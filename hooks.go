@@ -208,7 +208,10 @@ func (r Reconnection) Downtime() time.Duration {
 }
 
 // subject names what a hook step concerns, for its HookError.
-type subject struct{ conn, fp string }
+type subject struct {
+	conn, fp string
+	paced    bool // the sweep's call: a 429 is the sweep's to wait out
+}
 
 // callHook runs one step of the Transport's work that calls out (a hook of
 // the application, a call to Finch) under Timeout in its own goroutine, so

@@ -213,6 +213,7 @@ type policy struct {
 	maxReminders int  // negative: none
 	notify       bool // a Notifier is set
 	resync       bool // a reconnect starts Finch's data_sync_all job
+	sweep        time.Duration // the health sweep's period; 0: none
 	skew         time.Duration
 	attempts     int // codes exchanged with one link state
 }

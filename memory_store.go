@@ -25,6 +25,7 @@ type MemoryStore struct {
 	index   map[string]string // fingerprint -> connection id
 	since   timeline          // the records whose Since is set
 	due     timeline          // the records whose Due is set
+	all     timeline          // every record, at the zero time: by connection id
 }
 
 var _ Store = (*MemoryStore)(nil)
@@ -79,7 +80,10 @@ func (s *MemoryStore) Put(ctx context.Context, rec Record) (int64, error) {
 	}
 	rec = rec.clone()
 	rec.Version++
-	old := s.records[rec.ConnectionID]
+	old, existed := s.records[rec.ConnectionID]
+	if !existed {
+		s.all.insert(place{id: rec.ConnectionID})
+	}
 	s.since.move(rec.ConnectionID, old.Since, rec.Since)
 	s.due.move(rec.ConnectionID, old.Due, rec.Due)
 	s.records[rec.ConnectionID] = rec
@@ -114,12 +118,15 @@ func (s *MemoryStore) List(ctx context.Context, q Query) ([]Record, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	line := &s.since
-	if !q.DueBy.IsZero() {
+	line, from := &s.since, place{q.AfterTime, q.AfterID}
+	switch {
+	case !q.DueBy.IsZero():
 		line = &s.due
+	case q.Every:
+		line, from = &s.all, place{id: q.AfterID}
 	}
 	out := make([]Record, 0, min(q.Limit, len(s.records)))
-	line.ascend(place{q.AfterTime, q.AfterID}, func(m place) bool {
+	line.ascend(from, func(m place) bool {
 		if !q.DueBy.IsZero() && m.at.After(q.DueBy) {
 			return false
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -31,14 +32,22 @@ func (t *Transport) Remind(ctx context.Context) error {
 }
 
 // Run calls Remind every minute (or every RetryInterval, if shorter) until
-// ctx is done, and returns ctx's error. Failures reach the ErrorHandler. A
-// Transport that Validate refuses is refused here at once: Run returns the
-// error before doing anything.
+// ctx is done, and returns ctx's error; with SweepEvery set, it also calls
+// Sweep, on its own (a sweep paced by Finch's limits never holds up a
+// reminder), every minute. Failures reach the ErrorHandler. A Transport
+// that Validate refuses is refused here at once: Run returns the error
+// before doing anything.
 func (t *Transport) Run(ctx context.Context) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
-	tick := time.NewTicker(min(time.Minute, t.retryInterval()))
+	every := min(time.Minute, t.retryInterval())
+	if t.SweepEvery > 0 {
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { t.sweepLoop(ctx, every) })
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		if err := t.Remind(ctx); err != nil && ctx.Err() == nil {
@@ -67,3 +76,15 @@ func (t *Transport) remind(ctx context.Context, conn string) {
 }
 
 var errAbandoned = errors.New("finchreauth: reconnect abandoned")
+
+// sweepLoop calls Sweep every period until ctx is done.
+func (t *Transport) sweepLoop(ctx context.Context, every time.Duration) {
+	for {
+		if err := t.Sweep(ctx); err != nil && ctx.Err() == nil {
+			t.report(ctx, err)
+		}
+		if !sleep(ctx, every) {
+			return
+		}
+	}
+}

@@ -71,6 +71,13 @@ type Status struct {
 	Resync      string    `json:"resync,omitempty"`
 	ResyncJobID string    `json:"resync_job_id,omitempty"`
 	DataFreshAt time.Time `json:"data_fresh_at,omitzero"`
+	// DataStale says DataFreshAt is older than Transport.StaleAfter: the
+	// connection may answer, but Finch has not synced its data for that
+	// long (a sync failing at the provider, which no 401 says).
+	DataStale bool `json:"data_stale,omitempty"`
+	// NextCheck is when the health sweep next asks Finch about the
+	// connection (see Transport.SweepEvery); zero if it does not.
+	NextCheck time.Time `json:"next_check,omitzero"`
 	// History is the connection's recent timeline, oldest first (at most
 	// 48 lines): detections, statuses heard, checks, notifications,
 	// links, the employer's returns from Connect, saves, ended episodes
@@ -125,6 +132,10 @@ func (t *Transport) statusOf(r Record, l life) Status {
 		if at, err := time.Parse(time.RFC3339, id.LastSuccessfulSync); err == nil && at.After(s.DataFreshAt) {
 			s.DataFreshAt = at
 		}
+	}
+	s.DataStale = !s.DataFreshAt.IsZero() && t.now().Sub(s.DataFreshAt) > orDefault(t.StaleAfter, defaultStaleAfter)
+	if ow := l.owedItem(owedSweep, ""); ow != nil {
+		s.NextCheck = ow.NotBefore
 	}
 	for _, h := range l.Lines {
 		s.History = append(s.History, HistoryEntry(h))

@@ -93,6 +93,11 @@ type Query struct {
 	// is set, ordered by Since. Ties are ordered by ConnectionID.
 	DueBy time.Time
 
+	// Every, if set (with DueBy zero), selects every record, ordered by
+	// ConnectionID: the health sweep's listing of the whole Store (see
+	// Transport.Sweep). AfterID continues it; AfterTime is ignored.
+	Every bool
+
 	// AfterTime and AfterID continue a listing: only records that sort
 	// after the pair (that time, that connection id) are returned. Pass
 	// the Due (or Since) and ConnectionID of the last record of the
@@ -106,6 +111,9 @@ type Query struct {
 
 // after reports whether r sorts after q's cursor in q's order.
 func (q Query) after(r Record) bool {
+	if q.Every {
+		return r.ConnectionID > q.AfterID
+	}
 	at := r.Since
 	if !q.DueBy.IsZero() {
 		at = r.Due
@@ -118,6 +126,9 @@ func (q Query) after(r Record) bool {
 
 // matches reports whether q selects r, cursor aside.
 func (q Query) matches(r Record) bool {
+	if q.Every && q.DueBy.IsZero() {
+		return true
+	}
 	if q.DueBy.IsZero() {
 		return !r.Since.IsZero()
 	}

@@ -59,6 +59,7 @@ type read struct {
 	basis     int
 	holder    string
 	detection *detected
+	sweep     bool // the sweep's periodic check
 }
 
 // claimed: a code came back to the callback with the state nonce, which
@@ -111,8 +112,12 @@ type done struct {
 	ok                    bool
 }
 
-// due: take every owed effect that is due and free (Remind).
-type due struct{ holder string }
+// due: take every owed effect that is due and free (Remind); with sweep,
+// only the sweep's check (Sweep).
+type due struct {
+	holder string
+	sweep  bool
+}
 
 func (detected) isInput()  {}
 func (heard) isInput()     {}
@@ -160,6 +165,7 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 			via = "detection"
 		}
 		o = l.onRead(in, now, p)
+		o.changed = l.swept(in.holder, now, p) || o.changed
 	case claimed:
 		o = l.onClaimed(in, now, p)
 	case unclaimed:
@@ -184,12 +190,15 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		o = l.onJobDone(in, now, p)
 	case answered:
 		o = l.onAnswered(in)
+	case sweepSeed:
+		o.changed = l.scheduleSweep(now, p)
 	}
 	if o.err == nil && !o.stale && o.changed {
 		if via != "" {
 			l.settle(&o, now, p, via, holder)
 		}
 		l.pushed(in, &o, now, p)
+		l.scheduleSweep(now, p)
 	}
 	if o.changed {
 		l.Clock = now
@@ -474,8 +483,13 @@ func (l *life) onRead(in read, now time.Time, p policy) outcome {
 		l.Token = in.token
 		l.addFingerprint(in.fp)
 	}
+	was := l.mark(levelConnection, "")
+	quiet := in.sweep && was != nil && was.Status == in.conn.Status && l.Episode == nil && says
 	l.apply(in.conn, in.at, "introspect")
 	switch {
+	case quiet:
+		// A sweep that finds the connection as it was adds no line to the
+		// timeline: a day's check of a healthy connection is not news.
 	case in.detection != nil:
 		l.Check = &verdict{FP: in.fp, At: in.detection.at, Via: "detection"} // Finch refused a call with it
 		l.note(now, "detected", in.detection.method+" "+in.detection.path)
@@ -768,6 +782,8 @@ func (l *life) onDone(in done, now time.Time, p policy) outcome {
 			next = now.Add(gap)
 		}
 		*ow = owed{Kind: owedNotify, Episode: e.ID, Reminder: ow.Reminder + 1, NotBefore: next}
+	case owedSweep:
+		*ow = owed{Kind: owedSweep, NotBefore: now.Add(p.sweep)}
 	default:
 		l.drop(ow.Kind, in.episode)
 	}
@@ -788,7 +804,7 @@ func (l *life) onDue(in due, now time.Time, p policy) outcome {
 	}
 	for i := range l.Owed {
 		ow := &l.Owed[i]
-		if ow.Kind == owedNotify && !p.notify || !l.free(ow, now) {
+		if ow.Kind == owedNotify && !p.notify || (ow.Kind == owedSweep) != in.sweep || !l.free(ow, now) {
 			continue
 		}
 		l.take(ow, in.holder, now, p)

@@ -135,6 +135,24 @@ type Transport struct {
 	SkipResync   bool
 	OnDataSynced func(ctx context.Context, r Reconnection)
 
+	// SweepEvery, if set, has every connection whose token the Store holds
+	// checked at /introspect once per SweepEvery (a day, say), each at its
+	// own time in the period, once across replicas, by Sweep (which Run
+	// calls every minute): a status that needs the employer, at any level,
+	// opens an episode and notifies the customer before any sync fails, and
+	// an episode repaired elsewhere ends. The checks are paced: at most
+	// SweepRate in any rolling minute in a process (default 30; Finch's
+	// limits are per application and endpoint over a rolling minute, so
+	// divide by the replicas that run Sweep), and a 429 pauses them for its
+	// Retry-After (a minute if none, at most 10). If zero, nothing is swept.
+	SweepEvery time.Duration
+	SweepRate  int
+
+	// StaleAfter is how old a connection's data may be (Finch's
+	// last_successful_sync, or the resync after a reconnect) before Status
+	// says DataStale. If zero, 48 hours: two of Finch's daily syncs missed.
+	StaleAfter time.Duration
+
 	// Reminders are when, after an episode began, the customer is
 	// reminded; after the last, every RemindEvery, MaxReminders in all.
 	// Reminders go out from Remind or Run. If nil: 24h, 72h and 168h; if
@@ -205,6 +223,7 @@ type Transport struct {
 	stateless  statelessBudget // see reconnectStateless
 	tokens     tokenCache      // Client's tokens
 	lastError  errorMemo       // the last error body read
+	sweeper    sweeper         // paces Sweep
 	hinted     atomic.Bool     // see hintUnwatched
 	latchedLen string          // len(latchedBody), in decimal
 
@@ -308,6 +327,7 @@ func (t *Transport) policy() policy {
 		maxReminders: t.MaxReminders,
 		notify:       t.Notifier != nil,
 		resync:       !t.SkipResync,
+		sweep:        max(t.SweepEvery, 0),
 		skew:         orderSkew,
 		attempts:     maxAttempts,
 	}

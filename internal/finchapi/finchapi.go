@@ -52,6 +52,10 @@ type Client struct {
 	// "cancelled".
 	Observe func(path, outcome string)
 
+	// NoRateLimitRetry leaves a 429 to the caller, who paces itself (the
+	// sweep), instead of retrying it here.
+	NoRateLimitRetry bool
+
 	// Unlisted, if not nil, remembers the fields Finch's API reference does
 	// not list that Finch refused, across the calls of every Client given
 	// it. If nil, each call sends them and falls back again.
@@ -137,7 +141,7 @@ func (c Client) do(ctx context.Context, method, path string, body []byte, header
 		RetryWaitMin: retryWaitMin,
 		RetryWaitMax: retryWaitMax,
 		RetryMax:     retryMax,
-		CheckRetry:   checkRetry(path),
+		CheckRetry:   checkRetry(path, c.NoRateLimitRetry),
 		Backoff:      Backoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
@@ -174,9 +178,9 @@ func (c Client) do(ctx context.Context, method, path string, body []byte, header
 // checkRetry is go-retryablehttp's default policy, but for the jobs API's
 // 429: that one is Finch's quota of forced refreshes (one an hour), with
 // retry_at in its body, an answer rather than a failure to retry.
-func checkRetry(path string) retryablehttp.CheckRetry {
+func checkRetry(path string, noRateLimitRetry bool) retryablehttp.CheckRetry {
 	return func(ctx context.Context, resp *http.Response, err error) (bool, error) {
-		if resp != nil && resp.StatusCode == http.StatusTooManyRequests && strings.HasPrefix(path, "/jobs/") {
+		if resp != nil && resp.StatusCode == http.StatusTooManyRequests && (noRateLimitRetry || strings.HasPrefix(path, "/jobs/")) {
 			return false, nil
 		}
 		return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
