@@ -24,6 +24,7 @@ type detection struct {
 	method, path, rid string
 	base              http.RoundTripper
 	ctx               context.Context // the caller's, for its values
+	suspect           bool            // repeated 500s, not a 401 (suspicion.go)
 }
 
 // on401 examines a 401 from Finch and returns it to the caller, its body
@@ -105,6 +106,10 @@ func (t *Transport) work() {
 func (t *Transport) handle(d detection) {
 	ctx, cancel := t.detach(d.ctx)
 	defer cancel()
+	if d.suspect {
+		t.handleSuspicion(ctx, d) // nothing is latched: the token may work
+		return
+	}
 	conn, ttl := t.handleDetection(ctx, d)
 	t.latch.add(d.token, conn, true, ttl, t.recheckEvery())
 }

@@ -44,6 +44,7 @@ func (t *Transport) carry(ctx context.Context, conn string, l life, run []owed, 
 			more = t.announce(ctx, conn, l, ow, c.details)
 		case owedVerify:
 			l, more = t.check(ctx, conn, l, ow, c.base)
+			c.fresh = true // a notification the check owes needs no second reading
 		case owedNotify:
 			l, more = t.notify(ctx, conn, l, ow, c)
 			c.fresh = false
@@ -55,6 +56,7 @@ func (t *Transport) carry(ctx context.Context, conn string, l life, run []owed, 
 			more = t.synced(ctx, conn, l, ow)
 		case owedSweep:
 			l, more = t.sweepCheck(ctx, conn, l, ow, c.base)
+			c.fresh = true
 		}
 		run = append(run, more...)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -111,13 +112,15 @@ func (t *Transport) Sweep(ctx context.Context) error {
 		if !l.sweepDue(t.now()) {
 			return true // due for something else: Remind's
 		}
-		if err := t.sweeper.wait(ctx, t.sweepRate()); err != nil {
+		done, err := t.sweeper.wait(ctx, t.sweepRate())
+		if err != nil {
 			return false
 		}
+		defer done()
 		holder := rand.Text()
 		next, o, err := t.apply(ctx, r.ConnectionID, due{holder: holder, sweep: true})
 		if err == nil {
-			t.carry(ctx, r.ConnectionID, next, o.run, carrier{fresh: true}) // the check is the reading
+			t.carry(ctx, r.ConnectionID, next, o.run, carrier{})
 		}
 		return ctx.Err() == nil
 	})
@@ -164,18 +167,26 @@ func (t *Transport) sweepCheck(ctx context.Context, conn string, l life, ow owed
 }
 
 // sweeper paces one process's sweep checks: at most rate in any rolling
-// sweepWindow (the times of the last ones are kept), none while a 429's
-// pause lasts. It measures real time, whatever the Transport's clock.
+// sweepWindow, none while a 429's pause lasts. A check counts from when it
+// goes out until sweepWindow after it came back (Finch counted it somewhere
+// in between), so that the rate holds whatever the network delays. It
+// measures real time, whatever the Transport's clock.
 type sweeper struct {
 	mu       sync.Mutex
-	calls    []time.Time // the latest, oldest first, at most rate
-	until    time.Time   // paused until
-	lastSeed time.Time   // by the Transport's clock
+	calls    []*sweepCall // those that still count
+	until    time.Time    // paused until
+	lastSeed time.Time    // by the Transport's clock
 	window   time.Duration
 }
 
-// wait blocks until a check may go out under rate, and counts it.
-func (s *sweeper) wait(ctx context.Context, rate int) error {
+type sweepCall struct {
+	at   time.Time // when it came back; when it went out while open
+	open bool
+}
+
+// wait blocks until a check may go out under rate, and counts it; done
+// says it came back.
+func (s *sweeper) wait(ctx context.Context, rate int) (done func(), err error) {
 	for {
 		s.mu.Lock()
 		now := time.Now()
@@ -183,26 +194,34 @@ func (s *sweeper) wait(ctx context.Context, rate int) error {
 		if window == 0 {
 			window = sweepWindow
 		}
-		var at time.Time // when the next check may go
+		s.calls = slices.DeleteFunc(s.calls, func(c *sweepCall) bool { return !c.open && !c.at.After(now.Add(-window)) })
+		at := now // when the next check may go
 		if now.Before(s.until) {
 			at = s.until
 		}
 		if len(s.calls) >= rate {
-			if free := s.calls[len(s.calls)-rate].Add(window); free.After(at) {
-				at = free
+			// The earliest to stop counting, or, if all are out, soon.
+			free := now.Add(10 * time.Millisecond)
+			for _, c := range s.calls {
+				if !c.open && c.at.Add(window).Before(free) {
+					free = c.at.Add(window)
+				}
 			}
+			at = maxTime(at, free)
 		}
 		if !at.After(now) {
-			s.calls = append(s.calls, now)
-			if len(s.calls) > rate {
-				s.calls = append(s.calls[:0], s.calls[len(s.calls)-rate:]...)
-			}
+			c := &sweepCall{at: now, open: true}
+			s.calls = append(s.calls, c)
 			s.mu.Unlock()
-			return nil
+			return func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				c.at, c.open = time.Now(), false
+			}, nil
 		}
 		s.mu.Unlock()
 		if !sleep(ctx, at.Sub(now)) {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }

@@ -192,6 +192,8 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		o = l.onAnswered(in)
 	case sweepSeed:
 		o.changed = l.scheduleSweep(now, p)
+	case suspected:
+		o = l.onSuspected(in, now, p)
 	}
 	if o.err == nil && !o.stale && o.changed {
 		if via != "" {

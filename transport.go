@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"net/http"
@@ -224,6 +225,7 @@ type Transport struct {
 	tokens     tokenCache      // Client's tokens
 	lastError  errorMemo       // the last error body read
 	sweeper    sweeper         // paces Sweep
+	suspects   suspicions      // recent 500s, per token
 	hinted     atomic.Bool     // see hintUnwatched
 	latchedLen string          // len(latchedBody), in decimal
 
@@ -259,6 +261,7 @@ func (t *Transport) init() {
 	t.initOnce.Do(func() {
 		t.latch = newLatch(t.now, max(t.latchTTL(), t.retryInterval()))
 		t.latchedLen = strconv.Itoa(len(latchedBody))
+		t.suspects.seed = maphash.MakeSeed()
 		t.store = t.Store
 		if t.store == nil {
 			t.store = new(MemoryStore)
@@ -455,6 +458,9 @@ func (t *Transport) roundTrip(req *http.Request, base http.RoundTripper) (*http.
 	case resp == nil:
 		return nil, errNoResponse
 	case resp.StatusCode != http.StatusUnauthorized:
+		if resp.StatusCode == http.StatusInternalServerError && watched {
+			t.on500(req)
+		}
 		return resp, nil
 	case !watched:
 		t.hintUnwatched(req, resp)
