@@ -34,6 +34,8 @@ type modelFinch struct {
 	// staleIntrospect: /introspect of a replaced token answers "reauth"
 	// (one reading of Finch), rather than the connection's status.
 	staleIntrospect bool
+	// fail500 is how many data calls Finch answers 500 next.
+	fail500 int
 }
 
 const modelConn = "conn_model"
@@ -78,7 +80,14 @@ func (f *modelFinch) RoundTrip(req *http.Request) (*http.Response, error) {
 	current, known, status := f.tokens[tok], false, f.status
 	_, known = f.tokens[tok]
 	stale := f.staleIntrospect
+	fail := f.fail500 > 0 && req.URL.Path != "/introspect"
+	if fail {
+		f.fail500--
+	}
 	f.mu.Unlock()
+	if fail {
+		return jsonResponse(req, 500, `{"code":500,"name":"server_error","message":"Internal server error"}`), nil
+	}
 	if !known {
 		return jsonResponse(req, 401, `{"code":401,"name":"invalid_token_error","message":"Invalid token"}`), nil
 	}
@@ -142,6 +151,7 @@ func newModelWorld(t *testing.T) *modelWorld {
 func (w *modelWorld) replica() *finchreauth.Transport {
 	return &finchreauth.Transport{
 		Base: w.finch, Store: w.store, Now: w.clk.Now, Timeout: time.Second, RetryInterval: 10 * time.Second,
+		SweepEvery: modelSweep, SweepRate: 1000,
 		Notifier: finchreauth.NotifierFunc(func(_ context.Context, e finchreauth.Event) error {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -169,6 +179,16 @@ func (w *modelWorld) flush() {
 	for _, tr := range w.replicas {
 		tr.Flush(context.Background())
 	}
+}
+
+// modelSweep is the replicas' health sweep period.
+const modelSweep = time.Hour
+
+// setSilently changes Finch's status and sends no webhook.
+func (w *modelWorld) setSilently(status string) {
+	w.finch.mu.Lock()
+	w.finch.status = status
+	w.finch.mu.Unlock()
 }
 
 // setStatus changes Finch's status; Finch has a webhook to deliver.
@@ -213,7 +233,7 @@ func (w *modelWorld) deliver(i, k int, keep bool) {
 func (w *modelWorld) step(op, arg byte) {
 	ctx := context.Background()
 	i := int(arg) % len(w.replicas)
-	switch op % 12 {
+	switch op % 16 {
 	case 0:
 		w.setStatus("reauth")
 	case 1:
@@ -255,6 +275,21 @@ func (w *modelWorld) step(op, arg byte) {
 		w.replicas[i] = w.replica()
 		w.crashed = true
 		return
+	case 12: // the health sweep
+		w.replicas[i].Sweep(ctx)
+	case 13: // Finch's status changes and no webhook says so
+		w.setSilently([]string{"reauth", "connected", "error_permissions"}[int(arg)%3])
+	case 14: // Finch answers the next calls 500, and the application calls
+		w.finch.mu.Lock()
+		w.finch.fail500 = 1 + int(arg)%4
+		w.finch.mu.Unlock()
+		if tok, err := w.replicas[i].Token(ctx, modelConn); err == nil {
+			for range 3 {
+				w.call(i, string(tok))
+			}
+		}
+	case 15: // a sweep period passes
+		w.clk.advance(modelSweep)
 	}
 	w.flush()
 }
@@ -302,15 +337,24 @@ func (w *modelWorld) isOpen(ep string) bool {
 	return d.Episode != nil && d.Episode.ID == ep
 }
 
-// settle delivers every webhook, lets every lease run out, runs Remind, and
-// makes a call with the saved token on each replica: whatever Finch said now
-// reached the library. Then the library must agree with Finch.
+// settle delivers every webhook, lets every lease run out, runs Remind and
+// the sweep, and makes a call with the saved token on each replica: whatever
+// Finch said, with a webhook or silently, now reached the library. Then the
+// library must agree with Finch.
 func (w *modelWorld) settle() {
 	for len(w.pending) > 0 {
 		w.deliver(0, 0, false)
 	}
 	w.flush()
 	ctx := context.Background()
+	w.finch.mu.Lock()
+	w.finch.fail500 = 0
+	w.finch.mu.Unlock()
+	w.clk.advance(modelSweep)
+	for _, tr := range w.replicas {
+		tr.Sweep(ctx)
+	}
+	w.flush()
 	for range 3 {
 		w.clk.advance(10 * time.Minute)
 		for i, tr := range w.replicas {
@@ -373,6 +417,9 @@ func FuzzModel(f *testing.F) {
 		{7, 0, 0, 0, 3, 0, 1, 0, 6, 0, 3, 2, 6, 1},  // reconnect first, then a break and a heal
 		{0, 0, 5, 1, 9, 255, 10, 0, 9, 255, 10, 1},  // reminders over days
 		{1, 0, 0, 0, 7, 2, 5, 1, 5, 0, 3, 0, 11, 2}, // everything at once
+		{12, 0, 13, 0, 15, 0, 12, 1, 12, 2},         // a silent break, found by the sweep
+		{0, 0, 3, 0, 13, 1, 15, 0, 12, 0, 10, 0},    // a silent heal of an open episode
+		{14, 0, 14, 1, 14, 2, 13, 0, 14, 0, 12, 1},  // 500s, then a silent break
 	} {
 		f.Add(seed)
 	}
