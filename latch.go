@@ -38,6 +38,12 @@ type latch struct {
 	// drops it.
 	forgotten *cache.Cache
 	lastSweep time.Time
+
+	// early counts the requests answered for a token whose handling has
+	// not yet found its connection (by the token's first hash); the
+	// handling's add moves them to the connection.
+	earlyMu sync.Mutex
+	early   map[uint64][]refusal
 }
 
 // latchSlot is what the latch keeps per token: no pointer.
@@ -146,12 +152,19 @@ func (l *latch) latched(token string, every time.Duration, method, path string) 
 	if !ok || !l.live(slot, token) {
 		return false, nil
 	}
-	if c != nil {
-		now := l.now()
-		c.answer(method, path, now)
-		if at := c.checkAt.Load(); now.UnixNano() >= at && c.checkAt.CompareAndSwap(at, now.UnixNano()+int64(every)) {
-			return true, c
+	now := l.now()
+	if c == nil {
+		l.earlyMu.Lock()
+		if l.early == nil {
+			l.early = map[uint64][]refusal{}
 		}
+		l.early[h] = countRefusal(l.early[h], refusal{Method: method, Path: path, Count: 1, First: now, Last: now})
+		l.earlyMu.Unlock()
+		return true, nil
+	}
+	c.answer(method, path, now)
+	if at := c.checkAt.Load(); now.UnixNano() >= at && c.checkAt.CompareAndSwap(at, now.UnixNano()+int64(every)) {
+		return true, c
 	}
 	return true, nil
 }
@@ -212,6 +225,17 @@ func (l *latch) add(token, conn string, handled bool, ttl, every time.Duration) 
 			l.conns[slot.conn] = c
 		}
 		c.checkAt.Store(now.Add(every).UnixNano())
+		l.earlyMu.Lock()
+		early := l.early[h]
+		delete(l.early, h)
+		l.earlyMu.Unlock()
+		if len(early) > 0 {
+			c.mu.Lock()
+			for _, r := range early {
+				c.answered = countRefusal(c.answered, r)
+			}
+			c.mu.Unlock()
+		}
 	}
 	if now.Sub(l.lastSweep) > sweepEvery {
 		l.sweep(now)
@@ -235,6 +259,13 @@ func (l *latch) sweep(now time.Time) {
 			delete(l.conns, c)
 		}
 	}
+	l.earlyMu.Lock()
+	for h := range l.early {
+		if _, ok := l.m[h]; !ok {
+			delete(l.early, h) // its token's entry expired before a handling knew its connection
+		}
+	}
+	l.earlyMu.Unlock()
 	l.forgotten.DeleteExpired()
 	l.lastSweep = now
 }

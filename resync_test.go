@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,4 +188,53 @@ func TestFailedRequestsAreListed(t *testing.T) {
 	st, err = r.tr.Status(context.Background(), r.connID)
 	require.NoError(t, err)
 	assert.Equal(t, want, listed(st.Refused), "the last episode's, once it ended")
+}
+
+// gatedLookup is a Store whose Lookup waits for gate while held.
+type gatedLookup struct {
+	finchreauth.Store
+	held atomic.Bool
+	gate chan struct{}
+}
+
+func (s *gatedLookup) Lookup(ctx context.Context, fp string) (string, error) {
+	if s.held.Load() {
+		<-s.gate
+	}
+	return s.Store.Lookup(ctx, fp)
+}
+
+// TestRequestsLatchedBeforeTheHandlingAreListed: the requests the latch
+// answers while the detection's handling has not found the connection yet
+// are counted too (the dashboard demo found them dropped).
+func TestRequestsLatchedBeforeTheHandlingAreListed(t *testing.T) {
+	ff := newFakeFinch()
+	ff.add("tok-1", "conn_1")
+	store := &gatedLookup{Store: new(finchreauth.MemoryStore), gate: make(chan struct{})}
+	tr := &finchreauth.Transport{Base: ff, Store: store}
+	defer tr.Close()
+	require.NoError(t, tr.SaveToken(context.Background(), "conn_1", "tok-1"))
+	store.held.Store(true)
+	release := sync.OnceFunc(func() { close(store.gate) })
+	defer release()
+	ff.setBroken("tok-1", true)
+	call := func(path string) {
+		resp, err := tr.RoundTrip(newRequest(t, "GET", api+path, "tok-1", nil))
+		require.NoError(t, err)
+		readAll(t, resp)
+		require.Equal(t, 401, resp.StatusCode)
+	}
+	call("/employer/company") // Finch's 401: the handling waits in Lookup
+	call("/employer/directory")
+	call("/employer/directory") // latched, the connection not known yet
+	assert.Zero(t, ff.count("/employer/directory"), "answered by the latch")
+	release()
+	require.NoError(t, tr.Flush(context.Background()))
+	st, err := tr.Status(context.Background(), "conn_1")
+	require.NoError(t, err)
+	got := map[string]int{}
+	for _, r := range st.Refused {
+		got[r.Method+" "+r.Path] = r.Count
+	}
+	assert.Equal(t, map[string]int{"GET /employer/company": 1, "GET /employer/directory": 2}, got)
 }
