@@ -69,7 +69,6 @@ type demo struct {
 
 	finch     *finchtest.Server
 	tr        *finchreauth.Transport
-	api       *http.Client // the application's client for Finch: through tr
 	clock     *clock
 	inbox     *inbox
 	activity  *activity
@@ -123,7 +122,6 @@ func newDemo(cfg config) (_ *demo, err error) {
 	if d.tr, err = d.transport(cfg); err != nil {
 		return nil, err
 	}
-	d.api = d.tr.WrapClient(&http.Client{Timeout: 30 * time.Second})
 	if err := d.connectCustomers(context.Background()); err != nil {
 		return nil, err
 	}
@@ -233,7 +231,6 @@ func (d *demo) Serve(ctx context.Context) error {
 func (d *demo) close() {
 	if d.tr != nil {
 		d.tr.Close()
-		d.api.CloseIdleConnections()
 	}
 	if d.finch != nil {
 		d.finch.Close()

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/finchkit/finchreauth"
@@ -88,14 +90,36 @@ func back(w http.ResponseWriter, r *http.Request, c *customer) {
 // syncResult is what the last sync of a customer did.
 type syncResult struct {
 	At    time.Time
-	Token string // the token used, as its fingerprint
 	Calls []syncCall
-	Err   string
+}
+
+// Tokens lists the tokens the sync's requests went out with, as
+// fingerprints, each once: one, unless a reconnect happened in the middle
+// of the sync.
+func (s syncResult) Tokens() []string {
+	var out []string
+	for _, c := range s.Calls {
+		if c.Token != "" && !slices.Contains(out, c.Token) {
+			out = append(out, c.Token)
+		}
+	}
+	return out
+}
+
+// OK reports whether every call of the sync succeeded.
+func (s syncResult) OK() bool {
+	for _, c := range s.Calls {
+		if !c.OK() {
+			return false
+		}
+	}
+	return len(s.Calls) > 0
 }
 
 // syncCall is one request of a sync and what came back.
 type syncCall struct {
 	Method, Path string
+	Token        string // the token the request went out with, as its fingerprint
 	Status       int
 	Mark         string // the Finchreauth header: detected or latched
 	FinchCode    string
@@ -123,60 +147,83 @@ func (c syncCall) Outcome() string {
 // OK reports whether the call succeeded.
 func (c syncCall) OK() bool { return c.Err == "" && c.Status >= 200 && c.Status < 300 }
 
-// sync is the application's sync job: a couple of API calls with the
-// customer's current token, through the Transport.
+// sync is the application's sync job: a couple of API calls for the
+// customer's connection, through the Transport.
 func (d *demo) sync(w http.ResponseWriter, r *http.Request, c *customer) {
 	res := d.runSync(r.Context(), c)
 	d.mu.Lock()
 	d.syncs[c.Key] = res
 	d.mu.Unlock()
 	// The sync got Finch's 401 at once; its handling (whose token, the
-	// episode, the notification) runs after. Wait for it, as a test of the
-	// application does, so that the page shows what it did.
+	// episode, the notification) runs after, and the requests the latch
+	// answered are counted in the record at the latch's next look. Wait
+	// for both (Flush), as a test of the application does, so that the
+	// page shows what they did.
 	d.flush(r.Context())
 	back(w, r, c)
 }
 
-// runSync reads the company and the directory with the customer's token.
+// syncPaths are the requests of a sync.
+var syncPaths = []string{"/employer/company", "/employer/directory"}
+
+// runSync reads the company and the directory through tr.Client: the
+// application holds no token; the Transport puts the connection's current
+// one from the Store on each request, so that after a reconnect the next
+// sync carries the new token without a restart.
 func (d *demo) runSync(ctx context.Context, c *customer) syncResult {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second) // tr.Client has no Timeout
+	defer cancel()
+	api := d.tr.Client(c.ConnectionID)
 	res := syncResult{At: d.clock.Now()}
-	tok, err := d.tr.Token(ctx, c.ConnectionID)
-	if err != nil {
-		res.Err = err.Error()
-		return res
-	}
-	res.Token = tok.String()
-	for _, path := range []string{"/employer/company", "/employer/directory"} {
-		call := syncCall{Method: http.MethodGet, Path: path}
-		req, err := http.NewRequestWithContext(ctx, call.Method, d.finch.URL+path, nil)
-		if err != nil {
-			call.Err = err.Error()
-			res.Calls = append(res.Calls, call)
-			continue
-		}
-		req.Header.Set("Authorization", "Bearer "+string(tok))
-		req.Header.Set("Finch-API-Version", "2020-09-17")
-		resp, err := d.api.Do(req)
-		if err != nil {
-			call.Err = err.Error() // never holds the token: it travels in a header
-			res.Calls = append(res.Calls, call)
-			continue
-		}
-		call.Status = resp.StatusCode
-		call.Mark = resp.Header.Get(finchreauth.Header)
-		if apiErr := finchreauth.ParseAPIError(resp); apiErr != nil {
-			call.FinchCode = apiErr.FinchCode
-			if call.FinchCode == "" {
-				call.FinchCode = apiErr.Name
-			}
-		} else {
-			call.Summary = summarize(path, resp.Body)
-		}
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		res.Calls = append(res.Calls, call)
+	for _, path := range syncPaths {
+		res.Calls = append(res.Calls, d.call(ctx, api, http.MethodGet, path))
 	}
 	return res
+}
+
+// call makes one request of a sync and says what came back.
+func (d *demo) call(ctx context.Context, api *http.Client, method, path string) syncCall {
+	call := syncCall{Method: method, Path: path}
+	req, err := http.NewRequestWithContext(ctx, method, d.finch.URL+path, nil)
+	if err != nil {
+		call.Err = err.Error()
+		return call
+	}
+	req.Header.Set("Finch-API-Version", "2020-09-17")
+	resp, err := api.Do(req)
+	if err != nil {
+		call.Err = err.Error() // never holds a token: the Transport names one by fingerprint
+		return call
+	}
+	defer resp.Body.Close()
+	call.Token = sentWith(resp)
+	call.Status = resp.StatusCode
+	call.Mark = resp.Header.Get(finchreauth.Header)
+	if apiErr := finchreauth.ParseAPIError(resp); apiErr != nil {
+		call.FinchCode = apiErr.FinchCode
+		if call.FinchCode == "" {
+			call.FinchCode = apiErr.Name
+		}
+	} else {
+		call.Summary = summarize(path, resp.Body)
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	return call
+}
+
+// sentWith names, by its fingerprint, the token the request that got resp
+// went out with: resp.Request is the request sent, which carries the token
+// tr.Client put on it (the current one, or the new one a refused request
+// was replayed with). The token itself goes no further.
+func sentWith(resp *http.Response) string {
+	if resp.Request == nil {
+		return ""
+	}
+	tok, ok := strings.CutPrefix(resp.Request.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return ""
+	}
+	return finchreauth.Token(tok).String()
 }
 
 // summarize says in a few words what a successful answer held.

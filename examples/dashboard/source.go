@@ -43,8 +43,8 @@ const (
 
 var howItWorks = []step{
 	{"The application calls Finch through the Transport",
-		"A sync sends GET /employer/company and /employer/directory with the customer's saved token. Every answer but a 401 passes through untouched.",
-		[]ref{{pkgDemo, "handlers.go", "demo.runSync"}, {pkgRoot, "transport.go", "Transport.WrapClient"}, {pkgRoot, "transport.go", "Transport.RoundTrip"}}},
+		"A sync sends GET /employer/company and /employer/directory through tr.Client(connection), which puts the connection's current token from the Store on each request: the application holds none. Every answer but a 401 passes through untouched.",
+		[]ref{{pkgDemo, "handlers.go", "demo.runSync"}, {pkgRoot, "client.go", "Transport.Client"}, {pkgRoot, "client.go", "Transport.currentToken"}, {pkgRoot, "transport.go", "Transport.RoundTrip"}}},
 	{"Finch answers 401 reauthenticate_user",
 		"The Transport reads the 401's body under a cap and hands the caller Finch's answer intact, at once, marked \"Finchreauth: detected\"; the token is latched and its handling queued.",
 		[]ref{{pkgRoot, "detection.go", "Transport.on401"}, {pkgRoot, "apierror.go", "peekAPIError"}, {pkgRoot, "detection.go", "Transport.enqueue"}}},
