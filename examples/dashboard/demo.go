@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,8 +160,8 @@ func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
 			},
 		},
 		OnReconnected: func(_ context.Context, r finchreauth.Reconnection) {
-			d.activity.add("OnReconnected", "%s works again (it needed %s), via %s, after %s; %d message(s) sent",
-				d.nameOf(r.ConnectionID), r.Status, r.Via, r.Downtime().Round(time.Second), r.Notifications)
+			d.activity.add("OnReconnected", "%s works again (it needed %s), via %s, after %s; %d message(s) sent; failed meanwhile, to run again once the data is fresh: %s",
+				d.nameOf(r.ConnectionID), r.Status, r.Via, r.Downtime().Round(time.Second), r.Notifications, refusals(r.Refused))
 		},
 		ErrorHandler: func(_ context.Context, err error) {
 			d.activity.add("ErrorHandler", "%v", err)
@@ -264,6 +265,22 @@ func (d *demo) nameOf(connID string) string {
 		return c.Name
 	}
 	return "connection " + connID
+}
+
+// refusals says what failed while a connection was broken:
+// "GET /employer/directory ×3, ...", or "nothing".
+func refusals(rs []finchreauth.Refusal) string {
+	if len(rs) == 0 {
+		return "nothing"
+	}
+	var b strings.Builder
+	for i, r := range rs {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s %s ×%d", r.Method, r.Path, r.Count)
+	}
+	return b.String()
 }
 
 // baseURL is the URL a browser on this machine opens for addr.

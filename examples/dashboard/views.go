@@ -27,13 +27,30 @@ var staticFS fs.FS = staticRoot
 // pages holds one template set per page: the layout and the page's content.
 type pages map[string]*template.Template
 
+// when is how pages write a time.
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.Local().Format("Mon Jan 2, 15:04:05")
+}
+
+// between is how pages write a span of time: "Mon Jan 2, 15:04:05 to
+// 15:04:09", or one time when both fall in the same second.
+func between(from, to time.Time) string {
+	a, b := when(from), when(to)
+	switch {
+	case a == b:
+		return a
+	case from.Local().Format(time.DateOnly) == to.Local().Format(time.DateOnly):
+		b = to.Local().Format(time.TimeOnly)
+	}
+	return a + " to " + b
+}
+
 var funcs = template.FuncMap{
-	"when": func(t time.Time) string {
-		if t.IsZero() {
-			return "—"
-		}
-		return t.Local().Format("Mon Jan 2, 15:04:05")
-	},
+	"when":    when,
+	"between": between,
 	"ago": func(now, t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -200,6 +217,18 @@ func (c card) History() []finchreauth.HistoryEntry {
 		out[len(h)-1-i] = e
 	}
 	return out
+}
+
+// RefusedNote says what the list of failed requests (Status.Refused) is
+// for: what the application runs again once the data is fresh.
+func (c card) RefusedNote() string {
+	switch {
+	case c.Status.NeedsReauth:
+		return "while it is broken: the app runs these again once it is reconnected and the data is fresh"
+	case c.Status.Resync == "complete":
+		return "while it was broken: the data is fresh now, run these again (Run a sync does)"
+	}
+	return "while it was broken: the app runs these again once the data is fresh"
 }
 
 // Reminders is how many reminders went out in this episode.
