@@ -49,6 +49,14 @@ func (c *customer) entityName(id string) string {
 	return id
 }
 
+// How Finch's data sync jobs run in the demo, by the demo clock: the
+// Transport first looks at a job 30 seconds after it started it, then
+// after a minute, two, and so on; "A minute later" gets there sooner.
+const (
+	jobQueued  = 20 * time.Second
+	jobRunning = 90 * time.Second
+)
+
 // The employers the demo starts with.
 func initialCustomers() []*customer {
 	return []*customer{
@@ -115,6 +123,9 @@ func newDemo(cfg config) (_ *demo, err error) {
 	// and "a day later" must be a day later for codes and sessions as well.
 	d.finch = finchtest.NewServer()
 	d.finch.SetClock(d.clock.Now)
+	// Finch's data sync jobs run on the demo clock too: queued for
+	// jobQueued, then running for jobRunning.
+	d.finch.SetJobDuration(jobQueued, jobRunning)
 
 	webhookKey := make([]byte, 32)
 	rand.Read(webhookKey)
@@ -162,6 +173,16 @@ func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
 		OnReconnected: func(_ context.Context, r finchreauth.Reconnection) {
 			d.activity.add("OnReconnected", "%s works again (it needed %s), via %s, after %s; %d message(s) sent; failed meanwhile, to run again once the data is fresh: %s",
 				d.nameOf(r.ConnectionID), r.Status, r.Via, r.Downtime().Round(time.Second), r.Notifications, refusals(r.Refused))
+		},
+		// After a reconnect, the Transport starts Finch's data_sync_all job
+		// (SkipResync is not set), follows it, and says here how it ended.
+		OnDataSynced: func(_ context.Context, r finchreauth.Reconnection) {
+			if r.SyncStatus != "complete" {
+				d.activity.add("OnDataSynced", "%s: Finch's data sync job %s ended in %s; the data is not fresh", d.nameOf(r.ConnectionID), r.JobID, r.SyncStatus)
+				return
+			}
+			d.activity.add("OnDataSynced", "%s: Finch's data sync job %s is complete; the data is fresh as of %s",
+				d.nameOf(r.ConnectionID), r.JobID, r.DataFreshAt.Local().Format(time.TimeOnly))
 		},
 		ErrorHandler: func(_ context.Context, err error) {
 			d.activity.add("ErrorHandler", "%v", err)

@@ -45,7 +45,9 @@ func (d *demo) routes(webhookSecret string) http.Handler {
 	mux.HandleFunc("POST /customers/{customer}/break-entity/{entity}", d.withCustomer(d.breakEntity))
 	mux.HandleFunc("POST /customers/{customer}/finch-status/{status}", d.withCustomer(d.setFinchStatus))
 	mux.HandleFunc("POST /customers/{customer}/other-account", d.withCustomer(d.otherAccount))
+	mux.HandleFunc("POST /customers/{customer}/finish-job", d.withCustomer(d.finishJob))
 	mux.HandleFunc("POST /clock/next-day", d.nextDay)
+	mux.HandleFunc("POST /clock/next-minute", d.nextMinute)
 	return mux
 }
 
@@ -320,16 +322,47 @@ func (d *demo) otherAccount(w http.ResponseWriter, r *http.Request, c *customer)
 
 // nextDay moves the demo clock a day forward and sends the reminders that
 // are due, as the application's scheduler (or Transport.Run) would.
-func (d *demo) nextDay(w http.ResponseWriter, r *http.Request) {
-	d.clock.advance(24 * time.Hour)
+func (d *demo) nextDay(w http.ResponseWriter, r *http.Request) { d.later(w, r, 24*time.Hour) }
+
+// nextMinute moves the demo clock a minute forward and carries out what is
+// due: after a reconnect, the Transport's next look at Finch's data sync
+// job (30 seconds after it started it, then a minute later, two, ...).
+// Finch's jobs run on the demo clock too (see jobQueued).
+func (d *demo) nextMinute(w http.ResponseWriter, r *http.Request) { d.later(w, r, time.Minute) }
+
+// later moves the demo clock by, calls Transport.Remind, waits for what it
+// started, and goes back to the page the form names: "/inbox", a
+// customer's card (its key), or the dashboard.
+func (d *demo) later(w http.ResponseWriter, r *http.Request, by time.Duration) {
+	d.clock.advance(by)
 	if err := d.tr.Remind(r.Context()); err != nil {
 		d.activity.add("Remind", "%v", err)
 	}
+	d.flush(r.Context())
 	to := "/"
-	if r.FormValue("back") == "/inbox" {
+	if b := r.FormValue("back"); b == "/inbox" {
 		to = "/inbox"
+	} else if c := d.customer(b); c != nil {
+		to = "/#customer-" + c.Key
 	}
 	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// finishJob is Finch finishing the data sync job the Transport started
+// after the reconnect: the fake Finch ends it (finchtest SetJobStatus
+// "complete") and sends job.data_sync_all.completed to the application's
+// webhook, on which the Transport reads the job at once.
+func (d *demo) finishJob(w http.ResponseWriter, r *http.Request, c *customer) {
+	st, err := d.tr.Status(r.Context(), c.ConnectionID)
+	if err == nil && st.ResyncJobID != "" {
+		if err := d.finch.SetJobStatus(st.ResyncJobID, "complete"); err != nil {
+			// It ended already, by the demo clock: its webhook went out
+			// then.
+			d.activity.add("finchtest", "job %s: %v", st.ResyncJobID, err)
+		}
+	}
+	d.flush(r.Context())
+	back(w, r, c)
 }
 
 // embeddedCode stands in for Finch Connect's JavaScript: in the embedded
@@ -360,6 +393,10 @@ type outcomeView struct {
 // connection_id, after it saved the new token.
 func (d *demo) success(w http.ResponseWriter, r *http.Request) {
 	conn := r.URL.Query().Get("connection_id")
+	// The end of the episode owes OnReconnected and the start of Finch's
+	// data sync job, carried out after the callback answered: wait for
+	// them, so that the card shows the job.
+	d.flush(r.Context())
 	o := &outcomeView{Kind: "success", Title: "Success", Detail: d.nameOf(conn) + " is reconnected: the new token is saved and syncs work again."}
 	// Anyone can open this URL: the banner says what the Store says.
 	if st, err := d.tr.Status(r.Context(), conn); err != nil || st.NeedsReauth || d.byConnection(conn) == nil {

@@ -81,6 +81,12 @@ var howItWorks = []step{
 	{"The new token is saved",
 		"Finch is asked about the new token; the live one wins. The episode ends, the latch is cleared, OnReconnected is owed in the record and called.",
 		[]ref{{pkgRoot, "callback_handler.go", "Transport.keep"}, {pkgRoot, "savetoken.go", "Transport.save"}, {pkgRoot, "transition.go", "life.onSaved"}, {pkgRoot, "effects.go", "Transport.announce"}}},
+	{"The next request carries the new token",
+		"tr.Client reads the token again when Finch refuses the one it sent (or every RetryInterval): a request refused with a token since replaced is sent again, once, with the new one. No restart.",
+		[]ref{{pkgRoot, "client.go", "connClient.RoundTrip"}}},
+	{"The data is synced again",
+		"The ended episode owes Finch's data_sync_all job (POST /jobs/automated): started once, followed by polling (Remind) or Finch's job.data_sync_all.completed webhook; then OnDataSynced, and Status says the data is fresh.",
+		[]ref{{pkgRoot, "resync.go", "life.oweResync"}, {pkgRoot, "resync.go", "Transport.startJob"}, {pkgRoot, "resync.go", "Transport.followJob"}, {pkgRoot, "resync.go", "life.onJobDone"}, {pkgRoot, "resync.go", "Transport.synced"}}},
 }
 
 // sourceIndex knows where the packages' source files are.

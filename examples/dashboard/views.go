@@ -219,6 +219,47 @@ func (c card) History() []finchreauth.HistoryEntry {
 	return out
 }
 
+// ResyncText is where Finch's data sync job started after the last
+// reconnect stands (Status.Resync), in words.
+func (c card) ResyncText() string {
+	switch s := c.Status.Resync; s {
+	case "owed":
+		return "not started yet: Finch allows one forced refresh an hour, the Transport starts it when Finch allows"
+	case "pending":
+		return "queued at Finch (pending)"
+	case "in_progress":
+		return "running (in_progress)"
+	case "complete":
+		return "complete"
+	case "error":
+		return "failed (error): the data was not refreshed"
+	case "reauth_error", "permissions_error":
+		return "failed (" + s + "): the connection needs the employer again"
+	default:
+		return s
+	}
+}
+
+// ResyncRunning reports whether Finch's data sync job is under way, as the
+// application knows it.
+func (c card) ResyncRunning() bool {
+	return c.Status.Resync == "pending" || c.Status.Resync == "in_progress"
+}
+
+// ResyncNote is the timeline's latest word on the data sync: why it waits,
+// for a job not started yet.
+func (c card) ResyncNote() string {
+	if c.Status.Resync != "owed" {
+		return ""
+	}
+	for i := len(c.Status.History) - 1; i >= 0; i-- {
+		if h := c.Status.History[i]; h.What == "resync" {
+			return h.Detail
+		}
+	}
+	return ""
+}
+
 // RefusedNote says what the list of failed requests (Status.Refused) is
 // for: what the application runs again once the data is fresh.
 func (c card) RefusedNote() string {
@@ -229,6 +270,18 @@ func (c card) RefusedNote() string {
 		return "while it was broken: the data is fresh now, run these again (Run a sync does)"
 	}
 	return "while it was broken: the app runs these again once the data is fresh"
+}
+
+// FreshNote says what the time the data was fresh as of
+// (Status.DataFreshAt) means while it is not the data sync job's.
+func (c card) FreshNote() string {
+	switch {
+	case c.Status.NeedsReauth:
+		return "nothing newer until it is reconnected"
+	case c.Status.Resync == "owed" || c.ResyncRunning():
+		return "Finch's data sync job brings it up to date"
+	}
+	return ""
 }
 
 // Reminders is how many reminders went out in this episode.
