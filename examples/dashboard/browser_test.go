@@ -168,6 +168,25 @@ func (b *tab) absent(css string) {
 	}
 }
 
+// eventually reloads the dashboard until the element's text contains want,
+// for at most stepTimeout: for what Transport.Run may do in the background
+// at the moment the demo waits for the Transport (Flush).
+func (b *tab) eventually(id, want string) {
+	b.t.Helper()
+	deadline := time.Now().Add(stepTimeout)
+	for {
+		b.open("/")
+		got := b.text(id)
+		if strings.Contains(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("#%s = %q after %s, want it to contain %q", id, got, stepTimeout, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // toggle clicks the element the CSS selector finds, for what changes the
 // page without loading another (a <details>' summary).
 func (b *tab) toggle(css string) {
@@ -320,6 +339,7 @@ func TestBrowser(t *testing.T) {
 		{"break, then a sync sees the 401", j.breakAndSync},
 		{"inbox: one notification with a link", j.inbox},
 		{"the link, Connect, Reconnect: success", j.reconnect},
+		{"the resume: the new token, Finch's data sync job, what failed", j.resume},
 		{"break again, follow the link, Cancel: cancelled", j.cancel},
 		{"retry from the dashboard's Reconnect button: success", j.retry},
 		{"another account at Connect: mismatch", j.mismatch},
@@ -342,7 +362,8 @@ func TestBrowser(t *testing.T) {
 type journey struct {
 	*tab
 	d          *demo
-	firstToken string // Acme's token before its first reconnect
+	firstToken string // Acme's token before its first reconnect, by fingerprint
+	jobID      string // the data sync job after Acme's first reconnect
 }
 
 // dashboard: every card starts healthy.
@@ -373,7 +394,17 @@ func (j *journey) breakAndSync() {
 	j.has("sync-acme", "GET /employer/company 401 reauthenticate_user from Finch (Finchreauth: detected)",
 		"GET /employer/directory 401 answered locally, Finch not called (Finchreauth: latched)")
 	j.is("token-acme", j.firstToken)
+	j.is("sync-token-acme", j.firstToken)
+	j.has("refused-acme", "GET /employer/company ×1")
 	j.shot("sync-401")
+
+	// Again: both calls answered by the latch, and listed. (The first
+	// sync's directory call, answered before the detection's handling
+	// knew the connection, is not counted by the library: see
+	// TestResumeOverHTTP.)
+	j.click("#sync-btn-acme")
+	j.has("sync-acme", "GET /employer/company 401 answered locally")
+	j.has("refused-acme", "GET /employer/company ×2", "GET /employer/directory ×", "while it is broken: the app runs these again")
 }
 
 // inbox: one notification, with the reconnect link.
@@ -403,10 +434,50 @@ func (j *journey) reconnect() {
 	if j.text("token-acme") == j.firstToken {
 		j.t.Error("the token did not change")
 	}
+	// Finch's data sync job, started with the new token.
+	jobs := j.d.finch.Jobs(j.d.customer("acme").ConnectionID)
+	if len(jobs) != 1 {
+		j.t.Fatalf("%d data sync jobs at Finch after the reconnect, want 1", len(jobs))
+	}
+	j.jobID = jobs[0].ID
+	j.is("resync-acme", "queued at Finch (pending)")
+	j.is("resync-job-acme", j.jobID)
+	j.has("refused-acme", "GET /employer/company ×2", "while it was broken: the app runs these again once the data is fresh")
 	j.shot("success")
 
+	// The next sync: through tr.Client, with the new token, no restart.
 	j.click("#sync-btn-acme")
 	j.has("sync-acme", "GET /employer/company 200 company: Acme Corp", "GET /employer/directory 200")
+	if sent, saved := j.text("sync-token-acme"), j.text("token-acme"); sent != saved || sent == j.firstToken {
+		j.t.Errorf("the sync after the reconnect sent %s; want the new saved token %s, not the old %s", sent, saved, j.firstToken)
+	}
+}
+
+// resume: a minute later the Transport finds Finch running the job; Finch
+// finishes it (its webhook); the data is fresh; what failed stays listed.
+func (j *journey) resume() {
+	j.click("#minute-later-acme")
+	j.has("clock", "+1 minute")
+	j.eventually("resync-acme", "running (in_progress)")
+	j.is("resync-job-acme", j.jobID)
+	j.shotOf("job-running", "customer-acme")
+
+	j.click("#finish-job-acme")
+	j.eventually("resync-acme", "complete")
+	st, err := j.d.tr.Status(j.t.Context(), j.d.customer("acme").ConnectionID)
+	if err != nil {
+		j.t.Fatal(err)
+	}
+	jobs := j.d.finch.Jobs(j.d.customer("acme").ConnectionID)
+	if len(jobs) != 1 || jobs[0].Status != "complete" || st.DataFreshAt.Before(jobs[0].CompletedAt) {
+		j.t.Errorf("Finch's jobs %+v; the data fresh as of %v, want one job, complete, and no earlier", jobs, st.DataFreshAt)
+	}
+	j.is("fresh-acme", when(st.DataFreshAt))
+	j.has("refused-acme", "GET /employer/company ×2", "GET /employer/directory ×", "the data is fresh now, run these again")
+	j.has("activity", "OnDataSynced", "Acme Corp: Finch's data sync job "+j.jobID+" is complete")
+	j.absent("#finish-job-acme")
+	j.absent("#minute-later-acme")
+	j.shotOf("resumed", "customer-acme")
 }
 
 // cancel: broken again, the link, Cancel at Connect.
@@ -435,6 +506,9 @@ func (j *journey) retry() {
 	j.at(j.d.URL + "/connect/success?")
 	j.is("outcome-title", "Success")
 	j.is("status-acme", "Healthy")
+	// Finch allows one forced refresh an hour: the job waits.
+	j.has("resync-acme", "not started yet")
+	j.has("resync-note-acme", "Finch allows the next refresh at")
 	j.shot("retry-success")
 }
 
@@ -482,6 +556,11 @@ func (j *journey) oneEntity() {
 	j.shot("reminder")
 	j.open("/")
 	j.has("notifications-initech", "2 (1 notification, 1 reminder)")
+	// A day later Finch allows Acme's data sync job.
+	j.eventually("resync-acme", "queued at Finch (pending)")
+	if jobs := j.d.finch.Jobs(j.d.customer("acme").ConnectionID); len(jobs) != 2 {
+		j.t.Errorf("%d data sync jobs for Acme, want 2", len(jobs))
+	}
 }
 
 // embedded: the embedded flow: the page POSTs the code.

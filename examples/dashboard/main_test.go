@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/finchkit/finchreauth"
 	"go.uber.org/goleak"
 )
 
@@ -116,6 +118,209 @@ func TestDemoOverHTTP(t *testing.T) {
 	for _, want := range []string{`id="outcome-title">Success<`, `id="status-acme">Healthy<`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("success page lacks %q", want)
+		}
+	}
+}
+
+// eventually polls cond until it holds, for at most 10 seconds, and fails
+// the test with what cond last said otherwise. The demo waits for the
+// Transport (Flush) before it answers; what Transport.Run does in the
+// background at the same moment it cannot wait for.
+func eventually(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, last := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: still %s after 10s", what, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// refusedCounts is Status.Refused by "METHOD path".
+func refusedCounts(rs []finchreauth.Refusal) map[string]int {
+	m := map[string]int{}
+	for _, r := range rs {
+		m[r.Method+" "+r.Path] += r.Count
+	}
+	return m
+}
+
+// TestResumeOverHTTP walks what follows a reconnect (issue 18, item 7): the
+// requests that failed while the connection was broken are listed; the next
+// sync, through tr.Client, carries the new token (by fingerprint on the
+// card) and succeeds without a restart; Finch's data sync job shows pending,
+// then running, then complete on the demo clock, and the data fresh; the
+// ended episode's failures stay listed. No page or hook line holds a token.
+func TestResumeOverHTTP(t *testing.T) {
+	d := startDemo(t)
+	defer noRedirects.CloseIdleConnections()
+	ctx := t.Context()
+	conn := d.customer("acme").ConnectionID
+	saved := func() finchreauth.Token {
+		t.Helper()
+		tok, err := d.tr.Token(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	status := func() finchreauth.Status {
+		t.Helper()
+		st, err := d.tr.Status(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	lastSync := func() syncResult {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.syncs["acme"]
+	}
+	oldTok := saved()
+
+	// Broken: two syncs fail, every request with the old token.
+	request(t, "POST", d.URL+"/customers/acme/break")
+	request(t, "POST", d.URL+"/customers/acme/sync")
+	request(t, "POST", d.URL+"/customers/acme/sync")
+	res := lastSync()
+	if len(res.Calls) != 2 || res.OK() {
+		t.Fatalf("a sync of a broken connection: %+v", res.Calls)
+	}
+	for _, c := range res.Calls {
+		if c.Status != 401 || c.Token != oldTok.String() {
+			t.Errorf("%s %s: %d with %s, want 401 with the saved %s", c.Method, c.Path, c.Status, c.Token, oldTok)
+		}
+	}
+	// The company call of each sync is listed: Finch's refusal, then the
+	// latch's answer. The directory call of the first sync is answered by
+	// the latch while the detection's handling has not yet found whose
+	// token it is, and the library counts such an answer for no
+	// connection: it is missing from the list (a library limitation, not
+	// the demo's to paper over). So the directory counts 1, or 2 once
+	// the library counts it.
+	failed := refusedCounts(status().Refused)
+	if failed["GET /employer/company"] != 2 || failed["GET /employer/directory"] < 1 || failed["GET /employer/directory"] > 2 || len(failed) != 2 {
+		t.Errorf("the failed requests listed while broken: %v, want GET /employer/company 2 and GET /employer/directory", failed)
+	}
+	_, _, body := request(t, "GET", d.URL+"/")
+	for _, want := range []string{`id="refused-acme"`, "<code>GET /employer/company</code> ×2", "<code>GET /employer/directory</code> ×",
+		"while it is broken: the app runs these again", `id="sync-token-acme">` + oldTok.String() + `<`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the broken card lacks %q", want)
+		}
+	}
+
+	// Reconnect through Connect: a new token, the data sync job started.
+	mails := d.inbox.all()
+	if len(mails) != 1 {
+		t.Fatalf("%d messages, want 1", len(mails))
+	}
+	callback, err := d.finch.Approve(mails[0].Event.ReconnectURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, loc, _ := request(t, "GET", callback)
+	if u, _ := url.Parse(loc); u == nil || u.Path != "/connect/success" {
+		t.Fatalf("callback went to %q", loc)
+	}
+	_, _, body = request(t, "GET", loc)
+	newTok := saved()
+	if newTok == oldTok {
+		t.Fatal("the reconnect saved no new token")
+	}
+	jobs := d.finch.Jobs(conn)
+	if len(jobs) != 1 {
+		t.Fatalf("%d data sync jobs at Finch after the reconnect, want 1", len(jobs))
+	}
+	job := jobs[0]
+	st := status()
+	if st.NeedsReauth || st.Resync != "pending" || st.ResyncJobID != job.ID {
+		t.Errorf("after the reconnect: needs %v, resync %q job %q, want pending job %s", st.NeedsReauth, st.Resync, st.ResyncJobID, job.ID)
+	}
+	if got := refusedCounts(st.Refused); !maps.Equal(got, failed) {
+		t.Errorf("the ended episode's failed requests: %v, want %v", got, failed)
+	}
+	for _, want := range []string{`id="status-acme">Healthy<`, `id="resync-acme">queued at Finch (pending)<`, `id="resync-job-acme">` + job.ID + `<`,
+		"<code>GET /employer/company</code> ×2", "while it was broken: the app runs these again once the data is fresh", `id="minute-later-acme"`, `id="finish-job-acme"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the card after the reconnect lacks %q", want)
+		}
+	}
+
+	// The next sync: the new token, no restart, and it works.
+	request(t, "POST", d.URL+"/customers/acme/sync")
+	res = lastSync()
+	if !res.OK() {
+		t.Errorf("the sync after the reconnect: %+v", res.Calls)
+	}
+	if got := res.Tokens(); len(got) != 1 || got[0] != newTok.String() {
+		t.Errorf("the sync after the reconnect went out with %v, want the new %s (the old was %s)", got, newTok, oldTok)
+	}
+	if _, _, body = request(t, "GET", d.URL+"/"); !strings.Contains(body, `id="sync-token-acme">`+newTok.String()+`<`) {
+		t.Errorf("the card does not name the new token as the one the sync sent")
+	}
+
+	// A minute later the Transport looks at the job: Finch runs it.
+	if st, loc, _ := request(t, "POST", d.URL+"/clock/next-minute?back=acme"); st != 303 || loc != "/#customer-acme" {
+		t.Fatalf("a minute later: %d %q", st, loc)
+	}
+	eventually(t, "the job a minute later", func() (bool, string) {
+		st := status()
+		return st.Resync == "in_progress", st.Resync
+	})
+	if _, _, body = request(t, "GET", d.URL+"/"); !strings.Contains(body, `id="resync-acme">running (in_progress)<`) {
+		t.Errorf("the card does not show the job running")
+	}
+	// Another minute: Finch's job has ended (jobQueued + jobRunning).
+	request(t, "POST", d.URL+"/clock/next-minute?back=acme")
+	eventually(t, "the job two minutes later", func() (bool, string) {
+		st := status()
+		return st.Resync == "complete", st.Resync
+	})
+	job = d.finch.Jobs(conn)[0]
+	st = status()
+	if job.Status != "complete" || st.DataFreshAt.Before(job.CompletedAt) {
+		t.Errorf("Finch's job %s at %v; the data fresh as of %v, want it no earlier", job.Status, job.CompletedAt, st.DataFreshAt)
+	}
+	_, _, body = request(t, "GET", d.URL+"/")
+	for _, want := range []string{`id="resync-acme">complete<`, `id="fresh-acme">` + when(st.DataFreshAt) + `<`,
+		"while it was broken: the data is fresh now, run these again"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the card once the job is complete lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `id="finish-job-acme"`) {
+		t.Error("the card offers to finish a job that is complete")
+	}
+	eventually(t, "OnDataSynced", func() (bool, string) {
+		for _, e := range d.activity.recent() {
+			if e.Hook == "OnDataSynced" && strings.Contains(e.Text, "job "+job.ID+" is complete") {
+				return true, ""
+			}
+		}
+		return false, "not called"
+	})
+
+	// No page, JSON or hook line holds a token.
+	for _, path := range []string{"/", "/inbox", "/customers/acme/status"} {
+		_, _, body := request(t, "GET", d.URL+path)
+		for _, tok := range []finchreauth.Token{oldTok, newTok} {
+			if strings.Contains(body, string(tok)) {
+				t.Errorf("%s shows the token %s", path, tok)
+			}
+		}
+	}
+	for _, e := range d.activity.recent() {
+		for _, tok := range []finchreauth.Token{oldTok, newTok} {
+			if strings.Contains(e.Text, string(tok)) {
+				t.Errorf("the activity line of %s holds the token %s", e.Hook, tok)
+			}
 		}
 	}
 }
