@@ -10,7 +10,10 @@
 // dashboard, break an employer's connection as if they had changed their
 // payroll password, run a sync to see Finch's 401 through the Transport, read
 // the notification in the inbox, follow its link to Finch Connect, and come
-// back reconnected, cancelled, or with the wrong account. The assisted
+// back reconnected, cancelled, or with the wrong account. Once reconnected,
+// the next sync (through Transport.Client) carries the new token, Finch's
+// data sync job runs on the demo clock until the data is fresh, and the
+// card lists the requests that failed while it was broken. The assisted
 // connection shows the needs Finch Connect cannot repair: Finch's admin user
 // loses its permissions in the payroll system, and the employer restores
 // them there. Nothing leaves the machine: the "e-mails" land in the demo's
