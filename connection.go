@@ -35,6 +35,8 @@ type Connection struct {
 	// AuthenticationMethods are the connection's ways in, each with its
 	// own status and the products it serves.
 	AuthenticationMethods []AuthenticationMethod `json:"authentication_methods,omitempty"`
+	// Username is who authenticated the connection, as Finch says.
+	Username string `json:"username,omitempty"`
 	// Assisted is true for an assisted connection (Finch's deprecated
 	// manual flag, or a method of type "assisted"): the employer repairs
 	// it in the payroll system, never through Finch Connect.
@@ -82,6 +84,7 @@ func connectionOf(in finchapi.Introspection) Connection {
 		LastSuccessfulSync: in.ConnectionStatus.LastSuccessfulSync,
 		ClientType:         in.ClientType,
 		ConnectionType:     in.ConnectionType,
+		Username:           in.Username,
 	}
 	for _, en := range in.Entities {
 		c.Entities = append(c.Entities, Entity{ID: en.ID, Name: en.Name, SourceID: en.SourceID, Status: en.Status})

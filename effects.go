@@ -79,7 +79,7 @@ func rank(kind string) int {
 func (t *Transport) announce(ctx context.Context, conn string, l life, ow owed, details *Reconnection) []owed {
 	e := ow.Ended
 	r := Reconnection{ConnectionID: conn, Token: l.Token, Via: e.Via, BrokenSince: e.Since, At: e.At,
-		Notifications: e.Sent, Episode: e.ID, Status: e.Need, Refused: refusedOf(e.Refused)}
+		Notifications: e.Sent, Episode: e.ID, Status: e.Need, Refused: refusedOf(e.Refused), Drift: e.Drift}
 	if id := l.Identity; id != nil {
 		r.CustomerID, r.CustomerName, r.CompanyID, r.ProviderID, r.Products = id.CustomerID, id.CustomerName, id.CompanyID, id.ProviderID, id.Products
 	}

@@ -157,6 +157,10 @@ type Reconnection struct {
 	// method and path; see Status.Refused): what to run again.
 	Refused []Refusal
 
+	// Drift is what changed in the connection across the reconnect (nil:
+	// nothing, or Finch was not asked before and after).
+	Drift *Drift
+
 	// For OnDataSynced: Finch's data_sync_all job started after the
 	// reconnect, how it ended (complete, error, reauth_error,
 	// permissions_error) and, when complete, when the data was fresh.

@@ -130,6 +130,9 @@ type episode struct {
 	Sent     int       `json:"sent,omitempty"` // notifications sent: the first, then reminders
 	LastSent time.Time `json:"last_sent,omitzero"`
 	Refused  []refusal `json:"refused,omitempty"`
+	// Before is what Finch said of the connection with the token a new
+	// one replaced during the episode: for the drift across the reconnect.
+	Before *Connection `json:"before,omitempty"`
 }
 
 // refusal is a request Finch refused during an episode.
@@ -149,6 +152,7 @@ type ended struct {
 	Need    string    `json:"need,omitempty"`
 	Sent    int       `json:"sent,omitempty"`
 	Refused []refusal `json:"refused,omitempty"`
+	Drift   *Drift    `json:"drift,omitempty"`
 }
 
 // owed is an effect the record owes: a notification or reminder
@@ -392,6 +396,10 @@ func (l life) clone() life {
 	if l.Episode != nil {
 		e := *l.Episode
 		e.Entities, e.Refused = slices.Clone(e.Entities), slices.Clone(e.Refused)
+		if e.Before != nil {
+			c := e.Before.clone()
+			e.Before = &c
+		}
 		l.Episode = &e
 	}
 	if l.Ended != nil {

@@ -257,7 +257,10 @@ func (l *life) settle(o *outcome, now time.Time, p policy, via, holder string) {
 		l.note(now, "changed", need)
 		o.changed = true
 	case need == "" && e != nil:
-		end := &ended{ID: e.ID, Since: e.Since, At: now, Via: via, Need: e.Need, Sent: e.Sent, Refused: e.Refused}
+		end := &ended{ID: e.ID, Since: e.Since, At: now, Via: via, Need: e.Need, Sent: e.Sent, Refused: e.Refused, Drift: drift(e.Before, l.Identity)}
+		if end.Drift != nil {
+			l.note(now, "drift", end.Drift.String())
+		}
 		if l.disconnected() {
 			end.Via = statusDisconnected
 		}
@@ -635,6 +638,10 @@ func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 	l.Token = in.token
 	l.addFingerprint(fp)
 	var o outcome
+	if e := l.Episode; e != nil && l.Identity != nil && in.conn != nil {
+		before := l.Identity.clone()
+		e.Before = &before // what the replaced token's connection was
+	}
 	if v := in.offered; v != nil {
 		l.takeVerdict(*v, in.conn)
 	} else {
