@@ -256,6 +256,7 @@ func (t *Transport) event(conn string, l life, ow owed, c carrier) Event {
 		Reminder:   ow.Reminder,
 		Source:     e.Source,
 		Status:     e.Need,
+		Escalation: ow.Escalate,
 	}
 	if l.Identity != nil {
 		ev.Connection = l.Identity.clone()

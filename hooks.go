@@ -51,6 +51,13 @@ type Event struct {
 	// remedy is not Finch Connect (see Status), or the Transport has
 	// neither Connect nor Links.
 	ReconnectURL string
+
+	// Escalation is set on one notification of an episode: the first due
+	// once the episode is older than Transport.EscalateAfter or has had
+	// EscalateAfterReminders reminders. It is the one to send to a second
+	// contact, or to the application's own account manager, as well: once
+	// per episode, never after it ended.
+	Escalation bool
 }
 
 // Age is how long the connection has been broken at the time of the event.

@@ -133,6 +133,8 @@ type episode struct {
 	// Before is what Finch said of the connection with the token a new
 	// one replaced during the episode: for the drift across the reconnect.
 	Before *Connection `json:"before,omitempty"`
+	// Escalated is when the escalation went out.
+	Escalated time.Time `json:"escalated,omitzero"`
 }
 
 // refusal is a request Finch refused during an episode.
@@ -174,6 +176,9 @@ type owed struct {
 	Claim *mark  `json:"claim,omitempty"`
 	// An announcement: the episode that ended.
 	Ended *ended `json:"ended,omitempty"`
+	// A notification: it is the episode's escalation (decided when it was
+	// first leased, kept across its retries).
+	Escalate bool `json:"escalate,omitempty"`
 }
 
 const (
@@ -218,6 +223,8 @@ type policy struct {
 	notify       bool // a Notifier is set
 	resync       bool // a reconnect starts Finch's data_sync_all job
 	sweep        time.Duration // the health sweep's period; 0: none
+	escalate     time.Duration // an episode this old escalates; 0: never by age
+	escalateN    int           // an episode with this many reminders escalates; 0: never by count
 	skew         time.Duration
 	attempts     int // codes exchanged with one link state
 }

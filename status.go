@@ -33,6 +33,9 @@ type Status struct {
 	// empty if none was made (Transport.ReconnectURL makes one) or the
 	// remedy is not Finch Connect.
 	ReconnectURL string `json:"reconnect_url,omitempty"`
+	// EscalatedAt is when the episode's escalation went out (see
+	// Transport.EscalateAfter); zero if it has not.
+	EscalatedAt time.Time `json:"escalated_at,omitzero"`
 	// ReconnectStarted is when the employer last came back from Finch
 	// Connect in this episode without the reconnect completing: an
 	// exchange failed, or its process died before saving.
@@ -145,7 +148,7 @@ func (t *Transport) statusOf(r Record, l life) Status {
 		return s
 	}
 	s.NeedsReauth, s.Need, s.Since, s.Notifications, s.LastNotified = true, e.Need, e.Since, e.Sent, e.LastSent
-	s.BrokenEntities, s.Refused = e.Entities, refusedOf(e.Refused)
+	s.BrokenEntities, s.Refused, s.EscalatedAt = e.Entities, refusedOf(e.Refused), e.Escalated
 	if ow := l.owedItem(owedNotify, e.ID); ow != nil && ow.Holder == "" {
 		s.NextReminder = ow.NotBefore
 	}

@@ -296,6 +296,15 @@ func (l *life) take(ow *owed, holder string, now time.Time, p policy) {
 			ow.Reminder = k
 		}
 	}
+	if ow.Kind == owedNotify && l.Episode != nil && !ow.Escalate {
+		ow.Escalate = l.Episode.Escalated.IsZero() && p.escalates(l.Episode.Since, ow.Reminder, now)
+	}
+}
+
+// escalates reports whether a notification at now, reminder k of an
+// episode that began at since, is past the escalation's threshold.
+func (p policy) escalates(since time.Time, k int, now time.Time) bool {
+	return p.escalate > 0 && !now.Before(since.Add(p.escalate)) || p.escalateN > 0 && k >= p.escalateN
 }
 
 func (l *life) onDetected(in detected, now time.Time, p policy) outcome {
@@ -780,7 +789,16 @@ func (l *life) onDone(in done, now time.Time, p policy) outcome {
 		l.note(now, what, e.Need)
 		e.Sent++
 		e.LastSent = now
+		if ow.Escalate {
+			e.Escalated = now
+			l.note(now, "escalated", fmt.Sprintf("after %s and %d reminder(s)", now.Sub(e.Since).Round(time.Minute), ow.Reminder))
+		}
 		next, ok := p.reminder(e.Since, ow.Reminder+1)
+		if esc := e.Since.Add(p.escalate); e.Escalated.IsZero() && p.escalate > 0 && esc.After(now) && (!ok || esc.Before(next)) {
+			// The escalation is due before the next reminder: it goes
+			// out on its day, as a reminder of its own.
+			next, ok = esc, true
+		}
 		if !ok {
 			l.drop(owedNotify, e.ID)
 			break

@@ -136,6 +136,16 @@ type Transport struct {
 	SkipResync   bool
 	OnDataSynced func(ctx context.Context, r Reconnection)
 
+	// EscalateAfter and EscalateAfterReminders, if set, make one
+	// notification of an episode its escalation (Event.Escalation): the
+	// first due once the episode is EscalateAfter old (it goes out that
+	// day, between reminders if need be) or has had EscalateAfterReminders
+	// reminders, whichever comes first. Status.EscalatedAt says when; a
+	// digest for an account manager is NeedsReauth's list of those. If both
+	// are zero, nothing escalates.
+	EscalateAfter          time.Duration
+	EscalateAfterReminders int
+
 	// SweepEvery, if set, has every connection whose token the Store holds
 	// checked at /introspect once per SweepEvery (a day, say), each at its
 	// own time in the period, once across replicas, by Sweep (which Run
@@ -331,6 +341,8 @@ func (t *Transport) policy() policy {
 		notify:       t.Notifier != nil,
 		resync:       !t.SkipResync,
 		sweep:        max(t.SweepEvery, 0),
+		escalate:     max(t.EscalateAfter, 0),
+		escalateN:    max(t.EscalateAfterReminders, 0),
 		skew:         orderSkew,
 		attempts:     maxAttempts,
 	}
