@@ -45,9 +45,11 @@ func (t *Transport) carry(ctx context.Context, conn string, l life, run []owed, 
 		case owedVerify:
 			l, more = t.check(ctx, conn, l, ow, c.base)
 			c.fresh = true // a notification the check owes needs no second reading
-		case owedNotify:
+		case owedNotify, owedLastNotice:
 			l, more = t.notify(ctx, conn, l, ow, c)
 			c.fresh = false
+		case owedDisconnect:
+			l, more = t.disconnect(ctx, conn, l, ow, c.base)
 		case owedResync:
 			l, more = t.startJob(ctx, conn, l, ow)
 		case owedFollow:
@@ -88,7 +90,7 @@ func (t *Transport) announce(ctx context.Context, conn string, l life, ow owed, 
 		r.CustomerID, r.CustomerName, r.CompanyID, r.ProviderID, r.Products = d.CustomerID, d.CustomerName, d.CompanyID, d.ProviderID, d.Products
 	}
 	name, fn := "reconnected", t.OnReconnected
-	if e.Via == statusDisconnected {
+	if e.Via == statusDisconnected || e.Via == viaAbandoned {
 		name, fn = "disconnected", t.OnDisconnected
 	}
 	var err error
@@ -195,7 +197,7 @@ func (t *Transport) notify(ctx context.Context, conn string, l life, ow owed, c 
 				l, more = next, o.run
 			}
 		}
-		if mine := l.owedItem(owedNotify, ow.Episode); mine == nil || mine.Holder != ow.Holder {
+		if mine := l.owedItem(ow.Kind, ow.Episode); mine == nil || mine.Holder != ow.Holder {
 			return l, more // it ended meanwhile, or another holds it now
 		}
 	}
@@ -207,14 +209,14 @@ func (t *Transport) notify(ctx context.Context, conn string, l life, ow owed, c 
 	if ev.ReconnectURL == "" && connectHeals(l) && (t.Links != nil || t.Connect != nil) {
 		k, err := t.mint(ctx, ev)
 		if err != nil {
-			l, _, _ = t.apply(ctx, conn, done{holder: ow.Holder, kind: owedNotify, episode: ow.Episode})
+			l, _, _ = t.apply(ctx, conn, done{holder: ow.Holder, kind: ow.Kind, episode: ow.Episode})
 			return l, more
 		}
 		minted, ev.ReconnectURL = &k, k.URL
 	}
 	// Renew the lease before the notification, keeping the new link: if
 	// another process took the lease meanwhile, this one stands down.
-	l, _, err := t.apply(ctx, conn, renewed{holder: ow.Holder, link: minted})
+	l, _, err := t.apply(ctx, conn, renewed{holder: ow.Holder, kind: ow.Kind, link: minted})
 	if err != nil {
 		return l, more
 	}
@@ -235,7 +237,7 @@ func (t *Transport) notify(ctx context.Context, conn string, l life, ow owed, c 
 	// It is recorded whatever Close does to ctx meanwhile. Should
 	// recording fail, the lease runs out and the notification goes out
 	// again (with the same Episode and Reminder): at least once.
-	l, _, _ = t.apply(context.WithoutCancel(ctx), conn, done{holder: ow.Holder, kind: owedNotify, episode: ow.Episode, ok: err == nil})
+	l, _, _ = t.apply(context.WithoutCancel(ctx), conn, done{holder: ow.Holder, kind: ow.Kind, episode: ow.Episode, ok: err == nil})
 	return l, more
 }
 
@@ -257,6 +259,9 @@ func (t *Transport) event(conn string, l life, ow owed, c carrier) Event {
 		Source:     e.Source,
 		Status:     e.Need,
 		Escalation: ow.Escalate,
+	}
+	if ow.Kind == owedLastNotice {
+		ev.LastNotice, ev.DisconnectAt = true, ow.DisconnectAt
 	}
 	if l.Identity != nil {
 		ev.Connection = l.Identity.clone()

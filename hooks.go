@@ -58,6 +58,13 @@ type Event struct {
 	// contact, or to the application's own account manager, as well: once
 	// per episode, never after it ended.
 	Escalation bool
+
+	// LastNotice is set on the last message of an episode the application
+	// abandons (Transport.AbandonAfter, Abandon): unless the employer
+	// reconnects, the connection is disconnected at Finch at DisconnectAt.
+	// No reminder follows it. Its Reminder is the next reminder's number.
+	LastNotice   bool
+	DisconnectAt time.Time
 }
 
 // Age is how long the connection has been broken at the time of the event.

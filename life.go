@@ -135,6 +135,10 @@ type episode struct {
 	Before *Connection `json:"before,omitempty"`
 	// Escalated is when the escalation went out.
 	Escalated time.Time `json:"escalated,omitzero"`
+	// Abandoning: the application abandoned the connection (Abandon).
+	// Noticed is when the last notice went out.
+	Abandoning bool      `json:"abandoning,omitempty"`
+	Noticed    time.Time `json:"noticed,omitzero"`
 }
 
 // refusal is a request Finch refused during an episode.
@@ -179,6 +183,10 @@ type owed struct {
 	// A notification: it is the episode's escalation (decided when it was
 	// first leased, kept across its retries).
 	Escalate bool `json:"escalate,omitempty"`
+	// A last notice: the disconnect date it gives (set when it is first
+	// leased). A disconnect: the token it is about.
+	DisconnectAt time.Time `json:"disconnect_at,omitzero"`
+	FP           string    `json:"fp,omitempty"`
 }
 
 const (
@@ -225,6 +233,8 @@ type policy struct {
 	sweep        time.Duration // the health sweep's period; 0: none
 	escalate     time.Duration // an episode this old escalates; 0: never by age
 	escalateN    int           // an episode with this many reminders escalates; 0: never by count
+	abandon      time.Duration // an episode this old gets its last notice; 0: never
+	abandonNote  time.Duration // from the last notice to the disconnect
 	skew         time.Duration
 	attempts     int // codes exchanged with one link state
 }

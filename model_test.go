@@ -36,6 +36,9 @@ type modelFinch struct {
 	staleIntrospect bool
 	// fail500 is how many data calls Finch answers 500 next.
 	fail500 int
+	// wrongDisconnect records a POST /disconnect made with a token that
+	// worked: what the library must never do.
+	wrongDisconnect string
 }
 
 const modelConn = "conn_model"
@@ -89,6 +92,21 @@ func (f *modelFinch) RoundTrip(req *http.Request) (*http.Response, error) {
 		return jsonResponse(req, 500, `{"code":500,"name":"server_error","message":"Internal server error"}`), nil
 	}
 	if !known {
+		return jsonResponse(req, 401, `{"code":401,"name":"invalid_token_error","message":"Invalid token"}`), nil
+	}
+	if req.URL.Path == "/disconnect" && req.Method == http.MethodPost {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if f.status == "disconnected" {
+			return jsonResponse(req, 401, `{"code":401,"name":"invalid_token_error","message":"Invalid token"}`), nil
+		}
+		if current && f.status == "connected" {
+			f.wrongDisconnect = fmt.Sprintf("%s, which worked", tok)
+		}
+		f.status = "disconnected"
+		return jsonResponse(req, 200, `{"status":"success"}`), nil
+	}
+	if status == "disconnected" {
 		return jsonResponse(req, 401, `{"code":401,"name":"invalid_token_error","message":"Invalid token"}`), nil
 	}
 	if strings.HasPrefix(req.URL.Path, "/jobs/automated") && current && status == "connected" {
@@ -151,7 +169,7 @@ func newModelWorld(t *testing.T) *modelWorld {
 func (w *modelWorld) replica() *finchreauth.Transport {
 	return &finchreauth.Transport{
 		Base: w.finch, Store: w.store, Now: w.clk.Now, Timeout: time.Second, RetryInterval: 10 * time.Second,
-		SweepEvery: modelSweep, SweepRate: 1000,
+		SweepEvery: modelSweep, SweepRate: 1000, AbandonAfter: 6 * time.Hour, AbandonNotice: time.Hour,
 		Notifier: finchreauth.NotifierFunc(func(_ context.Context, e finchreauth.Event) error {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -165,6 +183,11 @@ func (w *modelWorld) replica() *finchreauth.Transport {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			w.reconnected[r.Episode]++
+		},
+		OnDisconnected: func(_ context.Context, r finchreauth.Reconnection) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.reconnected[r.Episode]++ // told it ended, as disconnected
 		},
 	}
 }
@@ -187,13 +210,18 @@ const modelSweep = time.Hour
 // setSilently changes Finch's status and sends no webhook.
 func (w *modelWorld) setSilently(status string) {
 	w.finch.mu.Lock()
-	w.finch.status = status
+	if w.finch.status != "disconnected" { // for good
+		w.finch.status = status
+	}
 	w.finch.mu.Unlock()
 }
 
 // setStatus changes Finch's status; Finch has a webhook to deliver.
 func (w *modelWorld) setStatus(status string) {
 	w.finch.mu.Lock()
+	if w.finch.status == "disconnected" {
+		status = "disconnected" // for good
+	}
 	changed := w.finch.status != status
 	w.finch.status = status
 	w.finch.mu.Unlock()
@@ -253,6 +281,10 @@ func (w *modelWorld) step(op, arg byte) {
 		w.deliver(i, int(arg)/3, op%12 == 6 && arg%2 == 0)
 	case 7: // the employer reconnects; the application saves the new token
 		w.finch.mu.Lock()
+		if w.finch.status == "disconnected" {
+			w.finch.mu.Unlock()
+			break // Connect cannot reconnect it
+		}
 		tok := w.finch.reissue()
 		if w.finch.status == "reauth" {
 			w.finch.status = "connected"
@@ -308,6 +340,12 @@ func (w *modelWorld) check() {
 	// which works, was offered (every reconnect's token is offered).
 	if w.finch.works(w.finch.current) && rec.Token != finchreauth.Token(w.finch.current) {
 		w.t.Fatalf("the saved token is %s; Finch's working token %s was offered", rec.Token, finchreauth.Token(w.finch.current))
+	}
+	w.finch.mu.Lock()
+	wrong := w.finch.wrongDisconnect
+	w.finch.mu.Unlock()
+	if wrong != "" {
+		w.t.Fatalf("POST /disconnect with %s", wrong)
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -370,7 +408,7 @@ func (w *modelWorld) settle() {
 		w.t.Fatal(err)
 	}
 	tok, _ := w.replicas[0].Token(ctx, modelConn)
-	needs := w.finch.needs() || !w.finch.works(string(tok)) && !w.pendingOnly()
+	needs := w.finch.needs() || !w.finch.works(string(tok)) && !w.pendingOnly() && !w.gone()
 	if st.NeedsReauth != needs {
 		w.t.Fatalf("settled: NeedsReauth %v, but Finch says %q (saved token %s works: %v); history:\n%s",
 			st.NeedsReauth, w.finch.status, tok, w.finch.works(string(tok)), history(st))
@@ -387,6 +425,13 @@ func (w *modelWorld) settle() {
 			w.t.Fatalf("episode %s ended, OnReconnected never called", ep)
 		}
 	}
+}
+
+// gone: Finch disconnected the connection.
+func (w *modelWorld) gone() bool {
+	w.finch.mu.Lock()
+	defer w.finch.mu.Unlock()
+	return w.finch.status == "disconnected"
 }
 
 // pendingOnly: Finch's status is pending (data calls answered 202).
@@ -420,6 +465,8 @@ func FuzzModel(f *testing.F) {
 		{12, 0, 13, 0, 15, 0, 12, 1, 12, 2},         // a silent break, found by the sweep
 		{0, 0, 3, 0, 13, 1, 15, 0, 12, 0, 10, 0},    // a silent heal of an open episode
 		{14, 0, 14, 1, 14, 2, 13, 0, 14, 0, 12, 1},  // 500s, then a silent break
+		{0, 0, 3, 0, 15, 0, 10, 0, 15, 0, 10, 1, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 10, 2, 15, 0, 10, 0}, // abandoned
+		{0, 0, 3, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 10, 0, 13, 1, 15, 0, 10, 1},               // repaired after the last notice
 	} {
 		f.Add(seed)
 	}

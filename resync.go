@@ -57,7 +57,7 @@ func (jobDone) isInput()   {}
 // holder, when there is a token to sync with and Finch runs jobs for the
 // connection (not for an assisted one).
 func (l *life) oweResync(o *outcome, e *ended, holder string, now time.Time, p policy) {
-	if !p.resync || l.Token == "" || e.Via == statusDisconnected || (l.Identity != nil && l.Identity.Assisted) {
+	if !p.resync || l.Token == "" || e.Via == statusDisconnected || e.Via == viaAbandoned || (l.Identity != nil && l.Identity.Assisted) {
 		return
 	}
 	l.drop(owedResync, "")

@@ -103,6 +103,7 @@ type linked struct {
 // lease and keep the link it made.
 type renewed struct {
 	holder string
+	kind   string // owedNotify or owedLastNotice
 	link   *link
 }
 
@@ -194,6 +195,12 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		o.changed = l.scheduleSweep(now, p)
 	case suspected:
 		o = l.onSuspected(in, now, p)
+	case abandonNow:
+		o = l.onAbandonNow(now, p)
+	case disconnecting:
+		o = l.onDisconnecting(in, now)
+	case disconnected:
+		o, via, holder = l.onDisconnected(in, now), viaAbandoned, in.holder
 	}
 	if o.err == nil && !o.stale && o.changed {
 		if via != "" {
@@ -201,6 +208,7 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		}
 		l.pushed(in, &o, now, p)
 		l.scheduleSweep(now, p)
+		l.scheduleAbandon(now, p)
 	}
 	if o.changed {
 		l.Clock = now
@@ -261,7 +269,7 @@ func (l *life) settle(o *outcome, now time.Time, p policy, via, holder string) {
 		if end.Drift != nil {
 			l.note(now, "drift", end.Drift.String())
 		}
-		if l.disconnected() {
+		if m := l.mark(levelConnection, ""); l.disconnected() && m.Via != viaAbandoned {
 			end.Via = statusDisconnected
 		}
 		l.Episode, l.Ended, l.Link = nil, end, nil
@@ -298,6 +306,11 @@ func (l *life) take(ow *owed, holder string, now time.Time, p policy) {
 	}
 	if ow.Kind == owedNotify && l.Episode != nil && !ow.Escalate {
 		ow.Escalate = l.Episode.Escalated.IsZero() && p.escalates(l.Episode.Since, ow.Reminder, now)
+	}
+	if ow.Kind == owedLastNotice && ow.DisconnectAt.IsZero() && l.Episode != nil {
+		// Its date, and its number in the episode's messages (the next
+		// reminder's), kept across its retries.
+		ow.DisconnectAt, ow.Reminder = now.Add(p.abandonNote), max(l.Episode.Sent, 1)
 	}
 }
 
@@ -434,6 +447,13 @@ func (l *life) onHeard(in heard, now time.Time, p policy) outcome {
 		// disagree: Finch's word from before the reconnect. (Closer than
 		// that, the order cannot be told: Finch is asked, below.)
 		l.note(now, "ignored", what+", older than the end of the last episode")
+		return o
+	case level == levelConnection && l.disconnected() && in.status != statusDisconnected:
+		// Disconnected is for good: its tokens are revoked, and a status
+		// sent about the connection cannot bring them back (a delivery
+		// late from before, or one about a new connection, whose token
+		// the application saves: a reading with it replaces the mark).
+		l.note(now, "ignored", what+", after the connection was disconnected")
 		return o
 	}
 	if l.Token != "" && l.contradicts(m) {
@@ -750,7 +770,7 @@ func (l *life) onLinked(in linked, now time.Time) outcome {
 }
 
 func (l *life) onRenewed(in renewed, now time.Time, p policy) outcome {
-	ow := l.owedItem(owedNotify, "")
+	ow := l.owedItem(in.kind, "")
 	if ow == nil || ow.Holder != in.holder || l.Episode == nil {
 		return outcome{err: errNoLease}
 	}
@@ -811,6 +831,8 @@ func (l *life) onDone(in done, now time.Time, p policy) outcome {
 		*ow = owed{Kind: owedNotify, Episode: e.ID, Reminder: ow.Reminder + 1, NotBefore: next}
 	case owedSweep:
 		*ow = owed{Kind: owedSweep, NotBefore: now.Add(p.sweep)}
+	case owedLastNotice:
+		l.noticed(ow, now)
 	default:
 		l.drop(ow.Kind, in.episode)
 	}

@@ -146,6 +146,19 @@ type Transport struct {
 	EscalateAfter          time.Duration
 	EscalateAfterReminders int
 
+	// AbandonAfter, if set, gives up on connections broken that long: the
+	// customer gets a last notice (Event.LastNotice), and AbandonNotice
+	// (default 7 days) later the connection is disconnected at Finch (POST
+	// /disconnect: Finch bills every connection until then; there is no
+	// undo), and OnDisconnected is told. Never a connection that was
+	// repaired meanwhile, nor one whose token Finch accepts, checked right
+	// before. Finch advises against disconnecting a connection only in
+	// reauth (a reconnect repairs it): set it to what the application can
+	// afford to wait, in weeks. Abandon does the same for one connection
+	// now. If zero, nothing is abandoned.
+	AbandonAfter  time.Duration
+	AbandonNotice time.Duration
+
 	// SweepEvery, if set, has every connection whose token the Store holds
 	// checked at /introspect once per SweepEvery (a day, say), each at its
 	// own time in the period, once across replicas, by Sweep (which Run
@@ -343,6 +356,8 @@ func (t *Transport) policy() policy {
 		sweep:        max(t.SweepEvery, 0),
 		escalate:     max(t.EscalateAfter, 0),
 		escalateN:    max(t.EscalateAfterReminders, 0),
+		abandon:      max(t.AbandonAfter, 0),
+		abandonNote:  orDefault(t.AbandonNotice, defaultAbandonNotice),
 		skew:         orderSkew,
 		attempts:     maxAttempts,
 	}

@@ -478,6 +478,16 @@ func (c Client) StartJob(ctx context.Context, token string) (Job, error) {
 	return Job{ID: out.JobID, Status: "pending"}, nil
 }
 
+// Disconnect disconnects the token's connection for good (POST
+// /disconnect): every token of the employer and provider is revoked.
+func (c Client) Disconnect(ctx context.Context, token string) error {
+	h := http.Header{"Authorization": {"Bearer " + token}}
+	var out struct {
+		Status string `json:"status"`
+	}
+	return c.do(ctx, http.MethodPost, "/disconnect", nil, h, &out)
+}
+
 // ReadJob reads a job (GET /jobs/automated/{job_id}).
 func (c Client) ReadJob(ctx context.Context, token, id string) (Job, error) {
 	h := http.Header{"Authorization": {"Bearer " + token}}
