@@ -212,7 +212,7 @@ func redacted(secret string) string {
 }
 
 // mint makes a new link for the connection, with a new state.
-func (c *Connect) mint(ctx context.Context, api finchapi.Client, conn Connection, now time.Time) (link, error) {
+func (c *Connect) mint(ctx context.Context, api finchapi.Client, conn Connection, products []string, now time.Time) (link, error) {
 	if err := c.Validate(); err != nil {
 		return link{}, err
 	}
@@ -221,7 +221,9 @@ func (c *Connect) mint(ctx context.Context, api finchapi.Client, conn Connection
 	if err != nil {
 		return link{}, err
 	}
-	products := c.products(conn.Products)
+	if len(products) == 0 {
+		products = c.products(conn.Products)
+	}
 	var u string
 	if c.AuthorizeURLs {
 		u, err = c.authorizeURL(conn, products, state)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -50,6 +51,10 @@ func (t *Transport) carry(ctx context.Context, conn string, l life, run []owed, 
 			c.fresh = false
 		case owedDisconnect:
 			l, more = t.disconnect(ctx, conn, l, ow, c.base)
+		case owedAsk:
+			l = t.ask(ctx, conn, l, ow)
+		case owedAnswered:
+			more = t.answered(ctx, conn, l, ow)
 		case owedResync:
 			l, more = t.startJob(ctx, conn, l, ow)
 		case owedFollow:
@@ -66,7 +71,7 @@ func (t *Transport) carry(ctx context.Context, conn string, l life, run []owed, 
 
 func rank(kind string) int {
 	switch kind {
-	case owedAnnounce, owedSynced:
+	case owedAnnounce, owedSynced, owedAnswered:
 		return 0
 	case owedVerify:
 		return 1
@@ -277,6 +282,11 @@ func (t *Transport) event(conn string, l life, ow owed, c carrier) Event {
 	}
 	if connectHeals(l) {
 		ev.ReconnectURL = l.linkFor(t.now(), t.linkMargin())
+	}
+	if r := l.request(requestUpgrade); r != nil {
+		// One trip through Connect for both: the episode's link asks for
+		// the products of the open upgrade too.
+		ev.Products = slices.Clone(r.Products)
 	}
 	return ev
 }

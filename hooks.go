@@ -65,6 +65,17 @@ type Event struct {
 	// No reminder follows it. Its Reminder is the next reminder's number.
 	LastNotice   bool
 	DisconnectAt time.Time
+
+	// Request is set on the notifications of a request made while the
+	// connection works (Status is then "reauth": the employer goes through
+	// Finch Connect; Episode is the request's id): "upgrade"
+	// (RequestProducts: Products are every product asked for, those the
+	// token has and the new ones) or "campaign" (StartCampaign: Campaign
+	// names it, and the employer must reconnect before Deadline).
+	Request  string
+	Products []string
+	Campaign string
+	Deadline time.Time
 }
 
 // Age is how long the connection has been broken at the time of the event.
@@ -170,6 +181,13 @@ type Reconnection struct {
 	// by Finch or answered by the latch (at most 16 distinct ones, by
 	// method and path; see Status.Refused): what to run again.
 	Refused []Refusal
+
+	// For OnAnswered: the request answered ("upgrade" or "campaign"; Via
+	// says it too), the products it asked for and those Finch did not
+	// grant (a partial grant), or the campaign.
+	Request                        string
+	ProductsAsked, ProductsMissing []string
+	Campaign                       string
 
 	// Drift is what changed in the connection across the reconnect (nil:
 	// nothing, or Finch was not asked before and after).

@@ -76,6 +76,10 @@ type life struct {
 	Breaks int `json:"breaks,omitempty"`
 
 	Episode *episode `json:"episode,omitempty"` // open while the employer is needed
+	// Requests are open requests to the employer while the connection
+	// works (ask.go); CampaignsDone the campaigns answered, newest first.
+	Requests      []request `json:"requests,omitempty"`
+	CampaignsDone []string  `json:"campaigns_done,omitempty"`
 	Ended   *ended   `json:"ended,omitempty"`   // the last episode that ended
 	Resync  *resync  `json:"resync,omitempty"`  // the data sync after it (resync.go)
 	Owed    []owed   `json:"owed,omitempty"`
@@ -187,6 +191,8 @@ type owed struct {
 	// leased). A disconnect: the token it is about.
 	DisconnectAt time.Time `json:"disconnect_at,omitzero"`
 	FP           string    `json:"fp,omitempty"`
+	// Telling the application a request was answered: how.
+	Answer *answer `json:"answer,omitempty"`
 }
 
 const (
@@ -356,10 +362,14 @@ func (l *life) claim(nonce string) *claim {
 
 // linkFor returns the episode's link if it is good at now.
 func (l *life) linkFor(now time.Time, margin time.Duration) string {
-	if l.Link == nil || (!l.Link.Expires.IsZero() && !now.Before(l.Link.Expires.Add(-margin))) {
+	k := l.Link
+	if l.Episode == nil && len(l.Requests) > 0 {
+		k = l.Requests[0].Link // no episode: the open request's
+	}
+	if k == nil || (!k.Expires.IsZero() && !now.Before(k.Expires.Add(-margin))) {
 		return ""
 	}
-	return l.Link.URL
+	return k.URL
 }
 
 func (l *life) note(now time.Time, what, detail string) {
@@ -427,6 +437,16 @@ func (l life) clone() life {
 		r := *l.Resync
 		l.Resync = &r
 	}
+	l.Requests = slices.Clone(l.Requests)
+	for i := range l.Requests {
+		r := &l.Requests[i]
+		r.Products = slices.Clone(r.Products)
+		if r.Link != nil {
+			k := *r.Link
+			r.Link = &k
+		}
+	}
+	l.CampaignsDone = slices.Clone(l.CampaignsDone)
 	l.Owed = slices.Clone(l.Owed)
 	for i := range l.Owed {
 		if c := l.Owed[i].Claim; c != nil {

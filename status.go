@@ -33,6 +33,9 @@ type Status struct {
 	// empty if none was made (Transport.ReconnectURL makes one) or the
 	// remedy is not Finch Connect.
 	ReconnectURL string `json:"reconnect_url,omitempty"`
+	// Requests are the open requests to the employer made while the
+	// connection works (RequestProducts, StartCampaign).
+	Requests []Request `json:"requests,omitempty"`
 	// EscalatedAt is when the episode's escalation went out (see
 	// Transport.EscalateAfter); zero if it has not.
 	EscalatedAt time.Time `json:"escalated_at,omitzero"`
@@ -140,6 +143,17 @@ func (t *Transport) statusOf(r Record, l life) Status {
 	if ow := l.owedItem(owedSweep, ""); ow != nil {
 		s.NextCheck = ow.NotBefore
 	}
+	for _, r := range l.Requests {
+		q := Request{Kind: r.Kind, Since: r.Since, Products: r.Products, Campaign: r.Campaign, Deadline: r.Deadline,
+			Notifications: r.Sent, LastNotified: r.LastSent}
+		if ow := l.owedItem(owedAsk, r.ID); ow != nil && ow.Holder == "" {
+			q.NextReminder = ow.NotBefore
+		}
+		if k := r.Link; k != nil && (k.Expires.IsZero() || t.now().Before(k.Expires.Add(-t.linkMargin()))) {
+			q.ReconnectURL = k.URL
+		}
+		s.Requests = append(s.Requests, q)
+	}
 	for _, h := range l.Lines {
 		s.History = append(s.History, HistoryEntry(h))
 	}
@@ -212,4 +226,19 @@ func (t *Transport) ServeStatus(w http.ResponseWriter, r *http.Request, connecti
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(st)
+}
+
+// Request is an open request to the employer, made while the connection
+// works: "upgrade" (RequestProducts: Products are every product asked for)
+// or "campaign" (StartCampaign: Campaign, Deadline).
+type Request struct {
+	Kind          string    `json:"kind"`
+	Since         time.Time `json:"since"`
+	Products      []string  `json:"products,omitempty"`
+	Campaign      string    `json:"campaign,omitempty"`
+	Deadline      time.Time `json:"deadline,omitzero"`
+	Notifications int       `json:"notifications"`
+	LastNotified  time.Time `json:"last_notified,omitzero"`
+	NextReminder  time.Time `json:"next_reminder,omitzero"`
+	ReconnectURL  string    `json:"reconnect_url,omitempty"`
 }

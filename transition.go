@@ -95,8 +95,9 @@ type saved struct {
 // linked: a link was made for the connection (the start endpoint, or a
 // notification's holder); keep it unless another good one is kept.
 type linked struct {
-	link   link
-	margin time.Duration
+	link    link
+	margin  time.Duration
+	request string // the request it is for; "" for the episode's
 }
 
 // renewed: the holder of a notification is about to send it; extend its
@@ -197,6 +198,8 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		o = l.onSuspected(in, now, p)
 	case abandonNow:
 		o = l.onAbandonNow(now, p)
+	case asked:
+		o = l.onAsked(in, now, p)
 	case disconnecting:
 		o = l.onDisconnecting(in, now)
 	case disconnected:
@@ -209,6 +212,7 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		l.pushed(in, &o, now, p)
 		l.scheduleSweep(now, p)
 		l.scheduleAbandon(now, p)
+		l.settleRequests(&o, now, p, holder)
 	}
 	if o.changed {
 		l.Clock = now
@@ -760,6 +764,15 @@ func (l *life) admit(in saved) error {
 }
 
 func (l *life) onLinked(in linked, now time.Time) outcome {
+	if in.request != "" {
+		r := l.requestByID(in.request)
+		if r == nil || r.Link != nil && (r.Link.Expires.IsZero() || now.Before(r.Link.Expires.Add(-in.margin))) {
+			return outcome{}
+		}
+		k := in.link
+		r.Link = &k
+		return outcome{changed: true}
+	}
 	if l.linkFor(now, in.margin) != "" {
 		return outcome{} // kept meanwhile, elsewhere: hand out one link
 	}
@@ -770,14 +783,27 @@ func (l *life) onLinked(in linked, now time.Time) outcome {
 }
 
 func (l *life) onRenewed(in renewed, now time.Time, p policy) outcome {
-	ow := l.owedItem(in.kind, "")
-	if ow == nil || ow.Holder != in.holder || l.Episode == nil {
+	var ow *owed
+	for i := range l.Owed {
+		if l.Owed[i].Kind == in.kind && l.Owed[i].Holder == in.holder {
+			ow = &l.Owed[i]
+		}
+	}
+	r := (*request)(nil)
+	if ow != nil && in.kind == owedAsk {
+		r = l.requestByID(ow.Episode)
+	}
+	if ow == nil || (r == nil && l.Episode == nil) {
 		return outcome{err: errNoLease}
 	}
 	ow.Until = now.Add(p.lease)
 	if in.link != nil {
 		k := *in.link
-		l.Link = &k
+		if r != nil {
+			r.Link = &k
+		} else {
+			l.Link = &k
+		}
 	}
 	return outcome{changed: true}
 }
@@ -791,7 +817,7 @@ func (l *life) onDone(in done, now time.Time, p policy) outcome {
 		ow.Tries++
 		ow.Holder, ow.Until = "", time.Time{}
 		ow.NotBefore = now.Add(p.backoff(ow.Tries))
-		if (ow.Kind == owedAnnounce || ow.Kind == owedSynced) && ow.Tries >= maxAnnounce {
+		if (ow.Kind == owedAnnounce || ow.Kind == owedSynced || ow.Kind == owedAnswered) && ow.Tries >= maxAnnounce {
 			l.drop(ow.Kind, in.episode)
 		}
 		if ow.Kind == owedNotify {
@@ -833,6 +859,8 @@ func (l *life) onDone(in done, now time.Time, p policy) outcome {
 		*ow = owed{Kind: owedSweep, NotBefore: now.Add(p.sweep)}
 	case owedLastNotice:
 		l.noticed(ow, now)
+	case owedAsk:
+		l.askSent(ow, now, p)
 	default:
 		l.drop(ow.Kind, in.episode)
 	}

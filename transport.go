@@ -121,6 +121,11 @@ type Transport struct {
 	// is needed.
 	OnReconnected  func(ctx context.Context, r Reconnection)
 	OnDisconnected func(ctx context.Context, r Reconnection)
+	// OnAnswered, if set, is told that the employer answered a request
+	// made while the connection worked (RequestProducts, StartCampaign): a
+	// token was saved after it. For an upgrade, ProductsMissing lists what
+	// Finch did not grant. At least once per request, like OnReconnected.
+	OnAnswered func(ctx context.Context, r Reconnection)
 
 	// After a reconnect, Finch serves the connection's last successful
 	// sync until its next daily run. So, unless SkipResync is set, the end

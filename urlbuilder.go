@@ -24,7 +24,7 @@ func (t *Transport) mint(ctx context.Context, ev Event) (link, error) {
 			}
 			return link{URL: u}, err
 		case t.Connect != nil:
-			return t.Connect.mint(ctx, t.finch(ctx, t.base()), ev.Connection, t.now())
+			return t.Connect.mint(ctx, t.finch(ctx, t.base()), ev.Connection, ev.Products, t.now())
 		}
 		return link{}, errNoLinks
 	})
@@ -86,8 +86,16 @@ func (t *Transport) mintFor(ctx context.Context, conn string, l life) (string, e
 		ev.Connection = l.Identity.clone()
 		ev.Connection.ConnectionID = conn
 	}
+	var req string
 	if l.Episode != nil {
 		ev.Episode = l.Episode.ID
+	} else if len(l.Requests) > 0 {
+		// No episode: the link answers the open request.
+		r := l.Requests[0]
+		req, ev.Episode, ev.Request, ev.Campaign, ev.Deadline = r.ID, r.ID, r.Kind, r.Campaign, r.Deadline
+		if r.Kind == requestUpgrade {
+			ev.Products = slices.Clone(r.Products)
+		}
 	}
 	if l.Identity == nil && l.Token != "" && t.Connect != nil && t.Connect.AuthorizeURLs && len(t.Connect.Products) == 0 {
 		// An authorize URL needs the connection's products and provider.
@@ -100,7 +108,7 @@ func (t *Transport) mintFor(ctx context.Context, conn string, l life) (string, e
 	if err != nil {
 		return "", err
 	}
-	next, _, err := t.apply(ctx, conn, linked{link: k, margin: t.linkMargin()})
+	next, _, err := t.apply(ctx, conn, linked{link: k, margin: t.linkMargin(), request: req})
 	if err != nil {
 		return "", err
 	}
