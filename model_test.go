@@ -148,6 +148,8 @@ type modelWorld struct {
 	firsts      map[string]int // first notifications per episode
 	reconnected map[string]int // OnReconnected per episode
 	notified    map[string]bool
+	asks        map[string]int // notifications per request
+	answered    map[string]int // OnAnswered per request
 }
 
 type modelWebhook struct {
@@ -156,7 +158,8 @@ type modelWebhook struct {
 
 func newModelWorld(t *testing.T) *modelWorld {
 	w := &modelWorld{t: t, finch: newModelFinch(), store: new(finchreauth.MemoryStore), clk: newClock(),
-		firsts: map[string]int{}, reconnected: map[string]int{}, notified: map[string]bool{}}
+		firsts: map[string]int{}, reconnected: map[string]int{}, notified: map[string]bool{},
+		asks: map[string]int{}, answered: map[string]int{}}
 	for i := range w.replicas {
 		w.replicas[i] = w.replica()
 	}
@@ -173,12 +176,24 @@ func (w *modelWorld) replica() *finchreauth.Transport {
 		Notifier: finchreauth.NotifierFunc(func(_ context.Context, e finchreauth.Event) error {
 			w.mu.Lock()
 			defer w.mu.Unlock()
+			if e.Request != "" {
+				w.asks[e.Episode]++
+				if w.isOpen(e.Episode) {
+					w.t.Errorf("a request's notification carries the open episode's id %s", e.Episode)
+				}
+				return nil
+			}
 			if e.Reminder == 0 {
 				w.firsts[e.Episode]++
 			}
 			w.notified[e.Episode] = true
 			return nil
 		}),
+		OnAnswered: func(_ context.Context, r finchreauth.Reconnection) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			w.answered[r.Episode]++
+		},
 		OnReconnected: func(_ context.Context, r finchreauth.Reconnection) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
@@ -261,7 +276,7 @@ func (w *modelWorld) deliver(i, k int, keep bool) {
 func (w *modelWorld) step(op, arg byte) {
 	ctx := context.Background()
 	i := int(arg) % len(w.replicas)
-	switch op % 16 {
+	switch op % 17 {
 	case 0:
 		w.setStatus("reauth")
 	case 1:
@@ -322,6 +337,8 @@ func (w *modelWorld) step(op, arg byte) {
 		}
 	case 15: // a sweep period passes
 		w.clk.advance(modelSweep)
+	case 16: // the application asks the employer for another product
+		w.replicas[i].RequestProducts(ctx, modelConn, "directory")
 	}
 	w.flush()
 }
@@ -361,6 +378,11 @@ func (w *modelWorld) check() {
 	for ep := range w.reconnected {
 		if st.NeedsReauth && w.isOpen(ep) {
 			w.t.Fatalf("OnReconnected for episode %s, which is still open", ep)
+		}
+	}
+	for id, n := range w.answered {
+		if n > 1 && !w.crashed {
+			w.t.Fatalf("request %s answered %d times without a fault", id, n)
 		}
 	}
 }
@@ -467,6 +489,8 @@ func FuzzModel(f *testing.F) {
 		{14, 0, 14, 1, 14, 2, 13, 0, 14, 0, 12, 1},  // 500s, then a silent break
 		{0, 0, 3, 0, 15, 0, 10, 0, 15, 0, 10, 1, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 10, 2, 15, 0, 10, 0}, // abandoned
 		{0, 0, 3, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 15, 0, 10, 0, 13, 1, 15, 0, 10, 1},               // repaired after the last notice
+		{16, 0, 0, 0, 3, 0, 16, 1, 9, 100, 10, 0, 7, 0, 3, 1, 10, 2},                                     // an upgrade beside an episode, one reconnect
+		{16, 0, 7, 1, 16, 2, 9, 255, 10, 1, 8, 0, 7, 2},                                                  // upgrades answered, an old token offered
 	} {
 		f.Add(seed)
 	}
