@@ -401,8 +401,8 @@ func (t *Transport) requestEvent(conn string, l life, r request, ow owed) Event 
 	if r.Kind == requestUpgrade {
 		ev.Products = slices.Clone(r.Products)
 	}
-	if k := r.Link; k != nil && (k.Expires.IsZero() || t.now().Before(k.Expires.Add(-t.linkMargin()))) {
-		ev.ReconnectURL = k.URL
+	if r.Link.good(t.now(), t.linkMargin()) {
+		ev.ReconnectURL = r.Link.URL
 	}
 	return ev
 }

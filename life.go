@@ -80,9 +80,9 @@ type life struct {
 	// works (ask.go); CampaignsDone the campaigns answered, newest first.
 	Requests      []request `json:"requests,omitempty"`
 	CampaignsDone []string  `json:"campaigns_done,omitempty"`
-	Ended   *ended   `json:"ended,omitempty"`   // the last episode that ended
-	Resync  *resync  `json:"resync,omitempty"`  // the data sync after it (resync.go)
-	Owed    []owed   `json:"owed,omitempty"`
+	Ended         *ended    `json:"ended,omitempty"`  // the last episode that ended
+	Resync        *resync   `json:"resync,omitempty"` // the data sync after it (resync.go)
+	Owed          []owed    `json:"owed,omitempty"`
 
 	// Link is the reconnect link the customer is given, kept until it
 	// expires, its state is spent, or the episode ends.
@@ -233,9 +233,9 @@ type policy struct {
 	retryCap     time.Duration // the longest
 	reminders    []time.Duration
 	remindEvery  time.Duration
-	maxReminders int  // negative: none
-	notify       bool // a Notifier is set
-	resync       bool // a reconnect starts Finch's data_sync_all job
+	maxReminders int           // negative: none
+	notify       bool          // a Notifier is set
+	resync       bool          // a reconnect starts Finch's data_sync_all job
 	sweep        time.Duration // the health sweep's period; 0: none
 	escalate     time.Duration // an episode this old escalates; 0: never by age
 	escalateN    int           // an episode with this many reminders escalates; 0: never by count
@@ -366,10 +366,15 @@ func (l *life) linkFor(now time.Time, margin time.Duration) string {
 	if l.Episode == nil && len(l.Requests) > 0 {
 		k = l.Requests[0].Link // no episode: the open request's
 	}
-	if k == nil || (!k.Expires.IsZero() && !now.Before(k.Expires.Add(-margin))) {
+	if !k.good(now, margin) {
 		return ""
 	}
 	return k.URL
+}
+
+// good reports whether k is a link still good margin after now.
+func (k *link) good(now time.Time, margin time.Duration) bool {
+	return k != nil && (k.Expires.IsZero() || now.Before(k.Expires.Add(-margin)))
 }
 
 func (l *life) note(now time.Time, what, detail string) {

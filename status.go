@@ -128,32 +128,8 @@ func (t *Transport) statusOf(r Record, l life) Status {
 		s.LastReconnected, s.LastDowntime = e.At, max(e.At.Sub(e.Since), 0)
 		s.Refused = refusedOf(e.Refused)
 	}
-	if r := l.Resync; r != nil {
-		s.Resync, s.ResyncJobID = r.Status, r.JobID
-		if r.Status == "complete" {
-			s.DataFreshAt = r.Ended
-		}
-	}
-	if id := l.Identity; id != nil {
-		if at, err := time.Parse(time.RFC3339, id.LastSuccessfulSync); err == nil && at.After(s.DataFreshAt) {
-			s.DataFreshAt = at
-		}
-	}
-	s.DataStale = !s.DataFreshAt.IsZero() && t.now().Sub(s.DataFreshAt) > orDefault(t.StaleAfter, defaultStaleAfter)
-	if ow := l.owedItem(owedSweep, ""); ow != nil {
-		s.NextCheck = ow.NotBefore
-	}
-	for _, r := range l.Requests {
-		q := Request{Kind: r.Kind, Since: r.Since, Products: r.Products, Campaign: r.Campaign, Deadline: r.Deadline,
-			Notifications: r.Sent, LastNotified: r.LastSent}
-		if ow := l.owedItem(owedAsk, r.ID); ow != nil && ow.Holder == "" {
-			q.NextReminder = ow.NotBefore
-		}
-		if k := r.Link; k != nil && (k.Expires.IsZero() || t.now().Before(k.Expires.Add(-t.linkMargin()))) {
-			q.ReconnectURL = k.URL
-		}
-		s.Requests = append(s.Requests, q)
-	}
+	t.dataOf(&s, l)
+	s.Requests = t.requestsOf(l)
 	for _, h := range l.Lines {
 		s.History = append(s.History, HistoryEntry(h))
 	}
@@ -175,6 +151,43 @@ func (t *Transport) statusOf(r Record, l life) Status {
 		}
 	}
 	return s
+}
+
+// dataOf fills in how fresh the connection's data is, and when the sweep
+// next checks it.
+func (t *Transport) dataOf(s *Status, l life) {
+	if r := l.Resync; r != nil {
+		s.Resync, s.ResyncJobID = r.Status, r.JobID
+		if r.Status == "complete" {
+			s.DataFreshAt = r.Ended
+		}
+	}
+	if id := l.Identity; id != nil {
+		if at, err := time.Parse(time.RFC3339, id.LastSuccessfulSync); err == nil && at.After(s.DataFreshAt) {
+			s.DataFreshAt = at
+		}
+	}
+	s.DataStale = !s.DataFreshAt.IsZero() && t.now().Sub(s.DataFreshAt) > orDefault(t.StaleAfter, defaultStaleAfter)
+	if ow := l.owedItem(owedSweep, ""); ow != nil {
+		s.NextCheck = ow.NotBefore
+	}
+}
+
+// requestsOf is the open requests, as Status shows them.
+func (t *Transport) requestsOf(l life) []Request {
+	var out []Request
+	for _, r := range l.Requests {
+		q := Request{Kind: r.Kind, Since: r.Since, Products: r.Products, Campaign: r.Campaign, Deadline: r.Deadline,
+			Notifications: r.Sent, LastNotified: r.LastSent}
+		if ow := l.owedItem(owedAsk, r.ID); ow != nil && ow.Holder == "" {
+			q.NextReminder = ow.NotBefore
+		}
+		if r.Link.good(t.now(), t.linkMargin()) {
+			q.ReconnectURL = r.Link.URL
+		}
+		out = append(out, q)
+	}
+	return out
 }
 
 // NeedsReauth lists the connections that need re-authentication, oldest

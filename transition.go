@@ -151,8 +151,29 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 		now = l.Clock
 	}
 	before := l.Clock
-	var o outcome
-	var via, holder string
+	o, via, holder := l.onInput(in, now, p)
+	if o.err == nil && !o.stale && o.changed {
+		if via != "" {
+			l.settle(&o, now, p, via, holder)
+		}
+		l.pushed(in, &o, now, p)
+		l.scheduleSweep(now, p)
+		l.scheduleAbandon(now, p)
+		l.settleRequests(&o, now, p, holder)
+	}
+	if o.changed {
+		l.Clock = now
+		l.bound(now)
+	} else {
+		l.Clock = before
+	}
+	return l, o
+}
+
+// onInput takes in one input: what it changed, and, for a signal that
+// may open or end an episode, what brought it (via) and the flow that
+// carries out what it owes (holder).
+func (l *life) onInput(in input, now time.Time, p policy) (o outcome, via, holder string) {
 	switch in := in.(type) {
 	case detected:
 		o, via, holder = l.onDetected(in, now, p), "detection", in.holder
@@ -205,22 +226,7 @@ func (l life) step(in input, now time.Time, p policy) (life, outcome) {
 	case disconnected:
 		o, via, holder = l.onDisconnected(in, now), viaAbandoned, in.holder
 	}
-	if o.err == nil && !o.stale && o.changed {
-		if via != "" {
-			l.settle(&o, now, p, via, holder)
-		}
-		l.pushed(in, &o, now, p)
-		l.scheduleSweep(now, p)
-		l.scheduleAbandon(now, p)
-		l.settleRequests(&o, now, p, holder)
-	}
-	if o.changed {
-		l.Clock = now
-		l.bound(now)
-	} else {
-		l.Clock = before
-	}
-	return l, o
+	return o, via, holder
 }
 
 // pushed records what a signal adds once the episode is settled: the
@@ -766,7 +772,7 @@ func (l *life) admit(in saved) error {
 func (l *life) onLinked(in linked, now time.Time) outcome {
 	if in.request != "" {
 		r := l.requestByID(in.request)
-		if r == nil || r.Link != nil && (r.Link.Expires.IsZero() || now.Before(r.Link.Expires.Add(-in.margin))) {
+		if r == nil || r.Link.good(now, in.margin) {
 			return outcome{}
 		}
 		k := in.link
