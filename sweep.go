@@ -1,6 +1,7 @@
 package finchreauth
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -90,7 +91,8 @@ func (l *life) sweepDue(now time.Time) bool {
 // SweepEvery in a process, page by page. Run calls it every minute; call it
 // from the application's scheduler instead if Run does not run. Without
 // SweepEvery it does nothing. A record the Store cannot read is skipped and
-// reported; Sweep returns the error of a listing that failed as a whole.
+// reported; Sweep returns the error of a listing that failed as a whole, or
+// ctx's when it stopped waiting for Finch's window.
 func (t *Transport) Sweep(ctx context.Context) error {
 	t.init()
 	if t.pol.sweep <= 0 {
@@ -108,12 +110,14 @@ func (t *Transport) Sweep(ctx context.Context) error {
 		}
 		t.sweeper.seeded(t.now())
 	}
-	return t.each(ctx, Query{DueBy: t.now(), Limit: remindPage}, func(r Record, l life) bool {
+	var waitErr error
+	err := t.each(ctx, Query{DueBy: t.now(), Limit: remindPage}, func(r Record, l life) bool {
 		if !l.sweepDue(t.now()) {
 			return true // due for something else: Remind's
 		}
 		done, err := t.sweeper.wait(ctx, t.sweepRate())
 		if err != nil {
+			waitErr = err
 			return false
 		}
 		defer done()
@@ -124,6 +128,7 @@ func (t *Transport) Sweep(ctx context.Context) error {
 		}
 		return ctx.Err() == nil
 	})
+	return cmp.Or(err, waitErr, ctx.Err())
 }
 
 func (t *Transport) sweepRate() int {

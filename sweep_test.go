@@ -242,3 +242,29 @@ func TestNoSweepWithoutSweepEvery(t *testing.T) {
 	require.NoError(t, err)
 	assert.True(t, st.NextCheck.IsZero())
 }
+
+// TestSweepStaysUnderFinchsLimit (issue 19 #1, #8): against finchtest's
+// own rolling window (3 a minute on /introspect), a sweep with SweepRate 3
+// and 6 checks due makes 3 calls and waits for the window: Finch never
+// answers 429.
+func TestSweepStaysUnderFinchsLimit(t *testing.T) {
+	finch := finchtest.NewServer() // its window in real time
+	defer finch.Close()
+	finch.SetRateLimit("/introspect", 3)
+	clk := newClock()
+	tr := &finchreauth.Transport{Base: finch.Client().Transport, APIBaseURL: finch.URL, Now: clk.Now, SweepEvery: day, SweepRate: 3}
+	defer tr.Close()
+	for range 6 {
+		tok := finch.AddConnection(finchtest.Connection{})
+		c, _ := finch.ConnectionForToken(tok)
+		require.NoError(t, tr.SaveToken(context.Background(), c.ID, finchreauth.Token(tok)))
+	}
+	require.NoError(t, tr.Sweep(context.Background()))
+	clk.advance(day)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := tr.Sweep(ctx)
+	assert.ErrorIs(t, err, context.DeadlineExceeded, "the sweep waits for Finch's window")
+	assert.Equal(t, 3, finch.Calls("GET", "/introspect"))
+	assert.Zero(t, finch.RateLimited("/introspect"), "never a 429")
+}
