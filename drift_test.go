@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/finchtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -13,9 +12,26 @@ import (
 // TestDriftAfterAReconnect (issue 19 #4): another admin reconnects (the
 // first left), unticks a product and brings an entity; the Reconnection
 // says what changed, and the timeline too. Before, the application learnt
-// of it from syncs that returned less.
+// of it from syncs that returned less. With Finch's webhooks sent to the
+// application, the connected webhook of the reconnect has the old token
+// read while the code is exchanged, and that reading (the connection as it
+// is now) once became the "before": no Drift at all.
 func TestDriftAfterAReconnect(t *testing.T) {
-	r := newReconnectRig(t, nil)
+	for _, c := range driftRigs {
+		t.Run(c.name, func(t *testing.T) { testDrift(t, c.rig(t)) })
+	}
+}
+
+// driftRigs: the reconnect without webhooks, and with them.
+var driftRigs = []struct {
+	name string
+	rig  func(*testing.T) *reconnectRig
+}{
+	{"without webhooks", func(t *testing.T) *reconnectRig { return newReconnectRig(t, nil) }},
+	{"with Finch's webhooks", func(t *testing.T) *reconnectRig { return webhookRig(t, nil) }},
+}
+
+func testDrift(t *testing.T, r *reconnectRig) {
 	link := r.breakAndNotify(t)
 	conn, _ := r.finch.Connection(r.connID)
 	require.GreaterOrEqual(t, len(conn.Products), 2)
@@ -53,14 +69,17 @@ func TestDriftAfterAReconnect(t *testing.T) {
 
 // TestNoDriftWhenNothingChanged: a plain reconnect has no Drift.
 func TestNoDriftWhenNothingChanged(t *testing.T) {
-	r := newReconnectRig(t, nil)
-	link := r.breakAndNotify(t)
-	callback, err := r.finch.Approve(link)
-	require.NoError(t, err)
-	require.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
-	waitIdle(t, r.tr)
-	reconnected, _ := r.hooks()
-	require.Len(t, reconnected, 1)
-	assert.Nil(t, reconnected[0].Drift)
-	_ = finchreauth.Drift{}
+	for _, c := range driftRigs {
+		t.Run(c.name, func(t *testing.T) {
+			r := c.rig(t)
+			link := r.breakAndNotify(t)
+			callback, err := r.finch.Approve(link)
+			require.NoError(t, err)
+			require.Equal(t, "", query(t, browse(t, callback).Header.Get("Location")).Get("reason"))
+			waitIdle(t, r.tr)
+			reconnected, _ := r.hooks()
+			require.Len(t, reconnected, 1)
+			assert.Nil(t, reconnected[0].Drift)
+		})
+	}
 }

@@ -134,8 +134,11 @@ type episode struct {
 	Sent     int       `json:"sent,omitempty"` // notifications sent: the first, then reminders
 	LastSent time.Time `json:"last_sent,omitzero"`
 	Refused  []refusal `json:"refused,omitempty"`
-	// Before is what Finch said of the connection with the token a new
-	// one replaced during the episode: for the drift across the reconnect.
+	// Before is what Finch last said of the connection before the
+	// reconnect: when the episode opened, or since while it said the
+	// connection was broken; for the drift across the reconnect. A reading
+	// that says it works (the reconnect's own webhook, read with the token
+	// the reconnect replaces) is the connection after, not before.
 	Before *Connection `json:"before,omitempty"`
 	// Escalated is when the escalation went out.
 	Escalated time.Time `json:"escalated,omitzero"`
@@ -143,6 +146,15 @@ type episode struct {
 	// Noticed is when the last notice went out.
 	Abandoning bool      `json:"abandoning,omitempty"`
 	Noticed    time.Time `json:"noticed,omitzero"`
+}
+
+// remember keeps c, what Finch says of the connection now, as the episode's
+// before; nil (Finch never asked) keeps what it had.
+func (e *episode) remember(c *Connection) {
+	if c != nil {
+		b := c.clone()
+		e.Before = &b
+	}
 }
 
 // refusal is a request Finch refused during an episode.

@@ -265,6 +265,7 @@ func (l *life) settle(o *outcome, now time.Time, p policy, via, holder string) {
 	switch {
 	case need != "" && e == nil:
 		l.Episode = &episode{ID: rand.Text(), Since: now, Need: need, Source: via, Entities: entities}
+		l.Episode.remember(l.Identity)
 		l.note(now, "opened", need+" ("+via+")")
 		if p.notify {
 			l.Owed = append(l.Owed, owed{Kind: owedNotify, Episode: l.Episode.ID, NotBefore: now})
@@ -530,6 +531,9 @@ func (l *life) onRead(in read, now time.Time, p policy) outcome {
 	was := l.mark(levelConnection, "")
 	quiet := in.sweep && was != nil && was.Status == in.conn.Status && l.Episode == nil && says
 	l.apply(in.conn, in.at, "introspect")
+	if !says && l.Episode != nil {
+		l.Episode.remember(l.Identity)
+	}
 	switch {
 	case quiet:
 		// A sweep that finds the connection as it was adds no line to the
@@ -677,10 +681,6 @@ func (l *life) onSaved(in saved, now time.Time, p policy) outcome {
 	l.Token = in.token
 	l.addFingerprint(fp)
 	var o outcome
-	if e := l.Episode; e != nil && l.Identity != nil && in.conn != nil {
-		before := l.Identity.clone()
-		e.Before = &before // what the replaced token's connection was
-	}
 	if v := in.offered; v != nil {
 		l.takeVerdict(*v, in.conn)
 	} else {
