@@ -245,13 +245,21 @@ func (t *Transport) ServeStatus(w http.ResponseWriter, r *http.Request, connecti
 // works: "upgrade" (RequestProducts: Products are every product asked for)
 // or "campaign" (StartCampaign: Campaign, Deadline).
 type Request struct {
-	Kind          string    `json:"kind"`
-	Since         time.Time `json:"since"`
-	Products      []string  `json:"products,omitempty"`
-	Campaign      string    `json:"campaign,omitempty"`
-	Deadline      time.Time `json:"deadline,omitzero"`
+	// Kind is "upgrade" or "campaign"; Since is when it was made.
+	Kind  string    `json:"kind"`
+	Since time.Time `json:"since"`
+	// Products, for an upgrade: every product asked for, those the token
+	// has and the new ones.
+	Products []string `json:"products,omitempty"`
+	// Campaign and Deadline, for a campaign: its name, and when the
+	// employer must have reconnected by.
+	Campaign string    `json:"campaign,omitempty"`
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Notifications counts what the employer was sent for it, the last at
+	// LastNotified; NextReminder is when the next is due (zero: none).
 	Notifications int       `json:"notifications"`
 	LastNotified  time.Time `json:"last_notified,omitzero"`
 	NextReminder  time.Time `json:"next_reminder,omitzero"`
-	ReconnectURL  string    `json:"reconnect_url,omitempty"`
+	// ReconnectURL is the link the employer was sent, while it is good.
+	ReconnectURL string `json:"reconnect_url,omitempty"`
 }
