@@ -32,6 +32,7 @@ type customer struct {
 	Email        string
 	ProviderID   string
 	ConnectionID string             // from the fake Finch
+	Products     []string           // what the employer granted at first; if nil, finchtest's default (all six)
 	Entities     []finchtest.Entity // set for the multi-entity employer
 	// Assisted: Finch's staff sign in to the payroll system with an admin
 	// user the employer created for Finch. Finch Connect cannot repair
@@ -68,6 +69,10 @@ func initialCustomers() []*customer {
 				{ID: "ent_initech_west", Name: "Initech West", SourceID: "IW-02"},
 			}},
 		{Key: "umbrella", Name: "Umbrella Corp", Email: "hr@umbrella.example", ProviderID: "trinet", Assisted: true},
+		// Hooli granted no payroll data when it first connected: the
+		// application asks for it (RequestProducts).
+		{Key: "hooli", Name: "Hooli", Email: "payroll@hooli.example", ProviderID: "gusto",
+			Products: []string{"company", "directory", "individual", "employment"}},
 	}
 }
 
@@ -88,8 +93,15 @@ type demo struct {
 	ln  net.Listener
 	srv *http.Server
 
-	mu    sync.Mutex
-	syncs map[string]syncResult // customer key -> the last sync
+	mu       sync.Mutex
+	syncs    map[string]syncResult               // customer key -> the last sync
+	answers  map[string]finchreauth.Reconnection // customer key -> the last request it answered (OnAnswered)
+	campaign *finchreauth.Campaign               // the campaign started, if any
+
+	// quiet serializes the simulations that change a status at the fake
+	// Finch with its webhook lost (finchtest holds every webhook while it
+	// holds one).
+	quiet sync.Mutex
 }
 
 // newDemo starts the fake Finch, connects the employers to it, and builds the
@@ -105,6 +117,7 @@ func newDemo(cfg config) (_ *demo, err error) {
 		clock:     &clock{},
 		customers: initialCustomers(),
 		syncs:     map[string]syncResult{},
+		answers:   map[string]finchreauth.Reconnection{},
 		source:    newSourceIndex(),
 	}
 	d.activity = &activity{now: d.clock.Now}
@@ -115,6 +128,9 @@ func newDemo(cfg config) (_ *demo, err error) {
 		}
 	}()
 	if d.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	if d.inbox.requests, err = parseRequestTemplates(); err != nil {
 		return nil, err
 	}
 
@@ -184,6 +200,10 @@ func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
 			d.activity.add("OnDataSynced", "%s: Finch's data sync job %s is complete; the data is fresh as of %s",
 				d.nameOf(r.ConnectionID), r.JobID, r.DataFreshAt.Local().Format(time.TimeOnly))
 		},
+		// A request made while the connection works (RequestProducts,
+		// StartCampaign) is answered when a token is saved after it: see
+		// requests.go.
+		OnAnswered: d.onAnswered,
 		ErrorHandler: func(_ context.Context, err error) {
 			d.activity.add("ErrorHandler", "%v", err)
 		},
@@ -191,8 +211,13 @@ func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
 		// (default 30 seconds), and Run wakes up that often: 5 seconds
 		// keeps the demo brisk.
 		RetryInterval: 5 * time.Second,
-		Logger:        cfg.Logger,
-		Now:           d.clock.Now,
+		// The health sweep asks Finch (/introspect) about every connection
+		// once per SweepEvery, each at its own time in the period: a day is
+		// usual; an hour lets "An hour later" show it. Run sweeps every
+		// minute, and the demo's clock buttons call Sweep too.
+		SweepEvery: time.Hour,
+		Logger:     cfg.Logger,
+		Now:        d.clock.Now,
 	}
 	if err := tr.Connect.Validate(); err != nil {
 		return nil, err
@@ -206,7 +231,7 @@ func (d *demo) transport(cfg config) (*finchreauth.Transport, error) {
 func (d *demo) connectCustomers(ctx context.Context) error {
 	for _, c := range d.customers {
 		tok := d.finch.AddConnection(finchtest.Connection{
-			CustomerName: c.Name, CustomerEmail: c.Email, ProviderID: c.ProviderID, Entities: c.Entities, Assisted: c.Assisted,
+			CustomerName: c.Name, CustomerEmail: c.Email, ProviderID: c.ProviderID, Entities: c.Entities, Assisted: c.Assisted, Products: c.Products,
 		})
 		conn, _ := d.finch.ConnectionForToken(tok)
 		c.ConnectionID = conn.ID

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/finchkit/finchreauth"
+	"github.com/finchkit/finchreauth/finchtest"
 )
 
 // routes is the application's HTTP surface. In a real application every
@@ -43,11 +44,16 @@ func (d *demo) routes(webhookSecret string) http.Handler {
 	mux.HandleFunc("POST /customers/{customer}/sync", d.withCustomer(d.sync))
 	mux.HandleFunc("POST /customers/{customer}/break", d.withCustomer(d.breakConnection))
 	mux.HandleFunc("POST /customers/{customer}/break-entity/{entity}", d.withCustomer(d.breakEntity))
+	mux.HandleFunc("POST /customers/{customer}/break-quietly", d.withCustomer(d.breakQuietly))
+	mux.HandleFunc("POST /customers/{customer}/request-products", d.withCustomer(d.requestProducts))
+	mux.HandleFunc("POST /customers/{customer}/grant-partly", d.withCustomer(d.grantPartly))
+	mux.HandleFunc("POST /campaign", d.startCampaign)
 	mux.HandleFunc("POST /customers/{customer}/finch-status/{status}", d.withCustomer(d.setFinchStatus))
 	mux.HandleFunc("POST /customers/{customer}/other-account", d.withCustomer(d.otherAccount))
 	mux.HandleFunc("POST /customers/{customer}/finish-job", d.withCustomer(d.finishJob))
 	mux.HandleFunc("POST /clock/next-day", d.nextDay)
 	mux.HandleFunc("POST /clock/next-minute", d.nextMinute)
+	mux.HandleFunc("POST /clock/next-hour", d.nextHour)
 	return mux
 }
 
@@ -253,6 +259,28 @@ func (d *demo) breakConnection(w http.ResponseWriter, r *http.Request, c *custom
 	back(w, r, c)
 }
 
+// breakQuietly is Finch putting the connection in reauth with nothing to
+// tell the application: no webhook (the fake holds its account.updated and
+// drops it, as a delivery Finch gave up on) and no API call. Only the
+// health sweep's look at /introspect can find it before a sync fails.
+func (d *demo) breakQuietly(w http.ResponseWriter, r *http.Request, c *customer) {
+	d.quiet.Lock()
+	d.finch.HoldWebhooks(true)
+	d.finch.Break(c.ConnectionID)
+	d.finch.HoldWebhooks(false)
+	for _, h := range d.finch.HeldWebhooks() {
+		// Whatever else was held meanwhile (a data sync job ending on
+		// the demo clock) goes out as it would have.
+		if h.EventType != "account.updated" || h.ConnectionID != c.ConnectionID {
+			d.finch.DeliverHeld(r.Context(), h.EventID, finchtest.TimestampAtDelivery)
+		}
+		d.finch.DropHeld(h.EventID)
+	}
+	d.quiet.Unlock()
+	d.flush(r.Context())
+	back(w, r, c)
+}
+
 // breakEntity breaks one entity of a multi-entity connection.
 func (d *demo) breakEntity(w http.ResponseWriter, r *http.Request, c *customer) {
 	id := r.PathValue("entity")
@@ -330,11 +358,23 @@ func (d *demo) nextDay(w http.ResponseWriter, r *http.Request) { d.later(w, r, 2
 // Finch's jobs run on the demo clock too (see jobQueued).
 func (d *demo) nextMinute(w http.ResponseWriter, r *http.Request) { d.later(w, r, time.Minute) }
 
-// later moves the demo clock by, calls Transport.Remind, waits for what it
-// started, and goes back to the page the form names: "/inbox", a
+// nextHour moves the demo clock an hour forward: a SweepEvery later, every
+// connection's health check is due, and the sweep asks Finch about each
+// (Transport.Sweep).
+func (d *demo) nextHour(w http.ResponseWriter, r *http.Request) { d.later(w, r, time.Hour) }
+
+// later moves the demo clock by, calls Transport.Sweep and Transport.Remind
+// (as Transport.Run would, in its own time), waits for what they started,
+// and goes back to the page the form names: "/inbox", "campaign", a
 // customer's card (its key), or the dashboard.
 func (d *demo) later(w http.ResponseWriter, r *http.Request, by time.Duration) {
 	d.clock.advance(by)
+	ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second) // Sweep waits for SweepRate's window
+	err := d.tr.Sweep(ctx)
+	cancel()
+	if err != nil {
+		d.activity.add("Sweep", "%v", err)
+	}
 	if err := d.tr.Remind(r.Context()); err != nil {
 		d.activity.add("Remind", "%v", err)
 	}
@@ -342,6 +382,8 @@ func (d *demo) later(w http.ResponseWriter, r *http.Request, by time.Duration) {
 	to := "/"
 	if b := r.FormValue("back"); b == "/inbox" {
 		to = "/inbox"
+	} else if b == "campaign" {
+		to = "/#campaign"
 	} else if c := d.customer(b); c != nil {
 		to = "/#customer-" + c.Key
 	}
@@ -398,6 +440,13 @@ func (d *demo) success(w http.ResponseWriter, r *http.Request) {
 	// them, so that the card shows the job.
 	d.flush(r.Context())
 	o := &outcomeView{Kind: "success", Title: "Success", Detail: d.nameOf(conn) + " is reconnected: the new token is saved and syncs work again."}
+	if a := d.answered(r.Context(), conn); a != nil {
+		// The link was a request's: the connection worked all along.
+		o.Detail = d.nameOf(conn) + " answered the " + a.Request + ": the new token is saved; the old one worked until then."
+		if len(a.ProductsMissing) > 0 {
+			o.Detail = d.nameOf(conn) + " answered the upgrade, partly: Finch did not grant " + strings.Join(a.ProductsMissing, ", ") + ". The new token is saved."
+		}
+	}
 	// Anyone can open this URL: the banner says what the Store says.
 	if st, err := d.tr.Status(r.Context(), conn); err != nil || st.NeedsReauth || d.byConnection(conn) == nil {
 		o = &outcomeView{Kind: "failure", Title: "Not reconnected", Detail: "This page was opened for a connection that is not reconnected."}

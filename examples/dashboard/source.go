@@ -87,6 +87,15 @@ var howItWorks = []step{
 	{"The data is synced again",
 		"The ended episode owes Finch's data_sync_all job (POST /jobs/automated): started once, followed by polling (Remind) or Finch's job.data_sync_all.completed webhook; then OnDataSynced, and Status says the data is fresh.",
 		[]ref{{pkgRoot, "resync.go", "life.oweResync"}, {pkgRoot, "resync.go", "Transport.startJob"}, {pkgRoot, "resync.go", "Transport.followJob"}, {pkgRoot, "resync.go", "life.onJobDone"}, {pkgRoot, "resync.go", "Transport.synced"}}},
+	{"The health sweep finds what nobody said",
+		"With SweepEvery, each connection owes a look at /introspect once per period, at its own time in it, paced by SweepRate: a status that needs the employer opens an episode, and its notification goes out, before any sync fails.",
+		[]ref{{pkgRoot, "sweep.go", "Transport.Sweep"}, {pkgRoot, "sweep.go", "Transport.sweepCheck"}, {pkgRoot, "sweep.go", "life.scheduleSweep"}, {pkgDemo, "handlers.go", "demo.later"}}},
+	{"An upgrade: products the token lacks",
+		"RequestProducts asks the employer, with its own link and reminders, while the saved token keeps working; a token saved after it answers it, and OnAnswered says which products Finch did not grant.",
+		[]ref{{pkgRoot, "ask.go", "Transport.RequestProducts"}, {pkgRoot, "ask.go", "life.settleRequests"}, {pkgRoot, "ask.go", "Transport.answered"}, {pkgDemo, "requests.go", "demo.onAnswered"}}},
+	{"A campaign: every connection of a provider, by a date",
+		"StartCampaign asks each connection of the provider, its links minted at most PerHour an hour and its reminders counting down to the deadline; CampaignProgress counts those asked, done and overdue.",
+		[]ref{{pkgRoot, "ask.go", "Transport.StartCampaign"}, {pkgRoot, "ask.go", "countdown"}, {pkgRoot, "ask.go", "Transport.CampaignProgress"}, {pkgDemo, "requests.go", "demo.startCampaign"}}},
 }
 
 // sourceIndex knows where the packages' source files are.

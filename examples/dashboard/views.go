@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,8 +63,15 @@ var funcs = template.FuncMap{
 	},
 	"dur":     func(d time.Duration) string { return d.Round(time.Second).String() },
 	"product": message.ProductName,
-	"join":    strings.Join,
-	"srcdoc":  srcdoc,
+	"products": func(ps []string) string {
+		var names []string
+		for _, p := range ps {
+			names = append(names, message.ProductName(p))
+		}
+		return strings.Join(names, ", ")
+	},
+	"join":   strings.Join,
+	"srcdoc": srcdoc,
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return one
@@ -132,6 +140,61 @@ type card struct {
 	Fix, Action string
 	// Provider is the provider's name, as the e-mail writes it.
 	Provider string
+	// Answer is the last request the employer answered (OnAnswered).
+	Answer *finchreauth.Reconnection
+}
+
+// Granted is the products the connection's token grants, as Finch last
+// said (Status.Products), or as the employer first granted them.
+func (c card) Granted() []string {
+	if len(c.Status.Products) > 0 {
+		return c.Status.Products
+	}
+	return c.customer.Products
+}
+
+// Missing is what the demo may ask the employer for (upgradeProducts) that
+// the token does not grant; nothing while an upgrade is open, or when the
+// grant is unknown.
+func (c card) Missing() []string {
+	granted := c.Granted()
+	if granted == nil || c.Upgrade() != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range upgradeProducts {
+		if !slices.Contains(granted, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Upgrade is the open upgrade request, if any.
+func (c card) Upgrade() *finchreauth.Request { return c.request("upgrade") }
+
+// Campaign is the open campaign request, if any.
+func (c card) Campaign() *finchreauth.Request { return c.request("campaign") }
+
+func (c card) request(kind string) *finchreauth.Request {
+	for i := range c.Status.Requests {
+		if c.Status.Requests[i].Kind == kind {
+			return &c.Status.Requests[i]
+		}
+	}
+	return nil
+}
+
+// Asked is what an upgrade asks for beyond what the token grants.
+func (c card) Asked(q *finchreauth.Request) []string {
+	granted := c.Granted()
+	var out []string
+	for _, p := range q.Products {
+		if !slices.Contains(granted, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // newCard is the card of c for its Status.
@@ -306,6 +369,7 @@ func (c card) FinchSays() string {
 type dashboardView struct {
 	frame
 	Outcome  *outcomeView
+	Campaign *campaignView // nil until it starts
 	Cards    []card
 	Steps    []stepView
 	Activity []entry
@@ -314,7 +378,8 @@ type dashboardView struct {
 
 func (d *demo) dashboard(w http.ResponseWriter, r *http.Request, o *outcomeView) {
 	ctx := r.Context()
-	v := dashboardView{frame: d.frame("Payroll connections", "dashboard"), Outcome: o, Steps: d.source.steps(), Activity: d.activity.recent()}
+	v := dashboardView{frame: d.frame("Payroll connections", "dashboard"), Outcome: o, Steps: d.source.steps(), Activity: d.activity.recent(),
+		Campaign: d.campaignPanel(ctx)}
 	for _, c := range d.customers {
 		st, err := d.tr.Status(ctx, c.ConnectionID)
 		cd := newCard(c, st)
@@ -325,6 +390,7 @@ func (d *demo) dashboard(w http.ResponseWriter, r *http.Request, o *outcomeView)
 			cd.Token = tok.String()
 		}
 		cd.Finch, _ = d.finch.Connection(c.ConnectionID)
+		cd.Answer = d.answerOf(c.Key)
 		d.mu.Lock()
 		if s, ok := d.syncs[c.Key]; ok {
 			cd.Sync = &s
