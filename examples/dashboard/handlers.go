@@ -444,7 +444,7 @@ func (d *demo) success(w http.ResponseWriter, r *http.Request) {
 		// The link was a request's: the connection worked all along.
 		o.Detail = d.nameOf(conn) + " answered the " + a.Request + ": the new token is saved; the old one worked until then."
 		if len(a.ProductsMissing) > 0 {
-			o.Detail = d.nameOf(conn) + " answered the upgrade, partly: Finch did not grant " + strings.Join(a.ProductsMissing, ", ") + ". The new token is saved."
+			o.Detail = d.nameOf(conn) + " answered the upgrade, partly: Finch did not grant " + productNames(a.ProductsMissing) + ". The new token is saved."
 		}
 	}
 	// Anyone can open this URL: the banner says what the Store says.

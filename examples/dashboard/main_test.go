@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -437,4 +438,363 @@ func TestHowItWorksReferences(t *testing.T) {
 	if _, err := x.read(pkgRoot, "../go.mod"); err == nil {
 		t.Error("the source page reads outside the package")
 	}
+}
+
+// tokenFree fails the test if a page of the demo, its JSON or a hook line
+// holds one of the tokens (it names them by fingerprint in the failure).
+func tokenFree(t *testing.T, d *demo, customer string, toks ...finchreauth.Token) {
+	t.Helper()
+	for _, path := range []string{"/", "/inbox", "/customers/" + customer + "/status"} {
+		_, _, body := request(t, "GET", d.URL+path)
+		for _, tok := range toks {
+			if strings.Contains(body, string(tok)) {
+				t.Errorf("%s shows the token %s", path, tok)
+			}
+		}
+	}
+	for _, e := range d.activity.recent() {
+		for _, tok := range toks {
+			if strings.Contains(e.Text, string(tok)) {
+				t.Errorf("the activity line of %s holds the token %s", e.Hook, tok)
+			}
+		}
+	}
+}
+
+// TestSweepOverHTTP walks issue 19's first item: Finch puts Globex in reauth
+// and tells nobody (no webhook, no API call); an hour later the health
+// sweep's look at /introspect finds it: the card needs reconnecting, the
+// notification is in the inbox, and no data call failed, because none was
+// made.
+func TestSweepOverHTTP(t *testing.T) {
+	d := startDemo(t)
+	defer noRedirects.CloseIdleConnections()
+	ctx := t.Context()
+	conn := d.customer("globex").ConnectionID
+	dataCalls := func() int {
+		return d.finch.Calls("GET", "/employer/company") + d.finch.Calls("GET", "/employer/directory")
+	}
+	before := dataCalls()
+
+	if st, loc, _ := request(t, "POST", d.URL+"/customers/globex/break-quietly"); st != 303 || loc != "/#customer-globex" {
+		t.Fatalf("break quietly: %d %q", st, loc)
+	}
+	if c, _ := d.finch.Connection(conn); c.Status != "reauth" {
+		t.Fatalf("Finch says %q, want reauth", c.Status)
+	}
+	for _, h := range append(d.finch.Webhooks(), d.finch.HeldWebhooks()...) {
+		if h.ConnectionID == conn && h.Status == "reauth" {
+			t.Errorf("a webhook for the silent break: %s %s", h.EventType, h.EventID)
+		}
+	}
+	st, err := d.tr.Status(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unless the sweep's first check of Globex fell in the first moments
+	// of the demo (its place in the hour is fixed by the token), nobody
+	// knows yet.
+	if st.NextCheck.After(d.clock.Now()) {
+		_, _, body := request(t, "GET", d.URL+"/")
+		for _, want := range []string{`id="status-globex">Healthy<`, `id="finch-globex">reauth<`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("before the sweep, the dashboard lacks %q", want)
+			}
+		}
+		if n := d.inbox.count(); n != 0 {
+			t.Errorf("%d messages before the sweep", n)
+		}
+	}
+
+	// An hour later every connection's check is due: the sweep runs.
+	if st, loc, _ := request(t, "POST", d.URL+"/clock/next-hour"); st != 303 || loc != "/" {
+		t.Fatalf("an hour later: %d %q", st, loc)
+	}
+	st, err = d.tr.Status(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.NeedsReauth || st.Need != "reauth" || st.Notifications != 1 || len(st.Refused) != 0 {
+		t.Errorf("after the sweep: needs %v %q, %d notifications, refused %v; want reauth, 1, none", st.NeedsReauth, st.Need, st.Notifications, st.Refused)
+	}
+	if n := dataCalls() - before; n != 0 {
+		t.Errorf("%d data calls reached Finch, want none", n)
+	}
+	mails := d.inbox.all()
+	if len(mails) != 1 || mails[0].Event.Connection.ConnectionID != conn || mails[0].Event.Source != "introspect" || mails[0].Event.ReconnectURL == "" {
+		t.Fatalf("inbox: %+v", mails)
+	}
+	if want := "Reconnect your ADP Workforce Now payroll connection for Globex Corporation"; mails[0].Subject != want {
+		t.Errorf("subject %q, want %q", mails[0].Subject, want)
+	}
+	_, _, body := request(t, "GET", d.URL+"/")
+	for _, want := range []string{`id="status-globex">Reconnect needed<`, `id="notifications-globex">1 `, `id="reconnect-globex"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("after the sweep, the dashboard lacks %q", want)
+		}
+	}
+	for _, unwanted := range []string{`id="refused-globex"`, `id="sync-globex"`} {
+		if strings.Contains(body, unwanted) {
+			t.Errorf("after the sweep, the dashboard has %s: a data call failed?", unwanted)
+		}
+	}
+	// Every other connection was checked and found as it was.
+	for _, c := range d.customers {
+		if c.Key == "globex" {
+			continue
+		}
+		if st, _ := d.tr.Status(ctx, c.ConnectionID); st.NeedsReauth || !st.NextCheck.After(d.clock.Now()) {
+			t.Errorf("%s after the sweep: needs %v, next check %v", c.Name, st.NeedsReauth, st.NextCheck)
+		}
+	}
+
+	// The employer follows the link: healthy again.
+	callback, err := d.finch.Approve(mails[0].Event.ReconnectURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, loc, _ := request(t, "GET", callback)
+	if _, _, body = request(t, "GET", loc); !strings.Contains(body, `id="outcome-title">Success<`) || !strings.Contains(body, `id="status-globex">Healthy<`) {
+		t.Errorf("the success page after the sweep's episode:\n%s", body)
+	}
+}
+
+// TestUpgradeOverHTTP walks issue 19's second item: the application asks
+// Hooli for the payroll products its token lacks (RequestProducts); the
+// saved token keeps working meanwhile; at Connect the employer grants
+// payments but not pay statements; OnAnswered's ProductsMissing shows on
+// the card and the success page.
+func TestUpgradeOverHTTP(t *testing.T) {
+	d := startDemo(t)
+	defer noRedirects.CloseIdleConnections()
+	ctx := t.Context()
+	conn := d.customer("hooli").ConnectionID
+	oldTok, err := d.tr.Token(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lastSync := func() syncResult {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return d.syncs["hooli"]
+	}
+	_, _, body := request(t, "GET", d.URL+"/")
+	for _, want := range []string{`id="request-products-hooli">Ask for payroll payments, pay statements<`,
+		`id="products-hooli">company information, employee directory, employee personal details, employment and income details<`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the dashboard lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `id="request-products-acme"`) {
+		t.Error("Acme, which has every product, is offered an upgrade")
+	}
+
+	if st, loc, _ := request(t, "POST", d.URL+"/customers/hooli/request-products"); st != 303 || loc != "/#customer-hooli" {
+		t.Fatalf("request products: %d %q", st, loc)
+	}
+	st, err := d.tr.Status(ctx, conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.NeedsReauth || len(st.Requests) != 1 || st.Requests[0].Kind != "upgrade" || st.Requests[0].ReconnectURL == "" ||
+		!slices.Contains(st.Requests[0].Products, "payment") || !slices.Contains(st.Requests[0].Products, "pay_statement") {
+		t.Fatalf("after the request: needs %v, requests %+v", st.NeedsReauth, st.Requests)
+	}
+	mails := d.inbox.all()
+	if len(mails) != 1 || mails[0].Kind() != "Upgrade request" || mails[0].Event.ReconnectURL != st.Requests[0].ReconnectURL {
+		t.Fatalf("inbox: %+v", mails)
+	}
+	if want := "Share more payroll data from Gusto for Hooli"; mails[0].Subject != want {
+		t.Errorf("subject %q, want %q", mails[0].Subject, want)
+	}
+	for _, want := range []string{"works, and keeps working", "  - payroll payments\n  - pay statements\n", st.Requests[0].ReconnectURL} {
+		if !strings.Contains(mails[0].Text, want) {
+			t.Errorf("the message lacks %q:\n%s", want, mails[0].Text)
+		}
+	}
+	if strings.Contains(mails[0].Text, "company information") {
+		t.Errorf("the message asks for what the token has:\n%s", mails[0].Text)
+	}
+	_, _, body = request(t, "GET", d.URL+"/")
+	for _, want := range []string{`id="status-hooli">Healthy<`, `id="upgrade-hooli">payroll payments, pay statements `, `id="grant-partly-hooli"`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the dashboard with the upgrade open lacks %q", want)
+		}
+	}
+
+	// The old token keeps working while the employer has not answered.
+	request(t, "POST", d.URL+"/customers/hooli/sync")
+	if res := lastSync(); !res.OK() || len(res.Tokens()) != 1 || res.Tokens()[0] != oldTok.String() {
+		t.Errorf("the sync while the upgrade is open: %+v, want success with the saved %s", res.Calls, oldTok)
+	}
+
+	// At Connect, the employer unticks pay statements.
+	st2, loc, _ := request(t, "POST", d.URL+"/customers/hooli/grant-partly")
+	if st2 != 303 || loc != st.Requests[0].ReconnectURL {
+		t.Fatalf("grant partly: %d, to the upgrade's link? %v", st2, loc == st.Requests[0].ReconnectURL)
+	}
+	callback, err := d.finch.Approve(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, loc, _ = request(t, "GET", callback)
+	if u, _ := url.Parse(loc); u == nil || u.Path != "/connect/success" {
+		t.Fatalf("callback went to %q", loc)
+	}
+	_, _, body = request(t, "GET", loc)
+	for _, want := range []string{`id="outcome-title">Success<`, "Hooli answered the upgrade, partly: Finch did not grant pay statements"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the success page lacks %q", want)
+		}
+	}
+	a := d.answerOf("hooli")
+	if a == nil || a.Request != "upgrade" || !slices.Equal(a.ProductsMissing, []string{"pay_statement"}) || !slices.Contains(a.Products, "payment") {
+		t.Fatalf("OnAnswered: %+v", a)
+	}
+	newTok, err := d.tr.Token(ctx, conn)
+	if err != nil || newTok == oldTok || a.Token != newTok {
+		t.Fatalf("after the answer: the saved token %s (old %s, answered with %s), %v", newTok, oldTok, a.Token, err)
+	}
+	if st, _ := d.tr.Status(ctx, conn); len(st.Requests) != 0 || st.NeedsReauth || !slices.Contains(st.Products, "payment") || slices.Contains(st.Products, "pay_statement") {
+		t.Errorf("after the answer: requests %+v, needs %v, products %v", st.Requests, st.NeedsReauth, st.Products)
+	}
+	_, _, body = request(t, "GET", d.URL+"/")
+	for _, want := range []string{`id="answered-hooli">the upgrade, `, "not granted: pay statements", `id="request-products-hooli">Ask for pay statements<`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the dashboard after the answer lacks %q", want)
+		}
+	}
+	if strings.Contains(body, `id="upgrade-hooli"`) {
+		t.Error("the card still shows the upgrade open")
+	}
+	// The next sync carries the new token.
+	request(t, "POST", d.URL+"/customers/hooli/sync")
+	if res := lastSync(); !res.OK() || len(res.Tokens()) != 1 || res.Tokens()[0] != newTok.String() {
+		t.Errorf("the sync after the answer: %+v, want success with the new %s", res.Calls, newTok)
+	}
+	tokenFree(t, d, "hooli", oldTok, newTok)
+}
+
+// TestCampaignOverHTTP walks issue 19's third item: a campaign asks both
+// Gusto connections (Acme, Hooli) to reconnect within three days, the
+// links paced; CampaignProgress moves as Acme reconnects through its link,
+// and counts Hooli overdue past the deadline.
+func TestCampaignOverHTTP(t *testing.T) {
+	d := startDemo(t)
+	defer noRedirects.CloseIdleConnections()
+	ctx := t.Context()
+	acme := d.customer("acme").ConnectionID
+	oldTok, err := d.tr.Token(ctx, acme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress := func() finchreauth.CampaignProgress {
+		t.Helper()
+		p, err := d.tr.CampaignProgress(ctx, campaignName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	panel := func(asked, done, overdue string) {
+		t.Helper()
+		_, _, body := request(t, "GET", d.URL+"/")
+		for _, want := range []string{`id="campaign-asked">` + asked + `<`, `id="campaign-done">` + done + `<`, `id="campaign-overdue">` + overdue + `<`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("the campaign panel lacks %q", want)
+			}
+		}
+	}
+	campaignMails := func() map[string]mail {
+		out := map[string]mail{}
+		for _, m := range d.inbox.all() {
+			if m.Event.Request == "campaign" && m.Event.Reminder == 0 {
+				out[m.To] = m
+			}
+		}
+		return out
+	}
+	if _, _, body := request(t, "GET", d.URL+"/"); !strings.Contains(body, `id="start-campaign"`) {
+		t.Fatal("no button starts the campaign")
+	}
+
+	if st, loc, _ := request(t, "POST", d.URL+"/campaign"); st != 303 || loc != "/#campaign" {
+		t.Fatalf("start the campaign: %d %q", st, loc)
+	}
+	if p := progress(); p != (finchreauth.CampaignProgress{Asked: 2}) {
+		t.Errorf("progress after the start: %+v, want 2 asked", p)
+	}
+	panel("2", "0", "0")
+	// At most 60 links an hour: one message now, the other a minute later.
+	if got := campaignMails(); len(got) != 1 {
+		t.Errorf("%d campaign messages at the start, want 1", len(got))
+	}
+	if st, loc, _ := request(t, "POST", d.URL+"/clock/next-minute?back=campaign"); st != 303 || loc != "/#campaign" {
+		t.Fatalf("a minute later: %d %q", st, loc)
+	}
+	mails := campaignMails()
+	m, ok := mails["payroll@acme.example"]
+	if len(mails) != 2 || !ok || mails["payroll@hooli.example"].Event.Campaign != campaignName {
+		t.Fatalf("campaign messages a minute later: %+v", mails)
+	}
+	if !strings.HasPrefix(m.Subject, "Please reconnect your Gusto payroll connection by ") || !strings.HasSuffix(m.Subject, " for Acme Corp") || m.Kind() != "Campaign" {
+		t.Errorf("Acme's campaign message: %q (%s)", m.Subject, m.Kind())
+	}
+	if st, _ := d.tr.Status(ctx, acme); st.NeedsReauth || len(st.Requests) != 1 || st.Requests[0].Campaign != campaignName {
+		t.Errorf("Acme while asked: needs %v, requests %+v", st.NeedsReauth, st.Requests)
+	}
+	if _, _, body := request(t, "GET", d.URL+"/"); !strings.Contains(body, `id="campaign-acme">`+campaignName+`: reconnect by `) || !strings.Contains(body, `id="status-acme">Healthy<`) {
+		t.Errorf("Acme's card does not show the campaign, healthy")
+	}
+
+	// Acme reconnects through its link: done.
+	callback, err := d.finch.Approve(m.Event.ReconnectURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, loc, _ := request(t, "GET", callback)
+	_, _, body := request(t, "GET", loc)
+	for _, want := range []string{`id="outcome-title">Success<`, "Acme Corp answered the campaign"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the success page lacks %q", want)
+		}
+	}
+	if p := progress(); p != (finchreauth.CampaignProgress{Asked: 1, Done: 1}) {
+		t.Errorf("progress after Acme reconnected: %+v, want 1 asked, 1 done", p)
+	}
+	panel("1", "1", "0")
+	if a := d.answerOf("acme"); a == nil || a.Request != "campaign" || a.Campaign != campaignName {
+		t.Errorf("OnAnswered: %+v", a)
+	}
+	request(t, "POST", d.URL+"/customers/acme/sync")
+	d.mu.Lock()
+	res := d.syncs["acme"]
+	d.mu.Unlock()
+	if !res.OK() {
+		t.Errorf("Acme's sync after the campaign's reconnect: %+v", res.Calls)
+	}
+
+	// Past the deadline, Hooli is overdue; it was reminded a day before.
+	for range campaignDays {
+		request(t, "POST", d.URL+"/clock/next-day")
+	}
+	request(t, "POST", d.URL+"/clock/next-minute")
+	if p := progress(); p != (finchreauth.CampaignProgress{Asked: 1, Done: 1, Overdue: 1}) {
+		t.Errorf("progress past the deadline: %+v, want 1 asked, 1 done, 1 overdue", p)
+	}
+	panel("1", "1", "1")
+	var reminded bool
+	for _, m := range d.inbox.all() {
+		reminded = reminded || m.To == "payroll@hooli.example" && m.Kind() == "Campaign, reminder 1"
+	}
+	if !reminded {
+		t.Error("Hooli was not reminded of the campaign")
+	}
+	// Starting it again changes nothing.
+	request(t, "POST", d.URL+"/campaign")
+	if p := progress(); p != (finchreauth.CampaignProgress{Asked: 1, Done: 1, Overdue: 1}) {
+		t.Errorf("progress after a second start: %+v", p)
+	}
+	newTok, _ := d.tr.Token(ctx, acme)
+	tokenFree(t, d, "acme", oldTok, newTok)
 }

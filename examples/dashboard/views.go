@@ -61,17 +61,11 @@ var funcs = template.FuncMap{
 		}
 		return "in " + message.FormatAge(t.Sub(now))
 	},
-	"dur":     func(d time.Duration) string { return d.Round(time.Second).String() },
-	"product": message.ProductName,
-	"products": func(ps []string) string {
-		var names []string
-		for _, p := range ps {
-			names = append(names, message.ProductName(p))
-		}
-		return strings.Join(names, ", ")
-	},
-	"join":   strings.Join,
-	"srcdoc": srcdoc,
+	"dur":      func(d time.Duration) string { return d.Round(time.Second).String() },
+	"product":  message.ProductName,
+	"products": productNames,
+	"join":     strings.Join,
+	"srcdoc":   srcdoc,
 	"plural": func(n int, one, many string) string {
 		if n == 1 {
 			return one
@@ -90,6 +84,16 @@ func parsePages() (pages, error) {
 		p[name] = t
 	}
 	return p, nil
+}
+
+// productNames writes Finch products in words: "payroll payments, pay
+// statements".
+func productNames(ps []string) string {
+	var names []string
+	for _, p := range ps {
+		names = append(names, message.ProductName(p))
+	}
+	return strings.Join(names, ", ")
 }
 
 // frame is what the layout shows on every page.
