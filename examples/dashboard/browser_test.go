@@ -348,6 +348,9 @@ func TestBrowser(t *testing.T) {
 		{"assisted: Finch's admin loses its permissions, fixed in the payroll system", j.losePermissions},
 		{"assisted: permissions restored, the episode ends", j.restorePermissions},
 		{"pending: setting up, nobody is told", j.pending},
+		{"the sweep: Finch breaks Globex silently; an hour later the sweep finds it, before any sync", j.sweep},
+		{"an upgrade: Hooli is asked for payroll data and grants part of it", j.upgrade},
+		{"a campaign: every Gusto connection asked; progress moves as Acme reconnects", j.campaign},
 		{"the timeline: detection, notification, time to reconnect", j.timeline},
 		{"how it works links to the code", j.howItWorks},
 	} {
@@ -629,6 +632,129 @@ func (j *journey) pending() {
 	j.click("#setup-done-globex")
 	j.is("status-globex", "Healthy")
 	j.has("finch-status-globex", "Connected")
+}
+
+// dataCalls counts the data calls Finch received: what a sync sends.
+func (j *journey) dataCalls() int {
+	return j.d.finch.Calls("GET", "/employer/company") + j.d.finch.Calls("GET", "/employer/directory")
+}
+
+// sweep: Finch puts Globex in reauth and tells nobody; the next hour's
+// sweep asks /introspect and finds it: reconnect needed, a notification in
+// the inbox, and no data call made, none failed.
+func (j *journey) sweep() {
+	j.open("/")
+	lastSync := j.text("sync-globex") // the pending step's
+	calls := j.dataCalls()
+	j.click("#break-quietly-globex")
+	j.is("finch-globex", "reauth")
+	j.is("status-globex", "Healthy") // nobody said
+	j.is("nav-inbox-count", "6")
+	j.absent("#break-quietly-globex")
+	j.shotOf("silent-break", "customer-globex")
+
+	j.click("#next-hour")
+	j.is("status-globex", "Reconnect needed")
+	j.is("notifications-globex", "1 (1 notification, 0 reminders)")
+	j.has("need-globex", "reconnect your ADP Workforce Now payroll connection")
+	j.absent("#refused-globex")
+	j.is("sync-globex", lastSync)
+	j.is("nav-inbox-count", "7")
+	if n := j.dataCalls() - calls; n != 0 {
+		j.t.Errorf("%d data calls reached Finch between the silent break and the sweep, want none", n)
+	}
+	j.shotOf("sweep-found", "customer-globex")
+
+	j.click("#nav-inbox")
+	j.is("msg-7-kind", "Notification")
+	j.is("msg-7-subject", "Reconnect your ADP Workforce Now payroll connection for Globex Corporation")
+	j.has("msg-7", "source introspect")
+	j.shot("sweep-inbox")
+	j.click("#msg-7-link")
+	j.connectPage("Globex Corporation")
+	j.click(`button[value="reconnect"]`)
+	j.at(j.d.URL + "/connect/success?")
+	j.is("status-globex", "Healthy")
+}
+
+// upgrade: Hooli, which granted no payroll data, is asked for it while its
+// token keeps working; at Connect the employer unticks pay statements;
+// OnAnswered says what Finch did not grant.
+func (j *journey) upgrade() {
+	j.open("/")
+	j.is("products-hooli", "company information, employee directory, employee personal details, employment and income details")
+	first := j.text("token-hooli")
+	j.click("#request-products-hooli")
+	j.is("status-hooli", "Healthy")
+	j.has("upgrade-hooli", "payroll payments, pay statements", "1 message sent", "the saved token keeps working")
+	j.absent("#request-products-hooli")
+	j.is("nav-inbox-count", "8")
+	j.click("#sync-btn-hooli")
+	j.has("sync-hooli", "GET /employer/company 200", "GET /employer/directory 200")
+	j.is("sync-token-hooli", first)
+	j.shotOf("upgrade-asked", "customer-hooli")
+
+	j.click("#nav-inbox")
+	j.is("msg-8-kind", "Upgrade request")
+	j.is("msg-8-subject", "Share more payroll data from Gusto for Hooli")
+	j.has("msg-8-text", "works, and keeps working", "payroll payments", "pay statements")
+	j.shot("upgrade-inbox")
+
+	j.open("/")
+	j.click("#grant-partly-hooli")
+	j.connectPage("Hooli")
+	j.has("products", "payment", "pay_statement")
+	j.click(`button[value="reconnect"]`)
+	j.at(j.d.URL + "/connect/success?")
+	j.is("outcome-title", "Success")
+	j.has("outcome-detail", "Hooli answered the upgrade, partly: Finch did not grant pay statements")
+	j.has("answered-hooli", "the upgrade", "not granted: pay statements")
+	j.has("products-hooli", "payroll payments")
+	j.is("request-products-hooli", "Ask for pay statements")
+	j.absent("#upgrade-hooli")
+	j.has("activity", "OnAnswered", "Hooli answered the upgrade, partly", "not granted pay_statement")
+	j.click("#sync-btn-hooli")
+	j.has("sync-hooli", "GET /employer/company 200", "GET /employer/directory 200")
+	if sent, saved := j.text("sync-token-hooli"), j.text("token-hooli"); sent != saved || sent == first {
+		j.t.Errorf("the sync after the answer sent %s; want the new saved token %s, not the old %s", sent, saved, first)
+	}
+	j.shotOf("upgrade-partial", "customer-hooli")
+}
+
+// campaign: every Gusto connection (Acme, Hooli) is asked to reconnect
+// within three days, a message now and one a minute later; Acme reconnects
+// through its link, and the progress moves.
+func (j *journey) campaign() {
+	j.open("/")
+	j.click("#start-campaign")
+	j.is("campaign-name", campaignName)
+	j.is("campaign-asked", "2")
+	j.is("campaign-done", "0")
+	j.is("campaign-overdue", "0")
+	j.has("campaign-acme", campaignName+": reconnect by")
+	j.has("campaign-hooli", campaignName+": reconnect by")
+	j.is("status-acme", "Healthy")
+	j.is("nav-inbox-count", "9") // at most 60 links an hour
+	j.click("#campaign-minute-later")
+	j.is("nav-inbox-count", "10")
+	j.shotOf("campaign-started", "campaign")
+
+	j.click("#nav-inbox")
+	acme := `article[data-request="campaign"][data-to="payroll@acme.example"]`
+	j.has("msg-10", "Campaign")
+	j.click(acme + ` a[id$="-link"]`)
+	j.connectPage("Acme Corp")
+	j.click(`button[value="reconnect"]`)
+	j.at(j.d.URL + "/connect/success?")
+	j.has("outcome-detail", "Acme Corp answered the campaign")
+	j.is("campaign-asked", "1")
+	j.is("campaign-done", "1")
+	j.is("campaign-overdue", "0")
+	j.has("answered-acme", "the campaign "+campaignName)
+	j.absent("#campaign-acme")
+	j.has("campaign-hooli", campaignName)
+	j.has("activity", "OnAnswered", "Acme Corp answered the campaign "+campaignName)
+	j.shotOf("campaign-progress", "campaign")
 }
 
 // timeline: the timelines show detections, notifications and ended episodes

@@ -607,7 +607,7 @@ func TestUpgradeOverHTTP(t *testing.T) {
 	if want := "Share more payroll data from Gusto for Hooli"; mails[0].Subject != want {
 		t.Errorf("subject %q, want %q", mails[0].Subject, want)
 	}
-	for _, want := range []string{"works, and keeps working", "  - payroll payments\n  - pay statements\n", st.Requests[0].ReconnectURL} {
+	for _, want := range []string{"works, and keeps working", "allow:\n  - payroll payments\n  - pay statements\n\nContinue here", st.Requests[0].ReconnectURL} {
 		if !strings.Contains(mails[0].Text, want) {
 			t.Errorf("the message lacks %q:\n%s", want, mails[0].Text)
 		}
@@ -785,7 +785,12 @@ func TestCampaignOverHTTP(t *testing.T) {
 	panel("1", "1", "1")
 	var reminded bool
 	for _, m := range d.inbox.all() {
-		reminded = reminded || m.To == "payroll@hooli.example" && m.Kind() == "Campaign, reminder 1"
+		if m.To == "payroll@hooli.example" && m.Kind() == "Campaign, reminder 1" {
+			reminded = true
+			if !strings.HasPrefix(m.Subject, "Reminder: please reconnect your Gusto payroll connection by ") || !strings.Contains(m.Text, "This is a reminder.") {
+				t.Errorf("Hooli's campaign reminder: %q\n%s", m.Subject, m.Text)
+			}
+		}
 	}
 	if !reminded {
 		t.Error("Hooli was not reminded of the campaign")

@@ -46,13 +46,13 @@ func (d *demo) onAnswered(_ context.Context, r finchreauth.Reconnection) {
 	switch r.Request {
 	case "upgrade":
 		if len(r.ProductsMissing) > 0 {
-			d.activity.add("OnAnswered", "%s answered the upgrade via %s, partly: granted %s; not granted %s",
-				d.nameOf(r.ConnectionID), r.Via, strings.Join(r.Products, ", "), strings.Join(r.ProductsMissing, ", "))
+			d.activity.add("OnAnswered", "%s answered the upgrade, partly: asked %s; granted %s; not granted %s", d.nameOf(r.ConnectionID),
+				strings.Join(r.ProductsAsked, ", "), strings.Join(r.Products, ", "), strings.Join(r.ProductsMissing, ", "))
 			return
 		}
-		d.activity.add("OnAnswered", "%s answered the upgrade via %s: granted %s", d.nameOf(r.ConnectionID), r.Via, strings.Join(r.Products, ", "))
+		d.activity.add("OnAnswered", "%s answered the upgrade: granted %s", d.nameOf(r.ConnectionID), strings.Join(r.Products, ", "))
 	default:
-		d.activity.add("OnAnswered", "%s answered the %s %s via %s", d.nameOf(r.ConnectionID), r.Request, r.Campaign, r.Via)
+		d.activity.add("OnAnswered", "%s answered the %s %s: a token saved since it was asked", d.nameOf(r.ConnectionID), r.Request, r.Campaign)
 	}
 }
 
