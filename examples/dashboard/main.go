@@ -1,5 +1,5 @@
 // Command dashboard is a demo to click through in a browser: an HR
-// application's "payroll connections" dashboard for four employers, built on
+// application's "payroll connections" dashboard for five employers, built on
 // finchreauth, with a fake Finch (package finchtest: the API and the Connect
 // pages) in the same process.
 //
@@ -16,8 +16,11 @@
 // card lists the requests that failed while it was broken. The assisted
 // connection shows the needs Finch Connect cannot repair: Finch's admin user
 // loses its permissions in the payroll system, and the employer restores
-// them there. Nothing leaves the machine: the "e-mails" land in the demo's
-// inbox.
+// them there. The health sweep finds a break Finch reported to nobody
+// before any sync fails; an upgrade asks an employer for products its token
+// lacks, and shows what Finch did not grant; a campaign asks every Gusto
+// connection to re-authenticate by a date, and counts its progress. Nothing
+// leaves the machine: the "e-mails" land in the demo's inbox.
 package main
 
 import (
