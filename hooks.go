@@ -30,7 +30,11 @@ type Event struct {
 	Reminder int
 
 	// Source is what made the event: "detection" (Finch refused a call),
-	// "webhook" (Finch's account.updated) or "reminder".
+	// "webhook" (Finch's account.updated), "introspect" (Finch said so when
+	// asked: the health sweep, or a check a signal called for), "job" (a
+	// data sync that ended in reauth_error or permissions_error),
+	// "request" (RequestProducts, StartCampaign) or "reminder". A
+	// LinkBuilder called for StartHandler or ReconnectURL gets "start".
 	Source string
 	// For a detection: the refused token, by fingerprint, and the request
 	// Finch refused: its method, its URL path (never the query) and the
