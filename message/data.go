@@ -4,6 +4,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/finchkit/finchreauth"
@@ -36,7 +37,8 @@ type Data struct {
 	BrokenFor string
 
 	// Products are the products that stop syncing, in words (ProductName
-	// of each of Connection.Products), such as "pay statements".
+	// of each of Connection.Products), such as "pay statements"; for a
+	// Request, those that keep syncing.
 	Products []string
 
 	// BrokenEntities are the names of the entities of a multi-entity
@@ -72,7 +74,44 @@ type Data struct {
 	// sign in to their dashboard (for "connect") or show no link at all
 	// (for "payroll": Finch Connect cannot repair it).
 	ReconnectURL string
+
+	// Request is Event.Request when the package knows it, and empty
+	// otherwise: "upgrade" (the employer is asked to grant more products;
+	// the connection keeps working meanwhile, and Products are those that
+	// keep syncing) or "campaign" (the employer is asked to reconnect a
+	// working connection before Deadline). Empty means the connection is
+	// broken.
+	Request string
+	// Grant are the products an upgrade asks the employer to grant, in
+	// words: those of Event.Products the connection does not grant yet
+	// (Connection.Products), or every one of Event.Products when that
+	// leaves none or Finch did not list what the connection grants.
+	Grant []string
+	// Deadline is the day a campaign ends (Event.Deadline), in its
+	// location, and DaysLeft how long is left at Event.At, in whole days
+	// rounded up ("7 days"): empty when the deadline has passed or the
+	// Event has no At.
+	Deadline, DaysLeft string
+
+	// LastNotice is Event.LastNotice: the last message of the episode.
+	// Unless the employer repairs the connection, the application
+	// disconnects it on DisconnectOn (the day of Event.DisconnectAt, in
+	// its location; empty when the Event does not say) and sends nothing
+	// more.
+	LastNotice   bool
+	DisconnectOn string
+	// Escalation is Event.Escalation: the one message of the episode fit
+	// to send to a second contact as well. The default templates say how
+	// long the connection has waited and ask to forward it to whoever
+	// looks after payroll.
+	Escalation bool
 }
+
+// Data.Request's values.
+const (
+	requestUpgrade  = "upgrade"
+	requestCampaign = "campaign"
+)
 
 // Data.Fix's values.
 const (
@@ -91,11 +130,32 @@ func NewData(e finchreauth.Event) Data {
 		ReconnectURL: webURL(e.ReconnectURL),
 	}
 	d.Fix, d.Problem, d.Action = remedy(e.Status, e.Connection.Assisted, d.Provider)
+	switch e.Request {
+	case requestUpgrade:
+		d.Request = e.Request
+		d.Grant = grant(e.Products, c.Products)
+		d.Problem, d.Action = upgradeWords(d.Fix, d.Provider, d.Grant)
+	case requestCampaign:
+		d.Request = e.Request
+		if !e.Deadline.IsZero() {
+			d.Deadline = e.Deadline.Format(dayLayout)
+			if !e.At.IsZero() && e.Deadline.After(e.At) {
+				d.DaysLeft = plural(int64((e.Deadline.Sub(e.At)+24*time.Hour-1)/(24*time.Hour)), "day")
+			}
+		}
+		d.Problem, d.Action = campaignWords(d.Fix, d.Provider, d.Deadline)
+	default:
+		d.Escalation = e.Escalation
+		d.LastNotice = e.LastNotice
+		if e.LastNotice && !e.DisconnectAt.IsZero() {
+			d.DisconnectOn = e.DisconnectAt.Format(dayLayout)
+		}
+	}
 	if d.Fix == fixPayroll {
 		d.ReconnectURL = ""
 	}
 	if !e.Since.IsZero() {
-		d.BrokenSince = e.Since.Format("January 2, 2006")
+		d.BrokenSince = e.Since.Format(dayLayout)
 		if !e.At.IsZero() {
 			d.BrokenFor = FormatAge(e.Age())
 		}
@@ -120,6 +180,96 @@ func NewData(e finchreauth.Event) Data {
 		}
 	}
 	return d
+}
+
+// dayLayout is how a day shows: "March 3, 2025".
+const dayLayout = "January 2, 2006"
+
+// grant returns, in words, the products of asked not in have, or every one
+// of asked when that leaves none.
+func grant(asked, have []string) []string {
+	var all, missing []string
+	for _, p := range asked {
+		n := ProductName(p)
+		if n == "" || slices.Contains(all, n) {
+			continue
+		}
+		all = append(all, n)
+		if !slices.ContainsFunc(have, func(h string) bool { return ProductName(h) == n }) {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) == 0 {
+		return all
+	}
+	return missing
+}
+
+// upgradeWords returns why an upgrade asks the employer and what to do, as
+// remedy does: the connection works; it lacks the products of grant.
+func upgradeWords(fix, provider string, grant []string) (problem, action string) {
+	what := joinWords(grant)
+	if what == "" {
+		what = "more of your payroll data"
+	}
+	if fix == fixPayroll {
+		system := "your payroll system"
+		if provider != "" {
+			system = provider
+		}
+		return "Your payroll connection works, but Finch's admin user in " + system + " can't reach " + what + " yet.",
+			"give the admin user you created for Finch in " + system + " access to " + what
+	}
+	if provider == "" {
+		return "Your payroll connection works, but it does not give us access to " + what + " yet.",
+			"reconnect your payroll connection and grant access to " + what
+	}
+	return "Your " + provider + " payroll connection works, but it does not give us access to " + what + " yet.",
+		"reconnect your " + provider + " payroll connection and grant access to " + what
+}
+
+// campaignWords returns why a campaign asks the employer and what to do, as
+// remedy does: the connection works, and must be reconnected before
+// deadline (a day in words, or empty).
+func campaignWords(fix, provider, deadline string) (problem, action string) {
+	by := ""
+	if deadline != "" {
+		by = " before " + deadline
+	}
+	conns := "payroll connections"
+	if provider != "" {
+		conns = provider + " payroll connections"
+	}
+	problem = "Your payroll connection works today, but we are asking every one of our " + conns + " to be reconnected, so that your data keeps syncing without a break."
+	if fix == fixPayroll {
+		system := "your payroll system"
+		if provider != "" {
+			system = provider
+		}
+		return problem, "make sure the admin user you created for Finch in " + system + " is active and can sign in" + by
+	}
+	if provider == "" {
+		return problem, "reconnect your payroll connection" + by
+	}
+	return problem, "reconnect your " + provider + " payroll connection" + by
+}
+
+// joinWords joins words as a sentence lists them: "a", "a and b",
+// "a, b, and c"; two words of which one has an "and" of its own
+// ("deductions and contributions") are joined by "as well as".
+func joinWords(words []string) string {
+	switch len(words) {
+	case 0:
+		return ""
+	case 1:
+		return words[0]
+	case 2:
+		if strings.Contains(words[0], " and ") || strings.Contains(words[1], " and ") {
+			return words[0] + " as well as " + words[1]
+		}
+		return words[0] + " and " + words[1]
+	}
+	return strings.Join(words[:len(words)-1], ", ") + ", and " + words[len(words)-1]
 }
 
 // remedy returns where the employer fixes a connection in need status

@@ -178,3 +178,62 @@ func TestNewDataFix(t *testing.T) {
 		}
 	}
 }
+
+func TestNewDataRequests(t *testing.T) {
+	tests := []struct {
+		name               string
+		e                  finchreauth.Event
+		request            string
+		grant, products    []string
+		deadline, daysLeft string
+	}{
+		{"upgrade", upgradeEvent(), "upgrade", []string{"benefits", "deductions and contributions"},
+			[]string{"company information", "employee directory", "pay statements"}, "", ""},
+		{"campaign", campaignEvent(), "campaign", nil,
+			[]string{"employee directory", "pay statements", "Social Security numbers", "deductions and contributions", "employee documents"}, "April 1, 2025", "7 days"},
+		{"campaign a second before its deadline", func() finchreauth.Event {
+			e := campaignEvent()
+			e.At = campaignDeadline.Add(-time.Second)
+			return e
+		}(), "campaign", nil, reminderData().Products, "April 1, 2025", "1 day"},
+		{"campaign at its deadline", func() finchreauth.Event {
+			e := campaignEvent()
+			e.At = campaignDeadline
+			return e
+		}(), "campaign", nil, reminderData().Products, "April 1, 2025", ""},
+		{"unknown request", func() finchreauth.Event {
+			e := firstEvent()
+			e.Request, e.Products = "later", []string{"benefits"}
+			return e
+		}(), "", nil, message.NewData(firstEvent()).Products, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := message.NewData(tt.e)
+			if d.Request != tt.request || !slices.Equal(d.Grant, tt.grant) || !slices.Equal(d.Products, tt.products) || d.Deadline != tt.deadline || d.DaysLeft != tt.daysLeft {
+				t.Errorf("Request %q, Grant %q, Products %q, Deadline %q, DaysLeft %q; want %q, %q, %q, %q, %q",
+					d.Request, d.Grant, d.Products, d.Deadline, d.DaysLeft, tt.request, tt.grant, tt.products, tt.deadline, tt.daysLeft)
+			}
+			if d.Escalation || d.LastNotice {
+				t.Errorf("Escalation %v, LastNotice %v for a request", d.Escalation, d.LastNotice)
+			}
+		})
+	}
+}
+
+func reminderData() message.Data { return message.NewData(reminderEvent()) }
+
+func TestNewDataLastNoticeAndEscalation(t *testing.T) {
+	e := lastNoticeEvent()
+	e.Escalation = true
+	pst := time.FixedZone("PST", -8*3600)
+	e.DisconnectAt = time.Date(2025, time.April, 2, 3, 0, 0, 0, time.UTC).In(pst) // April 1 in PST
+	d := message.NewData(e)
+	if !d.LastNotice || !d.Escalation || d.DisconnectOn != "April 1, 2025" || d.Request != "" {
+		t.Errorf("LastNotice %v, Escalation %v, DisconnectOn %q, Request %q; want true, true, April 1, 2025, none", d.LastNotice, d.Escalation, d.DisconnectOn, d.Request)
+	}
+	e.LastNotice = false
+	if d := message.NewData(e); d.LastNotice || d.DisconnectOn != "" {
+		t.Errorf("without LastNotice: LastNotice %v, DisconnectOn %q", d.LastNotice, d.DisconnectOn)
+	}
+}

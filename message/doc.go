@@ -22,6 +22,28 @@
 //     permissions it needs, or make sure Finch's admin user can still sign
 //     in. These messages carry no link: Finch Connect cannot repair them.
 //
+// Some Events are not about a broken connection, or are not any
+// notification of the episode (Data.Request, Data.LastNotice,
+// Data.Escalation):
+//
+//   - Event.Request "upgrade" (RequestProducts): the connection works, and
+//     keeps working; the employer is asked to grant access to the products
+//     it lacks ("Grant access to benefits, deductions and contributions in
+//     your Gusto payroll connection"), listed beside those that keep
+//     syncing. Nothing in it says the connection is broken.
+//   - Event.Request "campaign" (StartCampaign): the employer is asked to
+//     reconnect a working connection before Event.Deadline; the reminders
+//     count down ("Reminder: 7 days left to reconnect your Gusto payroll
+//     connection"). The campaign's name is the application's, and is not
+//     shown.
+//   - Event.LastNotice: the last message of an episode the application
+//     abandons ("Last notice: your Gusto payroll connection will be
+//     disconnected on April 2, 2025"), and that nothing more follows.
+//   - Event.Escalation: the message to send to a second contact as well
+//     ("Still not reconnected after 14 days: your Gusto payroll
+//     connection"), which asks to forward it to whoever looks after
+//     payroll.
+//
 // Send the message as it is:
 //
 //	Notifier: finchreauth.NotifierFunc(func(ctx context.Context, e finchreauth.Event) error {

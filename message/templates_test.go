@@ -145,9 +145,67 @@ func assistedEvent() finchreauth.Event {
 	}
 }
 
+// upgradeEvent asks Acme to grant two products its connection lacks: the
+// connection works, and keeps syncing the products it has.
+func upgradeEvent() finchreauth.Event {
+	e := firstEvent()
+	e.Connection.Products = []string{"company", "directory", "pay_statement"}
+	e.Episode = "req_acme_upgrade"
+	e.Source = "request"
+	e.Status = "reauth"
+	e.Request = "upgrade"
+	e.Products = []string{"company", "directory", "pay_statement", "benefits", "deduction"}
+	e.ReconnectURL = "https://connect.tryfinch.com/authorize?client_id=cli_123&connection_id=conn_acme&products=company+directory+pay_statement+benefits+deduction&state=st_up"
+	return e
+}
+
+// campaignDeadline is when campaignEvent's campaign ends.
+var campaignDeadline = time.Date(2025, time.April, 1, 17, 0, 0, 0, time.UTC)
+
+// campaignEvent is a campaign's second reminder, seven days (and a few
+// seconds less) before its deadline.
+func campaignEvent() finchreauth.Event {
+	e := reminderEvent()
+	e.Connection.Entities = nil
+	e.Episode = "req_northwind_campaign"
+	e.Since = since
+	e.At = campaignDeadline.Add(-7*24*time.Hour + 30*time.Second)
+	e.Reminder = 2
+	e.Source = "reminder"
+	e.Status = "reauth"
+	e.Request = "campaign"
+	e.Campaign = "adp-wfn-2025"
+	e.Deadline = campaignDeadline
+	return e
+}
+
+// lastNoticeEvent is the last message of an episode the application
+// abandons: the connection is disconnected on April 2, 2025.
+func lastNoticeEvent() finchreauth.Event {
+	e := firstEvent()
+	e.At = since.Add(27 * 24 * time.Hour)
+	e.Reminder = 4
+	e.Source = "reminder"
+	e.LastNotice = true
+	e.DisconnectAt = since.Add(30 * 24 * time.Hour)
+	return e
+}
+
+// escalationEvent is the third reminder, fourteen days in, and the
+// episode's escalation: it goes to a second contact as well.
+func escalationEvent() finchreauth.Event {
+	e := firstEvent()
+	e.At = since.Add(14*24*time.Hour + time.Hour)
+	e.Reminder = 3
+	e.Source = "reminder"
+	e.Escalation = true
+	return e
+}
+
 // allEvents is one event of each kind the golden files show.
 func allEvents() []finchreauth.Event {
-	return []finchreauth.Event{firstEvent(), reminderEvent(), noLinkEvent(), permissionsEvent(), noAccountSetupEvent(), assistedEvent()}
+	return []finchreauth.Event{firstEvent(), reminderEvent(), noLinkEvent(), permissionsEvent(), noAccountSetupEvent(), assistedEvent(),
+		upgradeEvent(), campaignEvent(), lastNoticeEvent(), escalationEvent()}
 }
 
 func TestRenderGolden(t *testing.T) {
@@ -162,6 +220,10 @@ func TestRenderGolden(t *testing.T) {
 		{"permissions", permissionsEvent(), "Action needed in your TriNet account for Umbrella Corp"},
 		{"noaccount", noAccountSetupEvent(), "Reminder: action needed in your ADP Run account for Hooli"},
 		{"assisted", assistedEvent(), "Action needed in your payroll system for Stark Industries"},
+		{"upgrade", upgradeEvent(), "Grant access to benefits, deductions and contributions in your Gusto payroll connection for Acme Inc."},
+		{"campaign", campaignEvent(), "Reminder: 7 days left to reconnect your ADP Workforce Now payroll connection for Northwind Holdings"},
+		{"lastnotice", lastNoticeEvent(), "Last notice: your Gusto payroll connection for Acme Inc. will be disconnected on April 2, 2025"},
+		{"escalation", escalationEvent(), "Still not reconnected after 14 days: your Gusto payroll connection for Acme Inc."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -223,6 +285,56 @@ func TestRenderContent(t *testing.T) {
 		{"assisted", assistedEvent(),
 			[]string{"Stark Industries", "your payroll system", "is active and can sign in", "Affected", "Stark New York", "Still working", "Stark California", "we can't sync your payroll data"},
 			[]string{"href", "conn_stark", "st_ghi", "Reconnect here", "sign in to your dashboard", "Needs reconnecting"}},
+
+		// A request: the connection works, so nothing says it is broken.
+		{"upgrade", upgradeEvent(),
+			[]string{"Acme Inc.", "grant access to benefits as well as deductions and contributions", "keeps working", "company information", "pay statements", "Grant access", "st_up"},
+			[]string{"broken", "stopped syncing", "can't sync", "needs to be reconnected", "reminder", "employment and income details", "disconnected"}},
+		{"upgrade reminder without a link", func() finchreauth.Event {
+			e := upgradeEvent()
+			e.Reminder, e.Source, e.ReconnectURL = 1, "reminder", ""
+			e.Connection.Products = nil // Finch did not say: every product asked for is listed
+			return e
+		}(),
+			[]string{"This is a reminder: we asked you on March 3, 2025", "company information", "deductions and contributions", "keeps working as it does today", "sign in to your dashboard"},
+			[]string{"broken", "stopped syncing", "href"}},
+		{"upgrade of an assisted connection", func() finchreauth.Event {
+			e := upgradeEvent()
+			e.Connection.Assisted = true
+			return e
+		}(),
+			[]string{"give the admin user you created for Finch in Gusto access to benefits as well as deductions and contributions", "no link to follow"},
+			[]string{"broken", "href", "st_up", "sign in to your dashboard"}},
+		{"campaign", campaignEvent(),
+			[]string{"Northwind Holdings", "7 days left", "before April 1, 2025", "works today", "keeps working meanwhile", "connection_id=conn_northwind"},
+			[]string{"broken", "stopped syncing", "can't sync", "adp-wfn-2025", "Needs reconnecting", "disconnected"}},
+		{"campaign's first notification", func() finchreauth.Event {
+			e := campaignEvent()
+			e.Reminder, e.Source, e.At = 0, "request", since
+			return e
+		}(),
+			[]string{"Please reconnect your payroll connection to ADP Workforce Now before April 1, 2025", "you have", "30 days", "left"},
+			[]string{"broken", "reminder"}},
+		{"last notice", lastNoticeEvent(),
+			[]string{"last notice", "broken for", "27 days", "will be disconnected on", "April 2, 2025", "unless you reconnect it", "the last message we send", "connection_id=conn_acme"},
+			[]string{"forward"}},
+		{"last notice in the payroll system", func() finchreauth.Event {
+			e := permissionsEvent()
+			e.At, e.Reminder, e.LastNotice, e.DisconnectAt = since.Add(20*24*time.Hour), 3, true, since.Add(21*24*time.Hour)
+			return e
+		}(),
+			[]string{"last notice", "still needs your action", "20 days", "Unless it is fixed, the connection will be disconnected on", "March 24, 2025", "the last message we send", "done in TriNet itself"},
+			[]string{"href", "Reconnect here"}},
+		{"escalation", escalationEvent(),
+			[]string{"still not been reconnected after", "14 days", "March 3, 2025", "If someone else at Acme Inc. looks after payroll, please forward this message to them.", "connection_id=conn_acme"},
+			[]string{"last message", "disconnected on"}},
+		{"escalation in the payroll system", func() finchreauth.Event {
+			e := noAccountSetupEvent()
+			e.Escalation = true
+			return e
+		}(),
+			[]string{"still needs your action after", "8 days", "has not been created", "please forward this message"},
+			[]string{"href", "last message"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -465,4 +577,55 @@ func TestRenderConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestRenderSubjectPerKind checks the subject of each kind of message a
+// request, a last notice or an escalation makes, and their variants.
+func TestRenderSubjectPerKind(t *testing.T) {
+	with := func(e finchreauth.Event, f func(*finchreauth.Event)) finchreauth.Event { f(&e); return e }
+	tests := []struct {
+		name string
+		e    finchreauth.Event
+		want string
+	}{
+		{"upgrade reminder", with(upgradeEvent(), func(e *finchreauth.Event) { e.Reminder = 2 }),
+			"Reminder: grant access to benefits, deductions and contributions in your Gusto payroll connection for Acme Inc."},
+		{"upgrade of nothing said", with(upgradeEvent(), func(e *finchreauth.Event) { e.Products, e.Connection.ProviderID = nil, "" }),
+			"Grant access to more of your payroll data in your payroll connection for Acme Inc."},
+		{"upgrade of products the connection has", with(upgradeEvent(), func(e *finchreauth.Event) { e.Products = []string{"directory"} }),
+			"Grant access to employee directory in your Gusto payroll connection for Acme Inc."},
+		{"upgrade beside an escalation", with(upgradeEvent(), func(e *finchreauth.Event) { e.Escalation, e.LastNotice = true, true }),
+			"Grant access to benefits, deductions and contributions in your Gusto payroll connection for Acme Inc."},
+		{"campaign's first", with(campaignEvent(), func(e *finchreauth.Event) { e.Reminder = 0 }),
+			"Reconnect your ADP Workforce Now payroll connection for Northwind Holdings before April 1, 2025"},
+		{"campaign's last day", with(campaignEvent(), func(e *finchreauth.Event) { e.At = campaignDeadline.Add(-23 * time.Hour) }),
+			"Reminder: 1 day left to reconnect your ADP Workforce Now payroll connection for Northwind Holdings"},
+		{"campaign past its deadline", with(campaignEvent(), func(e *finchreauth.Event) { e.At = campaignDeadline.Add(time.Hour) }),
+			"Reminder: reconnect your ADP Workforce Now payroll connection for Northwind Holdings before April 1, 2025"},
+		{"campaign without a deadline", with(campaignEvent(), func(e *finchreauth.Event) { e.Deadline = time.Time{} }),
+			"Reminder: reconnect your ADP Workforce Now payroll connection for Northwind Holdings"},
+		{"last notice without a date", with(lastNoticeEvent(), func(e *finchreauth.Event) { e.DisconnectAt = time.Time{} }),
+			"Last notice: your Gusto payroll connection for Acme Inc. will be disconnected"},
+		{"last notice that escalates", with(lastNoticeEvent(), func(e *finchreauth.Event) { e.Escalation = true }),
+			"Last notice: your Gusto payroll connection for Acme Inc. will be disconnected on April 2, 2025"},
+		{"last notice in the payroll system", with(permissionsEvent(), func(e *finchreauth.Event) { e.LastNotice, e.DisconnectAt = true, since.Add(48*time.Hour) }),
+			"Last notice: your TriNet payroll connection for Umbrella Corp will be disconnected on March 5, 2025"},
+		{"escalation in the payroll system", with(noAccountSetupEvent(), func(e *finchreauth.Event) { e.Escalation = true }),
+			"Still waiting after 8 days: action needed in your ADP Run account for Hooli"},
+		{"escalation without dates", with(escalationEvent(), func(e *finchreauth.Event) { e.Since, e.At = time.Time{}, time.Time{} }),
+			"Still not reconnected: your Gusto payroll connection for Acme Inc."},
+		{"a request the package does not know", with(firstEvent(), func(e *finchreauth.Event) { e.Request = "later" }),
+			"Reconnect your Gusto payroll connection for Acme Inc."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := message.Render(tt.e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Subject != tt.want {
+				t.Errorf("Subject = %q, want %q", m.Subject, tt.want)
+			}
+		})
+	}
 }
