@@ -8,6 +8,7 @@
 //	finchreauth status -store redis://cache.internal:6379/0 -prefix app1:
 //	FINCHREAUTH_SEAL_KEYS=2:...,1:... finchreauth reseal -store postgres://...
 //	FINCHREAUTH_SEAL_KEYS=2:... finchreauth verify -store postgres://...
+//	finchreauth campaign -store postgres://... -name gusto-2026
 //	finchreauth import -store postgres://... < tokens.csv
 //	FINCHREAUTH_SEAL_KEYS=2:... finchreauth import -store postgres://... -sealed -format jsonl -file tokens.jsonl
 //
@@ -44,6 +45,23 @@
 // -after refuses an id longer than 256 bytes; a cursor after such an id
 // holds the shortest id that sorts after every id that begins with the
 // same 256 bytes.
+//
+// campaign prints where the campaign named -name stands (the Name of the
+// finchreauth.Campaign the application gave StartCampaign), as the
+// Transport's CampaignProgress counts it over the whole Store: the
+// connections asked whose employer has not reconnected yet, how many of
+// those are past the campaign's deadline, and those done (reconnected
+// since they were asked), naming the Store as status does:
+//
+//	Campaign "gusto-2026" in postgres://app:xxxxx@db.internal:5432/app (table finchreauth):
+//	  asked    2  waiting for their employer to reconnect
+//	  overdue  0  of those asked, past the deadline
+//	  done     1  reconnected since they were asked
+//
+// It takes -store, -table, -prefix and -sealed as status does, reads the
+// Store and never writes to it or prints a token. A name no connection was
+// asked by prints a line that says so, with status 0: check the spelling.
+// Records it cannot read are reported as status reports them, with status 1.
 //
 // reseal and verify take -store, -table and -prefix, and the keys from the
 // environment variable FINCHREAUTH_SEAL_KEYS, never from a flag: ID:BASE64
@@ -111,10 +129,10 @@
 // by a terminal.
 //
 // The exit status is 0 when the command did its work; 1 when the Store
-// could not be read, when some of its records could not be (status), when
-// tokens are left that are not sealed under the current key (reseal,
-// verify), or when some lines were not imported (import); and 2 for a usage
-// error.
+// could not be read, when some of its records could not be (status,
+// campaign), when tokens are left that are not sealed under the current
+// key (reseal, verify), or when some lines were not imported (import); and
+// 2 for a usage error.
 package main
 
 import (
@@ -134,6 +152,7 @@ func main() {
 }
 
 const usage = `usage: finchreauth status -store STORE [-table NAME] [-prefix PREFIX] [-sealed] [-limit N] [-after CURSOR]
+       finchreauth campaign -store STORE [-table NAME] [-prefix PREFIX] [-sealed] -name NAME
        finchreauth reseal -store STORE [-table NAME] [-prefix PREFIX]
        finchreauth verify -store STORE [-table NAME] [-prefix PREFIX]
        finchreauth import -store STORE [-table NAME] [-prefix PREFIX] [-sealed] [-file PATH] [-format csv|jsonl]
@@ -160,6 +179,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return reseal(ctx, args[0], args[1:], getenv, stdout, stderr)
 	case "import":
 		return importTokens(ctx, args[1:], getenv, stdin, stdout, stderr, now)
+	case "campaign":
+		return campaign(ctx, args[1:], stdout, stderr, now)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
