@@ -52,7 +52,7 @@ type queries struct {
 	prefix, base       string
 
 	get, insert, update, index, lookup string
-	listSince, listDue                 string
+	listSince, listDue, listEvery      string
 
 	// Reseal's and Verify's: a page of tokens in connection id order, one
 	// record's token, and the compare-and-set that seals one again.
@@ -130,6 +130,11 @@ ORDER BY since, connection_id LIMIT $3`)
 	q.listDue = sub(`SELECT connection_id, ` + columns + ` FROM {T}
 WHERE due IS NOT NULL AND due <= $4 AND (due, connection_id) > ($1, $2)
 ORDER BY due, connection_id LIMIT $3`)
+	// Every record, in the order of the primary key: $1 the cursor's id,
+	// $2 the limit.
+	q.listEvery = sub(`SELECT connection_id, ` + columns + ` FROM {T}
+WHERE connection_id > $1
+ORDER BY connection_id LIMIT $2`)
 
 	// The schema. On PostgreSQL, connection ids sort by their bytes
 	// (COLLATE "C"), as Go compares strings, whatever the database's

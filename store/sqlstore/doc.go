@@ -77,7 +77,10 @@
 // List must: COLLATE "C" on PostgreSQL, whatever the database's locale, and
 // SQLite's default, BINARY. List reads one of the two
 // partial indexes in order, from the cursor on (a keyset: (since,
-// connection_id) > (AfterTime, AfterID)), and stops at Limit.
+// connection_id) > (AfterTime, AfterID)), and stops at Limit; the listing
+// of every record (Query.Every, the health sweep's and the campaigns') reads
+// the primary key the same way (connection_id > AfterID). No index is
+// added for it, so no migration.
 //
 // Migrate upgrades the table of earlier releases (schema version 1) in one
 // transaction: see Store.Migrate.

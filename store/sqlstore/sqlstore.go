@@ -249,10 +249,11 @@ func (s *Store) Lookup(ctx context.Context, fingerprint string) (string, error) 
 }
 
 // List implements finchreauth.Store, from the index on (since,
-// connection_id) or (due, connection_id). A record it cannot read (a token
-// it cannot open, or stored in plaintext where the Store has a Sealer) comes
-// back in its place with only its ConnectionID, the time the listing orders
-// by and Err set.
+// connection_id) or (due, connection_id), or, for Query.Every, the primary
+// key. A record it cannot read (a token it cannot open, or stored in
+// plaintext where the Store has a Sealer) comes back in its place with only
+// its ConnectionID, the time the listing orders by (none for Every) and Err
+// set.
 func (s *Store) List(ctx context.Context, lq finchreauth.Query) ([]finchreauth.Record, error) {
 	q, err := s.init()
 	if err != nil {
@@ -272,8 +273,11 @@ func (s *Store) List(ctx context.Context, lq finchreauth.Query) ([]finchreauth.R
 		afterID = nil
 	}
 	stmt, args := q.listSince, []any{after, afterID, lq.Limit}
-	if !lq.DueBy.IsZero() {
+	switch {
+	case !lq.DueBy.IsZero():
 		stmt, args = q.listDue, append(args, q.instant(lq.DueBy))
+	case lq.Every:
+		stmt, args = q.listEvery, []any{lq.AfterID, lq.Limit}
 	}
 	rows, err := s.DB.QueryContext(ctx, stmt, args...)
 	if err != nil {
@@ -299,11 +303,14 @@ func (s *Store) List(ctx context.Context, lq finchreauth.Query) ([]finchreauth.R
 }
 
 // unreadable is what List returns for r, which it could not read: its
-// connection id, the time q orders by, and why.
+// connection id, the time q orders by (none for Every), and why.
 func unreadable(q finchreauth.Query, r finchreauth.Record, err error) finchreauth.Record {
-	out := finchreauth.Record{ConnectionID: r.ConnectionID, Since: r.Since, Err: err}
-	if !q.DueBy.IsZero() {
-		out.Since, out.Due = time.Time{}, r.Due
+	out := finchreauth.Record{ConnectionID: r.ConnectionID, Err: err}
+	switch {
+	case !q.DueBy.IsZero():
+		out.Due = r.Due
+	case !q.Every:
+		out.Since = r.Since
 	}
 	return out
 }

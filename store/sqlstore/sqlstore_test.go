@@ -570,8 +570,9 @@ func TestSealOnMigrate(t *testing.T) {
 	})
 }
 
-// TestExplain shows the plans of List's two queries: each reads its
-// partial index, in order, with no sort. PostgreSQL's planner picks the
+// TestExplain shows the plans of List's three queries: the listings by
+// Since and by Due each read their partial index, and the listing of every
+// record (Query.Every) the primary key, in order, with no sort. PostgreSQL's planner picks the
 // index once the table is big enough to make it worth it, so the test fills
 // one with 20,000 records (10% with Since, 5% with Due) and ANALYZEs it.
 func TestExplain(t *testing.T) {
@@ -584,6 +585,7 @@ SELECT 'conn_' || i, 1, FALSE,
 	CASE WHEN i % 20 = 0 THEN now() + i * interval '1 second' END
 FROM generate_series(1, 20000) AS i`
 		explain, sortsWith, scansWith := "EXPLAIN ", "Sort", "Index Scan using "
+		pkey := s.Table + "_pkey"
 		args := func(at time.Time) any { return at }
 		if d == sqlstore.SQLite {
 			fill = `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
@@ -593,6 +595,7 @@ SELECT 'conn_' || i, 1, 0,
 	CASE WHEN i % 20 = 0 THEN 1700000000000000 + i * 1000000 END
 FROM n`
 			explain, sortsWith, scansWith = "EXPLAIN QUERY PLAN ", "TEMP B-TREE", "USING INDEX "
+			pkey = "sqlite_autoindex_" + s.Table + "_1"
 			args = func(at time.Time) any { return at.UnixMicro() }
 		}
 		if _, err := db.ExecContext(ctx, fill); err != nil {
@@ -601,7 +604,7 @@ FROM n`
 		if _, err := db.ExecContext(ctx, `ANALYZE `+s.Table); err != nil {
 			t.Fatal(err)
 		}
-		since, due, err := sqlstore.ListQueries(s)
+		since, due, every, err := sqlstore.ListQueries(s)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -613,6 +616,7 @@ FROM n`
 		}{
 			{"since", since, []any{args(time.Time{}), "", 100}, s.Table + "_since"},
 			{"due", due, []any{args(now), "conn_1", 100, args(now.Add(time.Hour))}, s.Table + "_due"},
+			{"every", every, []any{"conn_1", 100}, pkey},
 		} {
 			rows, err := db.QueryContext(ctx, explain+c.query, c.args...)
 			if err != nil {
