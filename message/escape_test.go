@@ -202,3 +202,29 @@ func TestRenderPayrollHasNoLink(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderEscapesRequestedProducts: the products an upgrade asks for
+// are the application's words; they cannot break out of the HTML, nor add
+// a line to the subject.
+func TestRenderEscapesRequestedProducts(t *testing.T) {
+	e := upgradeEvent()
+	e.Products = append(e.Products, `<img src=x onerror=alert(1)>`, "time_off\r\nBcc: victim@example.com")
+	m, err := message.Render(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(strings.ToLower(m.HTML), "<img") {
+		t.Errorf("HTML has the product's markup:\n%s", m.HTML)
+	}
+	if want := "&lt;img src=x onerror=alert(1)&gt;"; !strings.Contains(m.HTML, want) {
+		t.Errorf("HTML lacks the escaped product %q:\n%s", want, m.HTML)
+	}
+	if strings.ContainsAny(m.Subject, "\r\n") || !strings.Contains(m.Subject, "time off Bcc: victim@example.com in your Gusto") {
+		t.Errorf("Subject = %q, want one line", m.Subject)
+	}
+	for _, body := range []string{m.Text, m.HTML} {
+		if strings.Contains(body, "\r") || strings.Contains(body, "time_off") || !strings.Contains(body, "time off Bcc: victim@example.com") {
+			t.Errorf("body has the product's line break:\n%s", body)
+		}
+	}
+}

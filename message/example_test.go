@@ -90,6 +90,74 @@ func ExampleRender_permissions() {
 	// false
 }
 
+// A request made while the connection works (Transport.RequestProducts):
+// the message asks the employer to grant the products the connection
+// lacks, and says that it keeps working meanwhile.
+func ExampleRender_upgrade() {
+	e := finchreauth.Event{
+		Connection: finchreauth.Connection{
+			ConnectionID: "conn_acme",
+			CustomerName: "Acme Inc.",
+			ProviderID:   "gusto",
+			Products:     []string{"directory", "pay_statement"},
+		},
+		Episode:      "req_acme_1",
+		Since:        time.Date(2025, time.March, 3, 14, 5, 0, 0, time.UTC),
+		At:           time.Date(2025, time.March, 3, 14, 5, 0, 0, time.UTC),
+		Status:       "reauth",
+		Request:      "upgrade",
+		Products:     []string{"directory", "pay_statement", "benefits"},
+		ReconnectURL: "https://connect.tryfinch.com/authorize?connection_id=conn_acme",
+	}
+	m, err := message.Render(e)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("Subject:", m.Subject)
+	fmt.Println()
+	lines := strings.Split(m.Text, "\n")
+	fmt.Println(strings.Join(lines[:13], "\n"))
+	// Output:
+	// Subject: Grant access to benefits in your Gusto payroll connection for Acme Inc.
+	//
+	// Hello Acme Inc.,
+	//
+	// We'd like to sync more of your payroll data. Your Gusto payroll connection works, but it does not give us access to benefits yet.
+	//
+	// Please grant access to:
+	//   - benefits
+	//
+	// Meanwhile, your connection keeps working, and we keep syncing:
+	//   - employee directory
+	//   - pay statements
+	//
+	// What to do:
+	// Please reconnect your Gusto payroll connection and grant access to benefits.
+}
+
+// A campaign's reminder (Transport.StartCampaign) counts down to its
+// deadline.
+func ExampleRender_campaign() {
+	deadline := time.Date(2025, time.April, 1, 17, 0, 0, 0, time.UTC)
+	m, err := message.Render(finchreauth.Event{
+		Connection: finchreauth.Connection{ConnectionID: "conn_acme", CustomerName: "Acme Inc.", ProviderID: "gusto"},
+		At:         deadline.Add(-3 * 24 * time.Hour),
+		Reminder:   3,
+		Status:     "reauth",
+		Request:    "campaign",
+		Campaign:   "gusto-2025",
+		Deadline:   deadline,
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(m.Subject)
+	// Output:
+	// Reminder: 3 days left to reconnect your Gusto payroll connection for Acme Inc.
+}
+
 func ExampleTemplates() {
 	t := &message.Templates{
 		// Only the subject is replaced: the bodies stay the defaults.

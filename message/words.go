@@ -10,7 +10,9 @@ import (
 
 // ProductName returns a Finch product in words, as the customer knows it:
 // "pay statements" for "pay_statement". A product it does not know shows
-// with underscores as spaces.
+// with underscores as spaces, and every control or format character (a
+// line break, an escape, a bidi override) as a space: it shows in a
+// subject and a text body as plain words.
 func ProductName(product string) string {
 	switch product = strings.TrimSpace(product); product {
 	case "company":
@@ -34,7 +36,12 @@ func ProductName(product string) string {
 	case "documents":
 		return "employee documents"
 	}
-	return strings.ReplaceAll(product, "_", " ")
+	return strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if r == '_' || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
+			return ' '
+		}
+		return r
+	}, product)), " ")
 }
 
 // FormatAge returns a duration in words, rounded down to its largest unit:

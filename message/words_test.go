@@ -9,20 +9,22 @@ import (
 
 func TestProductName(t *testing.T) {
 	for product, want := range map[string]string{
-		"company":       "company information",
-		"directory":     "employee directory",
-		"individual":    "employee personal details",
-		"employment":    "employment and income details",
-		"payment":       "payroll payments",
-		"pay_statement": "pay statements",
-		"benefits":      "benefits",
-		"ssn":           "Social Security numbers",
-		"deduction":     "deductions and contributions",
-		"documents":     "employee documents",
-		"time_off":      "time off",
-		"org_chart_v2":  "org chart v2",
-		" directory ":   "employee directory",
-		"":              "",
+		"company":               "company information",
+		"directory":             "employee directory",
+		"individual":            "employee personal details",
+		"employment":            "employment and income details",
+		"payment":               "payroll payments",
+		"pay_statement":         "pay statements",
+		"benefits":              "benefits",
+		"ssn":                   "Social Security numbers",
+		"deduction":             "deductions and contributions",
+		"documents":             "employee documents",
+		"time_off":              "time off",
+		"org_chart_v2":          "org chart v2",
+		" directory ":           "employee directory",
+		"":                      "",
+		"time_off\r\nBcc: x":    "time off Bcc: x",
+		"org\x1b[2J\u202echart": "org [2J chart",
 	} {
 		if got := message.ProductName(product); got != want {
 			t.Errorf("ProductName(%q) = %q, want %q", product, got, want)
