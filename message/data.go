@@ -86,7 +86,10 @@ type Data struct {
 	// words: those of Event.Products the connection does not grant yet
 	// (Connection.Products), or every one of Event.Products when that
 	// leaves none or Finch did not list what the connection grants.
-	Grant []string
+	// GrantWords are they as one phrase ("payroll payments and pay
+	// statements"), for a subject line.
+	Grant      []string
+	GrantWords string
 	// Deadline is the day a campaign ends (Event.Deadline), in its
 	// location, and DaysLeft how long is left at Event.At, in whole days
 	// rounded up ("7 days"): empty when the deadline has passed or the
@@ -134,6 +137,7 @@ func NewData(e finchreauth.Event) Data {
 	case requestUpgrade:
 		d.Request = e.Request
 		d.Grant = grant(e.Products, c.Products)
+		d.GrantWords = joinWords(d.Grant)
 		d.Problem, d.Action = upgradeWords(d.Fix, d.Provider, d.Grant)
 	case requestCampaign:
 		d.Request = e.Request

@@ -28,7 +28,7 @@
 //
 //   - Event.Request "upgrade" (RequestProducts): the connection works, and
 //     keeps working; the employer is asked to grant access to the products
-//     it lacks ("Grant access to benefits, deductions and contributions in
+//     it lacks ("Grant access to benefits as well as deductions and contributions in
 //     your Gusto payroll connection"), listed beside those that keep
 //     syncing. Nothing in it says the connection is broken.
 //   - Event.Request "campaign" (StartCampaign): the employer is asked to
