@@ -28,9 +28,9 @@
 //
 //   - Event.Request "upgrade" (RequestProducts): the connection works, and
 //     keeps working; the employer is asked to grant access to the products
-//     it lacks ("Grant access to benefits as well as deductions and contributions in
-//     your Gusto payroll connection"), listed beside those that keep
-//     syncing. Nothing in it says the connection is broken.
+//     it lacks ("Grant access to benefits as well as deductions and
+//     contributions in your Gusto payroll connection"), listed beside
+//     those that keep syncing. Nothing in it says the connection is broken.
 //   - Event.Request "campaign" (StartCampaign): the employer is asked to
 //     reconnect a working connection before Event.Deadline; the reminders
 //     count down ("Reminder: 7 days left to reconnect your Gusto payroll

@@ -130,9 +130,6 @@ func newDemo(cfg config) (_ *demo, err error) {
 	if d.pages, err = parsePages(); err != nil {
 		return nil, err
 	}
-	if d.inbox.requests, err = parseRequestTemplates(); err != nil {
-		return nil, err
-	}
 
 	// The fake Finch reads the demo clock too: webhook timestamps must agree
 	// with the Transport's clock (it refuses those more than 5 minutes off),

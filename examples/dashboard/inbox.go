@@ -2,13 +2,9 @@ package main
 
 import (
 	"context"
-	"embed"
 	"fmt"
-	htmltemplate "html/template"
-	"slices"
 	"strings"
 	"sync"
-	texttemplate "text/template"
 
 	"github.com/finchkit/finchreauth"
 	"github.com/finchkit/finchreauth/message"
@@ -18,7 +14,6 @@ import (
 // e-mail, it keeps the message, so that the inbox page can show it.
 type inbox struct {
 	activity *activity
-	requests *message.Templates // for Event.Request's messages
 
 	mu    sync.Mutex
 	mails []mail
@@ -60,11 +55,7 @@ func (m mail) Fix() string { return message.NewData(m.Event).Fix }
 // after its message went out is made again, so a mailer uses the episode
 // and the reminder number as an idempotency key, as this one does.
 func (in *inbox) Notify(_ context.Context, e finchreauth.Event) error {
-	var tmpl *message.Templates // nil: package message's defaults
-	if e.Request != "" {
-		tmpl = in.requests
-	}
-	m, err := tmpl.Render(e)
+	m, err := message.Render(e)
 	if err != nil {
 		return err
 	}
@@ -110,43 +101,4 @@ func srcdoc(html string) string {
 		return html[:i] + `<base target="_top">` + html[i:]
 	}
 	return `<base target="_top">` + html
-}
-
-// requestFS holds the demo's own templates for the messages of requests
-// made while the connection works (Event.Request): the default templates
-// of package message say the connection is broken, which a request's is
-// not.
-//
-//go:embed templates/request
-var requestFS embed.FS
-
-// parseRequestTemplates parses the templates of requestFS.
-func parseRequestTemplates() (*message.Templates, error) {
-	funcs := map[string]any{
-		// newProducts is what an upgrade asks for beyond what the token
-		// grants, in words.
-		"newProducts": func(e finchreauth.Event) []string {
-			var out []string
-			for _, p := range e.Products {
-				if !slices.Contains(e.Connection.Products, p) {
-					out = append(out, message.ProductName(p))
-				}
-			}
-			return out
-		},
-	}
-	const dir = "templates/request/"
-	subject, err := texttemplate.New("subject.tmpl").Funcs(funcs).ParseFS(requestFS, dir+"subject.tmpl")
-	if err != nil {
-		return nil, err
-	}
-	text, err := texttemplate.New("text.tmpl").Funcs(funcs).ParseFS(requestFS, dir+"text.tmpl")
-	if err != nil {
-		return nil, err
-	}
-	html, err := htmltemplate.New("html.tmpl").Funcs(funcs).ParseFS(requestFS, dir+"html.tmpl")
-	if err != nil {
-		return nil, err
-	}
-	return &message.Templates{Subject: subject, Text: text, HTML: html}, nil
 }
