@@ -696,8 +696,8 @@ func (j *journey) upgrade() {
 
 	j.click("#nav-inbox")
 	j.is("msg-8-kind", "Upgrade request")
-	j.is("msg-8-subject", "Share more payroll data from Gusto for Hooli")
-	j.has("msg-8-text", "works, and keeps working", "payroll payments", "pay statements")
+	j.is("msg-8-subject", "Grant access to payroll payments and pay statements in your Gusto payroll connection for Hooli")
+	j.has("msg-8-text", "keeps working", "payroll payments", "pay statements")
 	j.shot("upgrade-inbox")
 
 	j.open("/")

@@ -604,16 +604,18 @@ func TestUpgradeOverHTTP(t *testing.T) {
 	if len(mails) != 1 || mails[0].Kind() != "Upgrade request" || mails[0].Event.ReconnectURL != st.Requests[0].ReconnectURL {
 		t.Fatalf("inbox: %+v", mails)
 	}
-	if want := "Share more payroll data from Gusto for Hooli"; mails[0].Subject != want {
+	if want := "Grant access to payroll payments and pay statements in your Gusto payroll connection for Hooli"; mails[0].Subject != want {
 		t.Errorf("subject %q, want %q", mails[0].Subject, want)
 	}
-	for _, want := range []string{"works, and keeps working", "allow:\n  - payroll payments\n  - pay statements\n\nContinue here", st.Requests[0].ReconnectURL} {
+	for _, want := range []string{"keeps working", "Please grant access to:\n  - payroll payments\n  - pay statements\n", st.Requests[0].ReconnectURL} {
 		if !strings.Contains(mails[0].Text, want) {
 			t.Errorf("the message lacks %q:\n%s", want, mails[0].Text)
 		}
 	}
-	if strings.Contains(mails[0].Text, "company information") {
-		t.Errorf("the message asks for what the token has:\n%s", mails[0].Text)
+	for _, wrong := range []string{"broken", "stopped syncing", "can't sync"} {
+		if strings.Contains(mails[0].Text, wrong) {
+			t.Errorf("the upgrade's message says %q of a working connection:\n%s", wrong, mails[0].Text)
+		}
 	}
 	_, _, body = request(t, "GET", d.URL+"/")
 	for _, want := range []string{`id="status-hooli">Healthy<`, `id="upgrade-hooli">payroll payments, pay statements `, `id="grant-partly-hooli"`} {
@@ -737,7 +739,7 @@ func TestCampaignOverHTTP(t *testing.T) {
 	if len(mails) != 2 || !ok || mails["payroll@hooli.example"].Event.Campaign != campaignName {
 		t.Fatalf("campaign messages a minute later: %+v", mails)
 	}
-	if !strings.HasPrefix(m.Subject, "Please reconnect your Gusto payroll connection by ") || !strings.HasSuffix(m.Subject, " for Acme Corp") || m.Kind() != "Campaign" {
+	if !strings.HasPrefix(m.Subject, "Reconnect your Gusto payroll connection for Acme Corp before ") || m.Kind() != "Campaign" {
 		t.Errorf("Acme's campaign message: %q (%s)", m.Subject, m.Kind())
 	}
 	if st, _ := d.tr.Status(ctx, acme); st.NeedsReauth || len(st.Requests) != 1 || st.Requests[0].Campaign != campaignName {
@@ -787,7 +789,7 @@ func TestCampaignOverHTTP(t *testing.T) {
 	for _, m := range d.inbox.all() {
 		if m.To == "payroll@hooli.example" && m.Kind() == "Campaign, reminder 1" {
 			reminded = true
-			if !strings.HasPrefix(m.Subject, "Reminder: please reconnect your Gusto payroll connection by ") || !strings.Contains(m.Text, "This is a reminder.") {
+			if m.Subject != "Reminder: 1 day left to reconnect your Gusto payroll connection for Hooli" || !strings.Contains(m.Text, "This is a reminder") {
 				t.Errorf("Hooli's campaign reminder: %q\n%s", m.Subject, m.Text)
 			}
 		}
