@@ -80,8 +80,8 @@ type Record struct {
 
 	// Err is set by List, and only there, on a record the Store lists but
 	// cannot read: why, naming the connection and never a token. Only
-	// ConnectionID and the time the Query orders by (Since or Due) are
-	// then set, so that a listing goes on past it. The Transport skips
+	// ConnectionID and the time the Query orders by (Since or Due; none
+	// for Every) are then set, so that a listing goes on past it. The Transport skips
 	// such a record, reports Err to its ErrorHandler, and never writes it.
 	Err error
 }

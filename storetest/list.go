@@ -12,7 +12,8 @@ import (
 )
 
 // Rule 4: List returns, in order, at most q.Limit records matching q (see
-// Query).
+// Query): by Since, by Due up to DueBy, or, with Every, every record by
+// connection id.
 //
 // The suite reads it as: List returns the first q.Limit records that q
 // selects and that sort after q's cursor, or all of them if fewer, each as
@@ -65,16 +66,35 @@ func (f *fixture) listSet() map[string]finchreauth.Record {
 	return set
 }
 
-// timeOf returns the time by which q orders r.
+// every reports whether q lists the whole store, by connection id.
+func every(q finchreauth.Query) bool { return q.Every && q.DueBy.IsZero() }
+
+// timeOf returns the time by which q orders r: none when q lists every
+// record.
 func timeOf(q finchreauth.Query, r finchreauth.Record) time.Time {
-	if q.DueBy.IsZero() {
+	switch {
+	case every(q):
+		return time.Time{}
+	case q.DueBy.IsZero():
 		return r.Since
 	}
 	return r.Due
 }
 
+// cursorOf returns q's cursor as the suite compares it: AfterTime is
+// ignored when q lists every record.
+func cursorOf(q finchreauth.Query) (time.Time, string) {
+	if every(q) {
+		return time.Time{}, q.AfterID
+	}
+	return q.AfterTime, q.AfterID
+}
+
 // selects reports whether q selects r, cursor aside.
 func selects(q finchreauth.Query, r finchreauth.Record) bool {
+	if every(q) {
+		return true
+	}
 	at := timeOf(q, r)
 	return !at.IsZero() && (q.DueBy.IsZero() || !at.After(q.DueBy))
 }
@@ -89,8 +109,9 @@ func compareKeys(at1 time.Time, id1 string, at2 time.Time, id2 string) int {
 // must not hold.
 func expected(q finchreauth.Query, mine map[string]finchreauth.Record) []finchreauth.Record {
 	var out []finchreauth.Record
+	afterTime, afterID := cursorOf(q)
 	for _, r := range mine {
-		if r.Version > 0 && selects(q, r) && compareKeys(timeOf(q, r), r.ConnectionID, q.AfterTime, q.AfterID) > 0 {
+		if r.Version > 0 && selects(q, r) && compareKeys(timeOf(q, r), r.ConnectionID, afterTime, afterID) > 0 {
 			out = append(out, r)
 		}
 	}
@@ -112,7 +133,7 @@ func (f *fixture) checkPage(what string, q finchreauth.Query, page []finchreauth
 	if len(page) > q.Limit {
 		fail("%d records, more than the Limit", len(page))
 	}
-	at, id := q.AfterTime, q.AfterID
+	at, id := cursorOf(q)
 	var listed []string
 	for i, r := range page {
 		rt := timeOf(q, r)
@@ -187,7 +208,10 @@ func (f *fixture) walk(what string, q finchreauth.Query, mine map[string]finchre
 			return
 		}
 		last := recs[len(recs)-1]
-		q.AfterTime, q.AfterID = timeOf(q, last), last.ConnectionID
+		if !every(q) {
+			q.AfterTime = timeOf(q, last)
+		}
+		q.AfterID = last.ConnectionID
 	}
 }
 
@@ -201,6 +225,9 @@ func (f *fixture) short(id string) string {
 
 func (f *fixture) fmtQuery(q finchreauth.Query) string {
 	var b strings.Builder
+	if q.Every {
+		b.WriteString("Every ")
+	}
 	if !q.DueBy.IsZero() {
 		fmt.Fprintf(&b, "DueBy:%s ", f.rel(q.DueBy))
 	}
@@ -256,6 +283,43 @@ func testListPages(t *testing.T, newStore func(*testing.T) finchreauth.Store) {
 			f.walk("from an instant", finchreauth.Query{DueBy: q.DueBy, AfterTime: at.In(west), Limit: 2}, mine)
 		}
 	}
+	// Every record, by connection id, from the prefix; AfterTime, which
+	// is ignored, on a record's Since.
+	q := finchreauth.Query{Every: true, AfterTime: f.at(0), AfterID: f.prefix}
+	for _, limit := range []int{1, 2, 3, 5, 7} {
+		q.Limit = limit
+		f.walk(fmt.Sprintf("Every, pages of %d", limit), q, mine)
+	}
+	for _, r := range expected(q, mine) {
+		f.walk("Every, after a record", finchreauth.Query{Every: true, AfterID: r.ConnectionID, Limit: 2}, mine)
+	}
+}
+
+// testListEvery lists every record, by connection id: those without Since
+// or Due too, whatever AfterTime says, and AfterID's own record excluded.
+// The store may hold other records, so the walk starts at the fixture's
+// prefix: the suite's records all sort after it. Besides the List set, ids
+// that sort between its ids by their bytes: a trailing space, '%' and a
+// non-ASCII letter, which sorts after every ASCII one; and the prefix
+// itself, which the walk must leave out.
+func testListEvery(t *testing.T, newStore func(*testing.T) finchreauth.Store) {
+	f := start(t, newStore)
+	mine := f.listSet()
+	for _, suffix := range []string{"_a ", "_a%", "_\u00e4", ""} {
+		id := f.id(suffix)
+		mine[id] = f.put(finchreauth.Record{ConnectionID: id, Token: newToken(), Fingerprints: []string{newFP()}, Data: []byte("x")})
+	}
+	for _, c := range []struct {
+		name  string
+		after time.Time
+	}{
+		{"from the prefix", time.Time{}},
+		{"AfterTime after every record", f.at(2 * time.Hour)},
+		{"AfterTime before every record", f.at(-time.Hour)},
+		{"AfterTime on a Since, in another location", f.at(time.Millisecond).In(west)},
+	} {
+		f.walk("Every, "+c.name, finchreauth.Query{Every: true, AfterTime: c.after, AfterID: f.prefix, Limit: 100}, mine)
+	}
 }
 
 // testListStart lists from the zero cursor. Only the first page is
@@ -269,6 +333,8 @@ func testListStart(t *testing.T, newStore func(*testing.T) finchreauth.Store) {
 		{Limit: 3},
 		{DueBy: f.at(listDueBy), Limit: 1},
 		{DueBy: f.at(listDueBy), Limit: 3},
+		{Every: true, Limit: 1},
+		{Every: true, Limit: 3},
 	} {
 		what := fmt.Sprintf("from the start, List(%s)", f.fmtQuery(q))
 		page, err := f.s.List(f.ctx, q)
@@ -304,6 +370,7 @@ func testListUpdates(t *testing.T, newStore func(*testing.T) finchreauth.Store) 
 		for _, q := range []finchreauth.Query{
 			{AfterTime: f.base, Limit: 3},
 			{DueBy: f.at(listDueBy), AfterTime: f.base, Limit: 3},
+			{Every: true, AfterID: f.prefix, Limit: 3},
 		} {
 			f.walk(fmt.Sprintf("after a Put of %s: %s", c.suffix, c.name), q, mine)
 		}
@@ -319,6 +386,8 @@ func testListLimit(t *testing.T, newStore func(*testing.T) finchreauth.Store) {
 		{AfterTime: f.base, Limit: 0},
 		{DueBy: f.at(listDueBy), Limit: 0},
 		{DueBy: f.at(listDueBy), AfterTime: f.base, Limit: -1},
+		{Every: true, Limit: 0},
+		{Every: true, AfterID: f.prefix, Limit: -1},
 	} {
 		if page, err := f.s.List(f.ctx, q); err == nil {
 			t.Errorf("List(%s) = %d records, nil; want an error: the Limit must be positive", f.fmtQuery(q), len(page))

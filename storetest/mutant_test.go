@@ -297,7 +297,13 @@ func (s *mutant) listInGo(ctx context.Context, q finchreauth.Query) ([]finchreau
 			idx = first[id]
 		}
 		at, cursorAt, sortAt := idx.Since, idx.Since, idx.Since
-		if !q.DueBy.IsZero() {
+		if q.Every && q.DueBy.IsZero() && s.bug != "List of Every lists the open episodes" {
+			// By id alone: every record is at the same (zero) time.
+			at, cursorAt, sortAt = time.Unix(0, 0), time.Time{}, time.Time{}
+			if s.bug == "List of Every honours AfterTime" {
+				cursorAt = idx.Since
+			}
+		} else if !q.DueBy.IsZero() {
 			at, sortAt = idx.Due, idx.Due
 			if s.bug != "List pages DueBy by Since" {
 				cursorAt = idx.Due
@@ -345,6 +351,9 @@ func (s *mutant) listInGo(ctx context.Context, q finchreauth.Query) ([]finchreau
 
 // after reports whether (at, id) sorts after q's cursor.
 func (s *mutant) after(at time.Time, id string, q finchreauth.Query) bool {
+	if q.Every && q.DueBy.IsZero() && s.bug != "List of Every lists the open episodes" && s.bug != "List of Every honours AfterTime" {
+		q.AfterTime = time.Time{}
+	}
 	switch s.bug {
 	case "List includes the cursor":
 		return s.compare(at, id, q.AfterTime, q.AfterID) >= 0

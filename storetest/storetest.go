@@ -101,6 +101,7 @@ func Run(t *testing.T, newStore func(t *testing.T) finchreauth.Store) {
 		{"List/Since", testListSince},
 		{"List/DueBy", testListDueBy},
 		{"List/Pages", testListPages},
+		{"List/Every", testListEvery},
 		{"List/Start", testListStart},
 		{"List/Updates", testListUpdates},
 		{"List/Limit", testListLimit},

@@ -89,6 +89,8 @@ var mutants = []struct {
 	{"List keeps the first Put's times", []string{"List/Updates"}},
 	{"List of Limit 0 lists everything", []string{"List/Limit"}},
 	{"List leaves out Data", []string{"List/Since"}},
+	{"List of Every lists the open episodes", []string{"List/Every", "List/Pages", "List/Updates"}},
+	{"List of Every honours AfterTime", []string{"List/Every", "List/Pages"}},
 	// Rule 5: done contexts and empty ids.
 	{"ignores a done context", []string{"Context/Canceled/Get/Stored", "Context/DeadlineExceeded/Put/Create", "Context/Canceled/List/Since"}},
 	{"only cancellation counts", []string{"Context/DeadlineExceeded/Lookup/Stored"}},

@@ -27,7 +27,9 @@ import (
 //
 //   - List returns the spoiled record in its place, with Err set (naming the
 //     connection, never a token) and nothing but its ConnectionID and the time
-//     the listing orders by;
+//     the listing orders by: in the listings by Since and by Due, and in the
+//     listing of every record (Query.Every), which orders by id and so sets
+//     no time;
 //   - Get of it fails;
 //   - a day later, Remind sends the three other reminders;
 //   - NeedsReauth(ctx, Status{}, 3) returns the three others;
@@ -164,24 +166,27 @@ func (u *unreadableRig) wait(t *testing.T, n int) []string {
 // checkList checks both listings: the spoiled record first, in its place,
 // with Err set and nothing else but its id and the listing's time, the
 // time it had before it was spoiled.
+//
+// The listing of every record starts at the rig's prefix and asks for as
+// many records as the rig wrote, so that the store may hold others.
 func (u *unreadableRig) checkList(t *testing.T, ids []string, before finchreauth.Record) {
 	t.Helper()
 	far := u.clk.Now().Add(365 * 24 * time.Hour)
-	for _, q := range []finchreauth.Query{{Limit: 10}, {DueBy: far, Limit: 10}} {
+	for _, q := range []finchreauth.Query{{Limit: 10}, {DueBy: far, Limit: 10}, {Every: true, AfterID: u.prefix, Limit: len(ids)}} {
 		recs, err := u.s.List(t.Context(), q)
 		if err != nil {
-			t.Fatalf("List(DueBy %s) with a spoiled record: %s; want the record in its place", u.rel(q.DueBy), redact(err))
+			t.Fatalf("List(%s) with a spoiled record: %s; want the record in its place", u.fmtQuery(q), redact(err))
 		}
 		var got []string
 		for _, r := range recs {
 			got = append(got, r.ConnectionID)
 		}
 		if !slices.Equal(got, ids) {
-			t.Fatalf("List(DueBy %s) = %q; want %q", u.rel(q.DueBy), got, ids)
+			t.Fatalf("List(%s) = %q; want %q", u.fmtQuery(q), got, ids)
 		}
 		bad := recs[0]
 		if bad.Err == nil {
-			t.Fatalf("List(DueBy %s): the spoiled record %s has no Err", u.rel(q.DueBy), u.fmtRecord(bad))
+			t.Fatalf("List(%s): the spoiled record %s has no Err", u.fmtQuery(q), u.fmtRecord(bad))
 		}
 		u.noToken(t, "List's Err", bad.Err)
 		if !strings.Contains(bad.Err.Error(), ids[0]) {
@@ -192,14 +197,14 @@ func (u *unreadableRig) checkList(t *testing.T, ids []string, before finchreauth
 			at, other = bad.Due, bad.Since
 		}
 		if want := timeOf(q, before); !at.Equal(want) || !other.IsZero() {
-			t.Errorf("List(DueBy %s): the spoiled record has Since %s, Due %s; want only the listing's time, %s", u.rel(q.DueBy), u.rel(bad.Since), u.rel(bad.Due), u.rel(want))
+			t.Errorf("List(%s): the spoiled record has Since %s, Due %s; want only the listing's time, %s", u.fmtQuery(q), u.rel(bad.Since), u.rel(bad.Due), u.rel(want))
 		}
 		if bad.Version != 0 || bad.Token != "" || bad.Fingerprints != nil || bad.Data != nil {
-			t.Errorf("List: the spoiled record holds more than its id, its time and Err: %s", u.fmtRecord(bad))
+			t.Errorf("List(%s): the spoiled record holds more than its id, its time and Err: %s", u.fmtQuery(q), u.fmtRecord(bad))
 		}
 		for _, r := range recs[1:] {
 			if r.Err != nil {
-				t.Errorf("List: %q has Err %s", r.ConnectionID, redact(r.Err))
+				t.Errorf("List(%s): %q has Err %s", u.fmtQuery(q), r.ConnectionID, redact(r.Err))
 			}
 		}
 	}

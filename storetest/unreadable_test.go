@@ -60,9 +60,11 @@ func (s *spoilable) List(ctx context.Context, q finchreauth.Query) ([]finchreaut
 			continue
 		}
 		bad := finchreauth.Record{ConnectionID: r.ConnectionID, Err: fmt.Errorf("spoilable: %q: %w", r.ConnectionID, errSpoiled)}
-		if q.DueBy.IsZero() {
+		switch {
+		case q.Every && q.DueBy.IsZero(): // ordered by id: no time
+		case q.DueBy.IsZero():
 			bad.Since = r.Since
-		} else {
+		default:
 			bad.Due = r.Due
 		}
 		switch s.bug {
@@ -76,6 +78,14 @@ func (s *spoilable) List(ctx context.Context, q finchreauth.Query) ([]finchreaut
 			r.Err, bad = bad.Err, r
 		case "List sets both times":
 			bad.Since, bad.Due = r.Since, r.Due
+		case "List drops the record from the listing of every record":
+			if q.Every {
+				continue
+			}
+		case "List gives a time in the listing of every record":
+			if q.Every {
+				bad.Since = r.Since
+			}
 		}
 		out = append(out, bad)
 	}
@@ -95,6 +105,8 @@ var unreadableMutants = []string{
 	"List's Err holds the token",
 	"List returns the record whole",
 	"List sets both times",
+	"List drops the record from the listing of every record",
+	"List gives a time in the listing of every record",
 }
 
 const unreadableEnv = "STORETEST_UNREADABLE_MUTANT"
