@@ -26,6 +26,7 @@
 //	<prefix>{finchreauth}:fp:<fingerprint>     string: the connection id (Lookup)
 //	<prefix>{finchreauth}:since                sorted set: the records whose Since is set
 //	<prefix>{finchreauth}:due                  sorted set: the records whose Due is set
+//	<prefix>{finchreauth}:all                  sorted set: every record, each at score 0
 //	<prefix>{finchreauth}:plaintext            set: the records whose token is in plaintext
 //	<prefix>{finchreauth}:schema               string: the layout's version (Migrate)
 //
@@ -36,7 +37,10 @@
 // fingerprint key is written by every Put that lists the fingerprint and
 // never deleted. In the sorted sets the score is the time in microseconds
 // and the member the connection id: Redis orders equal scores by the
-// members' bytes, as Go orders strings, which is the order List returns.
+// members' bytes, as Go orders strings, which is the order List returns;
+// the index of every record gives each the score 0, so that List of
+// Query.Every reads it in connection id order from its cursor
+// (ZRANGE BYLEX from "(" and the cursor's id).
 // A score holds microseconds exactly for times between the years 1685 and
 // 2255; Put refuses a Since or Due outside them.
 //
@@ -76,8 +80,7 @@
 // # Evicted records
 //
 // Configure Redis with maxmemory-policy noeviction: under allkeys-lru, Redis
-// may evict a record's hash while the since and due sorted sets still name
-// it. List then returns the entry in its place with Record.Err set (the
+// may evict a record's hash while the sorted sets still name it. List then returns the entry in its place with Record.Err set (the
 // Transport reports it to its ErrorHandler and goes on), and Get returns
 // finchreauth.ErrNotFound: the token is lost, and the Transport's next write
 // of the connection, at Version 0, writes a new record and its index
@@ -87,6 +90,7 @@
 //
 // Store.Migrate converts the keys that earlier versions of this package
 // wrote (one hash per connection, without the hash tag) to this layout,
+// adds the records written before the index of every record existed to it,
 // and records the layout's version; with a Sealer, it seals the tokens
 // stored in plaintext. Run it at start-up, from every replica if
 // convenient, before the Transport uses the Store.

@@ -17,6 +17,7 @@ func (k layout) record(id string) string      { return k.base + "rec:" + id }
 func (k layout) fingerprint(fp string) string { return k.base + "fp:" + fp }
 func (k layout) sinceIndex() string           { return k.base + "since" }
 func (k layout) dueIndex() string             { return k.base + "due" }
+func (k layout) allIndex() string             { return k.base + "all" }
 func (k layout) plaintext() string            { return k.base + "plaintext" }
 func (k layout) schema() string               { return k.base + "schema" }
 

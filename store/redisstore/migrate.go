@@ -16,8 +16,10 @@ import (
 )
 
 // schemaVersion is the key layout this package writes. Migrate records it
-// at Prefix + "{finchreauth}:schema".
-const schemaVersion = 1
+// at Prefix + "{finchreauth}:schema". Version 2 added the index of every
+// record (Prefix + "{finchreauth}:all"), which version 1's Puts did not
+// keep.
+const schemaVersion = 2
 
 // maxFingerprints is how many fingerprints a migrated record lists, as the
 // Transport keeps them; Lookup finds the older ones too.
@@ -41,6 +43,14 @@ const maxFingerprints = 16
 // layout's, and keys that are not hashes, are left alone. A schema version
 // newer than this package's is an error, and Migrate changes nothing.
 //
+// Layout version 1 had no index of every record, which the listing of the
+// whole Store (finchreauth.Query.Every: the health sweep's first checks,
+// the campaigns) reads: Migrate adds every record to it, scanning the
+// records' keys once. Until then such a listing misses the records written
+// by version 1; and a process still running version 1 writes records the
+// index does not name, so stop those before Migrate, as for the earlier
+// layout.
+//
 // With a Sealer, Migrate also seals every token stored in plaintext (saved
 // by a Store without a Sealer, or converted from an earlier plaintext
 // hash), each time it runs: to turn sealing on, set the Sealer in every
@@ -59,6 +69,10 @@ func (s *Store) Migrate(ctx context.Context) error {
 		}
 	case err != nil:
 		return s.fail(ctx, "migrate", err)
+	case v == "1":
+		if err := s.indexAll(ctx, k); err != nil {
+			return s.fail(ctx, "migrate", err)
+		}
 	case v != strconv.Itoa(schemaVersion):
 		return fmt.Errorf("redisstore: migrate: %s holds schema version %q; this redisstore writes version %d", k.schema(), v, schemaVersion)
 	}
@@ -70,13 +84,34 @@ func (s *Store) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// convert converts every earlier key, then records the schema version.
+// convert converts every earlier key, then indexes every record (those
+// written by a Store of layout version 1 that never ran Migrate too) and
+// records the schema version.
 func (s *Store) convert(ctx context.Context, k layout) error {
 	now := time.Now()
 	if err := s.scan(ctx, matchPrefix(s.prefix()), func(ctx context.Context, key string) error {
 		return s.migrateKey(ctx, k, key, now)
 	}); err != nil {
 		return err
+	}
+	return s.indexAll(ctx, k)
+}
+
+// indexAll adds every record to the index of every record, then records
+// the schema version: layout version 1 did not keep that index. A record
+// already there stays; one whose hash is gone by the time its batch is
+// indexed is left out.
+func (s *Store) indexAll(ctx context.Context, k layout) error {
+	prefix := k.record("")
+	if err := s.scanBatches(ctx, matchPrefix(prefix), func(ctx context.Context, keys []string) error {
+		args := make([]any, 0, 1+len(keys))
+		args = append(args, prefix)
+		for _, key := range keys {
+			args = append(args, strings.TrimPrefix(key, prefix))
+		}
+		return indexAllScript.Run(ctx, s.Client, []string{k.allIndex()}, args...).Err()
+	}); err != nil {
+		return fmt.Errorf("index every record: %w", err)
 	}
 	return s.Client.Set(ctx, k.schema(), schemaVersion, 0).Err()
 }

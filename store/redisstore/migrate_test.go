@@ -335,8 +335,16 @@ func (f fixture) check(t *testing.T, c *redis.Client, sealed *redisstore.Store, 
 			t.Errorf("key %s, not the store's, is now of type %q; want %q, untouched", k, got, typ)
 		}
 	}
-	if v, err := c.Get(ctx, sealed.Prefix+"{finchreauth}:schema").Result(); err != nil || v != "1" {
-		t.Errorf("schema version %q, %v; want 1", v, err)
+	// The listing of every record: the converted ones, and those Put
+	// before Migrate, by id.
+	all := slices.Sorted(maps.Keys(f.want))
+	all = append(all, f.kept.ConnectionID, "conn_other")
+	slices.Sort(all)
+	if ids, err := listEvery(ctx, reader, 2); err != nil || !slices.Equal(ids, all) {
+		t.Errorf("List(Every) = %q, %v; want %q", ids, err, all)
+	}
+	if v, err := c.Get(ctx, sealed.Prefix+"{finchreauth}:schema").Result(); err != nil || v != "2" {
+		t.Errorf("schema version %q, %v; want 2", v, err)
 	}
 }
 
@@ -449,11 +457,87 @@ func TestMigrateNewerSchema(t *testing.T) {
 	s := newStore(t, c, nil)
 	o := oldStore{t: t, c: c, prefix: s.Prefix}
 	o.save("conn", "secret-"+randHex(8), time.Now())
-	c.Set(t.Context(), s.Prefix+"{finchreauth}:schema", "2", 0)
+	c.Set(t.Context(), s.Prefix+"{finchreauth}:schema", "3", 0)
 	if err := s.Migrate(t.Context()); err == nil || !strings.Contains(err.Error(), "schema version") {
-		t.Errorf("Migrate over schema version 2: %v; want an error", err)
+		t.Errorf("Migrate over schema version 3: %v; want an error", err)
 	}
 	if n, _ := c.Exists(t.Context(), s.Prefix+"conn").Result(); n != 1 {
-		t.Errorf("Migrate over schema version 2 converted the earlier hash")
+		t.Errorf("Migrate over schema version 3 converted the earlier hash")
+	}
+}
+
+// listEvery lists every record of s, limit at a time, and returns their
+// ids, those of records it cannot read (listed with Err) included.
+func listEvery(ctx context.Context, s *redisstore.Store, limit int) ([]string, error) {
+	var ids []string
+	q := finchreauth.Query{Every: true, Limit: limit}
+	for {
+		recs, err := s.List(ctx, q)
+		if err != nil {
+			return ids, err
+		}
+		for _, r := range recs {
+			ids = append(ids, r.ConnectionID)
+		}
+		if len(recs) < limit {
+			return ids, nil
+		}
+		q.AfterID = recs[len(recs)-1].ConnectionID
+	}
+}
+
+// TestMigrateIndexesEveryRecord: records written by layout version 1,
+// whose Puts kept no index of every record, are listed by Query.Every once
+// Migrate has run, whether version 1's Migrate had run (schema "1") or
+// not (no schema key); an evicted hash is not indexed; a second Migrate
+// changes nothing. A store of version 1 is the current one without the
+// index: its Puts wrote the same hashes and the same other keys.
+func TestMigrateIndexesEveryRecord(t *testing.T) {
+	c := openRedis(t)
+	for _, schema := range []string{"1", ""} {
+		t.Run("schema "+strconv.Quote(schema), func(t *testing.T) {
+			ctx := t.Context()
+			s := newStore(t, c, testSealer(t))
+			at := time.Now().Truncate(time.Microsecond)
+			var want []string
+			for i := range 25 {
+				r := finchreauth.Record{ConnectionID: fmt.Sprintf("conn_%02d", (i*7)%25), Token: finchreauth.Token("secret-" + randHex(8))}
+				if i%3 == 0 {
+					r.Since, r.Due = at, at.Add(time.Hour)
+				}
+				mustPut(t, s, r)
+				want = append(want, r.ConnectionID)
+			}
+			slices.Sort(want)
+			mustPut(t, s, finchreauth.Record{ConnectionID: "conn_evicted"})
+			// Back to version 1: no index of every record; an evicted hash.
+			c.Del(ctx, s.Prefix+"{finchreauth}:all", s.Prefix+"{finchreauth}:rec:conn_evicted")
+			if schema == "" {
+				c.Del(ctx, s.Prefix+"{finchreauth}:schema")
+			} else {
+				c.Set(ctx, s.Prefix+"{finchreauth}:schema", schema, 0)
+			}
+			if ids, err := listEvery(ctx, s, 4); err != nil || len(ids) != 0 {
+				t.Fatalf("List(Every) before Migrate = %q, %v; want none: the fixture is not version 1's", ids, err)
+			}
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for _, limit := range []int{1, 4, 100} {
+				if ids, err := listEvery(ctx, s, limit); err != nil || !slices.Equal(ids, want) {
+					t.Errorf("List(Every, pages of %d) after Migrate = %q, %v; want %q", limit, ids, err, want)
+				}
+			}
+			if v, _ := c.Get(ctx, s.Prefix+"{finchreauth}:schema").Result(); v != "2" {
+				t.Errorf("schema version %q after Migrate; want 2", v)
+			}
+			before := dump(t, c, s.Prefix)
+			if err := s.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if after := dump(t, c, s.Prefix); !maps.Equal(before, after) {
+				t.Errorf("Migrate again changed the keys:\n%v\n%v", before, after)
+			}
+		})
 	}
 }

@@ -124,8 +124,8 @@ type write struct {
 // put runs putScript. It returns finchreauth.ErrConflict when the stored
 // Version is not w.version.
 func (s *Store) put(ctx context.Context, k layout, w write) (int64, error) {
-	keys := make([]string, 0, 4+len(w.fingerprints))
-	keys = append(keys, k.record(w.id), k.sinceIndex(), k.dueIndex(), k.plaintext())
+	keys := make([]string, 0, 5+len(w.fingerprints))
+	keys = append(keys, k.record(w.id), k.sinceIndex(), k.dueIndex(), k.plaintext(), k.allIndex())
 	for _, fp := range w.fingerprints {
 		keys = append(keys, k.fingerprint(fp))
 	}
@@ -162,10 +162,12 @@ func (s *Store) Lookup(ctx context.Context, fingerprint string) (string, error) 
 
 // List implements finchreauth.Store, in one Lua script that reads the index
 // and the records it names, so that every record comes back as it is in
-// the index. A record it cannot read (a token it cannot open, or stored in
-// plaintext where the Store has a Sealer; a hash that is gone while the
-// index names it) comes back in its place with only its ConnectionID, the
-// time the listing orders by and Err set.
+// the index: the since or due index, or for Query.Every the index of every
+// record, in connection id order. A record it cannot read (a token it
+// cannot open, or stored in plaintext where the Store has a Sealer; a hash
+// that is gone while the index names it) comes back in its place with only
+// its ConnectionID, the time the listing orders by (none for Every) and
+// Err set.
 func (s *Store) List(ctx context.Context, q finchreauth.Query) ([]finchreauth.Record, error) {
 	k, err := s.layout(ctx)
 	if err != nil {
@@ -173,6 +175,13 @@ func (s *Store) List(ctx context.Context, q finchreauth.Query) ([]finchreauth.Re
 	}
 	if q.Limit <= 0 {
 		return nil, errLimit
+	}
+	if every(q) {
+		v, err := listEveryScript.Run(ctx, s.Client, []string{k.allIndex()}, k.record(""), q.AfterID, q.Limit).Slice()
+		if err != nil {
+			return nil, s.fail(ctx, "list", err)
+		}
+		return s.listed(q, v), nil
 	}
 	// The scores from lo to hi; first, if at is set, the records at score
 	// at whose id sorts after q.AfterID. Stored times are whole
@@ -231,18 +240,28 @@ func (s *Store) listed(q finchreauth.Query, v []any) []finchreauth.Record {
 	return out
 }
 
+// every reports whether q lists every record, by connection id.
+func every(q finchreauth.Query) bool { return q.Every && q.DueBy.IsZero() }
+
 // indexName names the index q reads, for an error.
 func indexName(q finchreauth.Query) string {
-	if q.DueBy.IsZero() {
+	switch {
+	case every(q):
+		return "all"
+	case q.DueBy.IsZero():
 		return "since"
 	}
 	return "due"
 }
 
 // unreadable is what List returns for a record it could not read: its
-// connection id, the time q orders by (the index's score) and why.
+// connection id, the time q orders by (the index's score; none for Every)
+// and why.
 func unreadable(q finchreauth.Query, id, score string, err error) finchreauth.Record {
 	r := finchreauth.Record{ConnectionID: id, Err: err}
+	if every(q) {
+		return r
+	}
 	us, perr := strconv.ParseFloat(score, 64)
 	if perr != nil {
 		r.Err = fmt.Errorf("%w; and its score %s in the index is not a number", err, quote.ID(score))

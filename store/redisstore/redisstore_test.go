@@ -500,7 +500,7 @@ func TestLayout(t *testing.T) {
 		}
 		base := tc.prefix + "{finchreauth}:"
 		// The due index went with its last member.
-		want := []string{base + "fp:f2", base + "fp:f}1", base + "rec:c{1}", base + "schema", base + "since"}
+		want := []string{base + "all", base + "fp:f2", base + "fp:f}1", base + "rec:c{1}", base + "schema", base + "since"}
 		slices.Sort(want)
 		got := keysUnder(t, c, strings.TrimSuffix(tc.prefix, "{"))
 		if !slices.Equal(got, want) {

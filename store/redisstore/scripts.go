@@ -7,14 +7,15 @@ import "github.com/redis/go-redis/v9"
 // client's command comes between two of its commands.
 
 // putScript is Put's compare-and-set. KEYS: the record's hash, the since
-// index, the due index, the plaintext set, then a key per fingerprint.
+// index, the due index, the plaintext set, the index of every record, then
+// a key per fingerprint.
 // ARGV: the expected version, the connection id, the token, "1" if the
 // token is sealed, since and due (microseconds; "" for none), the data,
 // the encoded fingerprints. An empty value deletes its field. Returns the
 // new version, or 0 when the stored one (0 when there is none) is not the
 // expected one: then it has changed nothing.
 var putScript = redis.NewScript(`
-local rec, since, due, plain = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local rec, since, due, plain, all = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local id = ARGV[2]
 if (redis.call('HGET', rec, 'version') or '0') ~= ARGV[1] then
 	return 0
@@ -33,6 +34,7 @@ end
 if #del > 0 then redis.call('HDEL', rec, unpack(del)) end
 if #set > 0 then redis.call('HSET', rec, unpack(set)) end
 local version = redis.call('HINCRBY', rec, 'version', 1)
+redis.call('ZADD', all, 0, id)
 for i, index in ipairs({since, due}) do
 	local at = ARGV[4 + i]
 	if at == '' then
@@ -46,7 +48,7 @@ if ARGV[3] ~= '' and ARGV[4] == '' then
 else
 	redis.call('SREM', plain, id)
 end
-for i = 5, #KEYS do
+for i = 6, #KEYS do
 	redis.call('SET', KEYS[i], id)
 end
 return version
@@ -79,6 +81,39 @@ end
 redis.call('HSET', KEYS[1], 'token', ARGV[4], 'sealed', '1')
 redis.call('SREM', KEYS[2], ARGV[1])
 return 1
+`)
+
+// listEveryScript is List of every record (Query.Every). KEYS[1]: the index
+// of every record, a sorted set whose members all have the score 0, so that
+// Redis orders them by their bytes, as Go orders strings. ARGV: the prefix
+// of the records' keys, the connection id to list after ("" to start), the
+// limit. Returns, as listScript does, the connection id, an empty score and
+// the hash of each record, in order.
+var listEveryScript = redis.NewScript(`
+local index, rec, after, limit = KEYS[1], ARGV[1], ARGV[2], tonumber(ARGV[3])
+local from = '-'
+if after ~= '' then from = '(' .. after end
+local out = {}
+for _, id in ipairs(redis.call('ZRANGE', index, from, '+', 'BYLEX', 'LIMIT', 0, limit)) do
+	out[#out + 1] = id
+	out[#out + 1] = ''
+	out[#out + 1] = redis.call('HGETALL', rec .. id)
+end
+return out
+`)
+
+// indexAllScript adds to the index of every record the connections named
+// whose hash exists: Migrate's, for records written before the index was.
+// KEYS[1]: the index of every record. ARGV: the prefix of the records' keys,
+// then the connection ids. Returns how many it added.
+var indexAllScript = redis.NewScript(`
+local added = 0
+for i = 2, #ARGV do
+	if redis.call('EXISTS', ARGV[1] .. ARGV[i]) == 1 then
+		added = added + redis.call('ZADD', KEYS[1], 0, ARGV[i])
+	end
+end
+return added
 `)
 
 // listScript is List. KEYS[1]: the index (since or due). ARGV: the prefix
