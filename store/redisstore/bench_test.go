@@ -16,7 +16,8 @@ import (
 //	FINCHREAUTH_REDIS_ADDR=127.0.0.1:6379 go test -run '^$' -bench . -benchtime=1x -count=5 -timeout 60m .
 //
 // (-benchtime=5000x for the latencies; FINCHREAUTH_BENCH_CONNECTIONS=100000
-// preloads more connections.)
+// preloads more connections; FINCHREAUTH_BENCH_LARGE=1 adds the sweep of
+// 100,000 connections, which .ci/bench-smoke leaves out.)
 
 // BenchmarkLatency times Get, Put, Lookup and List, one call at a time,
 // with 10,000 connections stored: p50-us, p99-us, max-us.
@@ -50,4 +51,17 @@ func BenchmarkReconnect(b *testing.B) {
 func BenchmarkMassBreakage(b *testing.B) {
 	c := openRedis(b)
 	storebench.BenchMass(b, func(tb testing.TB) finchreauth.Store { return newStore(tb, c, testSealer(tb)) })
+}
+
+// BenchmarkSweep: one pass of the health sweep over 10,000 connections
+// (and 100,000 with FINCHREAUTH_BENCH_LARGE=1) under a fresh prefix, every
+// one due: each checked once at Finch, never a 429, the store read in
+// pages: see storebench.BenchSweep.
+func BenchmarkSweep(b *testing.B) {
+	c := openRedis(b)
+	for _, n := range storebench.SweepSizes() {
+		b.Run(fmt.Sprintf("connections=%d", n), func(b *testing.B) {
+			storebench.BenchSweep(b, n, 16, func(tb testing.TB) finchreauth.Store { return newStore(tb, c, testSealer(tb)) })
+		})
+	}
 }

@@ -18,7 +18,8 @@ import (
 //	FINCHREAUTH_POSTGRES_DSN=... go test -run '^$' -bench . -benchtime=1x -count=5 -timeout 60m .
 //
 // (-benchtime=5000x for the latencies; FINCHREAUTH_BENCH_CONNECTIONS=100000
-// preloads more connections.)
+// preloads more connections; FINCHREAUTH_BENCH_LARGE=1 adds the sweep of
+// 100,000 connections, which .ci/bench-smoke leaves out.)
 
 // benchPool bounds each benchmark's connections to the database, as an
 // application bounds its pool: a mass breakage has tens of thousands of
@@ -102,6 +103,23 @@ func BenchmarkMassBreakage(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			db := c.open(b)
 			storebench.BenchMass(b, func(tb testing.TB) finchreauth.Store { return newStore(tb, db, c.d, testSealer(tb)) })
+		})
+	}
+}
+
+// BenchmarkSweep: one pass of the health sweep over 10,000 connections
+// (and 100,000 with FINCHREAUTH_BENCH_LARGE=1) on a fresh table, every one
+// due: each checked once at Finch, never a 429, the table read in pages:
+// see storebench.BenchSweep.
+func BenchmarkSweep(b *testing.B) {
+	for _, c := range benchDBs {
+		b.Run(c.name, func(b *testing.B) {
+			db := c.open(b)
+			for _, n := range storebench.SweepSizes() {
+				b.Run(fmt.Sprintf("connections=%d", n), func(b *testing.B) {
+					storebench.BenchSweep(b, n, c.workers, func(tb testing.TB) finchreauth.Store { return newStore(tb, db, c.d, testSealer(tb)) })
+				})
+			}
 		})
 	}
 }

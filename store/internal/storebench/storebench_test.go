@@ -95,3 +95,31 @@ func TestReconnect(t *testing.T) {
 		t.Errorf("implausible figures: %s", res)
 	}
 }
+
+// BenchmarkSweep: one pass of the health sweep over 10,000 connections (and
+// 100,000 with FINCHREAUTH_BENCH_LARGE=1), every one due: see BenchSweep.
+func BenchmarkSweep(b *testing.B) {
+	for _, n := range storebench.SweepSizes() {
+		b.Run(fmt.Sprintf("connections=%d", n), func(b *testing.B) {
+			storebench.BenchSweep(b, n, 4, func(testing.TB) finchreauth.Store { return new(finchreauth.MemoryStore) })
+		})
+	}
+}
+
+// TestSweep sweeps a few hundred connections: each checked once, no 429,
+// the store read page by page.
+func TestSweep(t *testing.T) {
+	r, err := storebench.PrepareSweep(t.Context(), new(finchreauth.MemoryStore), 350, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	res, err := r.Run(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The listing of every record and that of the due ones: 4 pages each.
+	if res.Checks != 350 || res.PerWindow != 350 || res.Pages != 8 || res.MaxPage != 100 || res.PeakHeap == 0 {
+		t.Errorf("implausible figures: %s", res)
+	}
+}
