@@ -39,8 +39,11 @@ type SweepResult struct {
 	Pass time.Duration
 	// HeapBefore is the heap in use before the pass, after a collection
 	// (the store, if in memory, and the fake Finch's connections are in
-	// it); PeakHeap the most the heap held during the pass, sampled.
-	HeapBefore, PeakHeap uint64
+	// it); PeakHeap the most the heap held during the pass, sampled, with
+	// its garbage; HeapAfter the heap in use after the pass, after a
+	// collection: what the pass left (a MemoryStore's records, grown by
+	// the checks' readings).
+	HeapBefore, PeakHeap, HeapAfter uint64
 	// Pages is the List calls of the pass; MaxPage the most records one
 	// returned.
 	Pages, MaxPage int64
@@ -51,9 +54,9 @@ type SweepResult struct {
 }
 
 func (r SweepResult) String() string {
-	return fmt.Sprintf("%d connections: pass %s (%s a connection); %d checks, at most %d in a minute, %d answered 429; %d List pages of at most %d records; heap %.0f MiB before, %.0f MiB at the peak",
+	return fmt.Sprintf("%d connections: pass %s (%s a connection); %d checks, at most %d in a minute, %d answered 429; %d List pages of at most %d records; heap %.0f MiB before, %.0f MiB at the peak, %.0f MiB after",
 		r.Connections, round(r.Pass), round(r.Pass/time.Duration(max(r.Connections, 1))), r.Checks, r.PerWindow, r.RateLimited,
-		r.Pages, r.MaxPage, float64(r.HeapBefore)/(1<<20), float64(r.PeakHeap)/(1<<20))
+		r.Pages, r.MaxPage, float64(r.HeapBefore)/(1<<20), float64(r.PeakHeap)/(1<<20), float64(r.HeapAfter)/(1<<20))
 }
 
 // SweepRig is a fake Finch with n healthy connections, their tokens saved
@@ -171,6 +174,9 @@ func (r *SweepRig) Run(ctx context.Context) (SweepResult, error) {
 	}
 	res.Pass = time.Since(start)
 	res.PeakHeap = peak()
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	res.HeapAfter = ms.HeapInuse
 	if err != nil {
 		return res, fmt.Errorf("storebench: the sweep: %w", r.redact(err))
 	}
@@ -196,7 +202,8 @@ func (r *SweepRig) Run(ctx context.Context) (SweepResult, error) {
 // from newStore (the preparation outside the timer: saving the tokens,
 // workers at once, and the first sweep), and reports the pass's figures:
 // ns/conn, pass-s, checks, max-per-min (the most checks in any rolling
-// minute), 429s, list-pages, heap-before-MiB and peak-heap-MiB. It fails
+// minute), 429s, list-pages, heap-before-MiB, peak-heap-MiB and
+// heap-after-MiB. It fails
 // on any check Run makes.
 func BenchSweep(b *testing.B, n, workers int, newStore func(testing.TB) finchreauth.Store) {
 	b.ReportAllocs()
@@ -225,6 +232,7 @@ func BenchSweep(b *testing.B, n, workers int, newStore func(testing.TB) finchrea
 	b.ReportMetric(float64(last.Pages), "list-pages")
 	b.ReportMetric(float64(last.HeapBefore)/(1<<20), "heap-before-MiB")
 	b.ReportMetric(float64(last.PeakHeap)/(1<<20), "peak-heap-MiB")
+	b.ReportMetric(float64(last.HeapAfter)/(1<<20), "heap-after-MiB")
 }
 
 // sampleHeap samples the heap in use every interval until the function it
