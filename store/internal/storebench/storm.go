@@ -29,6 +29,9 @@ type StormResult struct {
 	Introspects, Episodes, Notifications int64
 	// Store calls made during the storm, over all Transports.
 	Gets, Puts, Lookups int64
+	// CallersWaited, in a gated storm (see Storm), says that the Notifier
+	// gave up waiting for the callers: they were waiting for it.
+	CallersWaited bool
 }
 
 func (r StormResult) String() string {
@@ -50,8 +53,12 @@ const StormNotifyDelay = 50 * time.Millisecond
 // Transports find it in the Store. The Notifier takes StormNotifyDelay.
 // Storm fails unless there was exactly one /introspect call, one episode
 // and one notification in all, and every caller was refused by Finch and
-// recognised the 401.
-func Storm(ctx context.Context, s finchreauth.Store, callers, transports int) (StormResult, error) {
+// recognised the 401. A gated storm's Notifier first waits until every
+// caller has its answer, then takes StormNotifyDelay: if the callers waited
+// for the Notifier, it gives up when its context ends (the Transport's
+// Timeout) and CallersWaited says so; whether callers wait for the
+// Notifier is then told by the order of events, not by a duration.
+func Storm(ctx context.Context, s finchreauth.Store, callers, transports int, gated bool) (StormResult, error) {
 	res := StormResult{Callers: callers, Transports: transports}
 	// Each storm has a connection of its own, so that storms on one store
 	// do not meet.
@@ -62,6 +69,8 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports int) (S
 	cs := &countingStore{Store: s}
 	var notified, notifyStart, notifyEnd atomic.Int64
 	var failed atomic.Value
+	var waited atomic.Bool
+	allAnswered := make(chan struct{})
 	trs := make([]*finchreauth.Transport, transports)
 	for i := range trs {
 		trs[i] = &finchreauth.Transport{
@@ -70,6 +79,13 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports int) (S
 			Notifier: finchreauth.NotifierFunc(func(ctx context.Context, e finchreauth.Event) error {
 				notified.Add(1)
 				notifyStart.Store(time.Now().UnixNano())
+				if gated {
+					select {
+					case <-allAnswered:
+					case <-ctx.Done():
+						waited.Store(true)
+					}
+				}
 				time.Sleep(StormNotifyDelay)
 				notifyEnd.Store(time.Now().UnixNano())
 				return nil
@@ -135,6 +151,7 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports int) (S
 	}
 	finch.Release()
 	done.Wait()
+	close(allAnswered)
 	close(errs)
 	if err := <-errs; err != nil {
 		return res, err
@@ -157,6 +174,7 @@ func Storm(ctx context.Context, s finchreauth.Store, callers, transports int) (S
 	res.AfterNotify = time.Duration(lastAnswer.Load() - notifyEnd.Load())
 	res.Introspects, res.Episodes, res.Notifications = finch.Introspects(), cs.episodes(conn), notified.Load()
 	res.Gets, res.Puts, res.Lookups = cs.gets.Load(), cs.puts.Load(), cs.lookups.Load()
+	res.CallersWaited = waited.Load()
 	if res.Introspects != 1 || res.Episodes != 1 || res.Notifications != 1 {
 		return res, fmt.Errorf("storebench: storm: %d /introspect calls, %d episodes, %d notifications; want 1 each", res.Introspects, res.Episodes, res.Notifications)
 	}
@@ -176,7 +194,7 @@ func BenchStorm(b *testing.B, s finchreauth.Store, callers, transports int) {
 	var n int64
 	b.ReportAllocs()
 	for b.Loop() {
-		r, err := Storm(b.Context(), s, callers, transports)
+		r, err := Storm(b.Context(), s, callers, transports, false)
 		if err != nil {
 			b.Fatal(err)
 		}
