@@ -93,9 +93,10 @@ type Query struct {
 	// is set, ordered by Since. Ties are ordered by ConnectionID.
 	DueBy time.Time
 
-	// Every, if set (with DueBy zero), selects every record, ordered by
+	// Every, if set with DueBy zero, selects every record, ordered by
 	// ConnectionID: the health sweep's listing of the whole Store (see
-	// Transport.Sweep). AfterID continues it; AfterTime is ignored.
+	// Transport.Sweep). AfterID continues it; AfterTime is ignored. With
+	// DueBy set, Every is ignored.
 	Every bool
 
 	// AfterTime and AfterID continue a listing: only records that sort
@@ -111,7 +112,7 @@ type Query struct {
 
 // after reports whether r sorts after q's cursor in q's order.
 func (q Query) after(r Record) bool {
-	if q.Every {
+	if q.Every && q.DueBy.IsZero() {
 		return r.ConnectionID > q.AfterID
 	}
 	at := r.Since
