@@ -2,13 +2,13 @@ package redisstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/finchkit/finchreauth/store/internal/quote"
+	"github.com/finchkit/finchreauth/store/internal/reseal"
 	"github.com/finchkit/finchreauth/store/tokenseal"
 	"github.com/redis/go-redis/v9"
 )
@@ -46,26 +46,17 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	var mu sync.Mutex // scan's fn may run on several nodes at once
-	resealed, skipped := 0, skipped{}
+	var tally reseal.Tally
 	err = s.eachToken(ctx, k, func(ctx context.Context, h tokenHash) error {
 		done, err := s.resealHash(ctx, k, rot, h)
 		mu.Lock()
 		defer mu.Unlock()
-		var oe *openError
-		switch {
-		case errors.As(err, &oe):
-			skipped.add(oe.err)
-		case err != nil:
-			return err
-		case done:
-			resealed++
-		}
-		return nil
+		return tally.Add(done, err)
 	})
 	if err != nil {
-		return resealed, s.fail(ctx, "reseal", err)
+		return tally.Resealed, s.fail(ctx, "reseal", err)
 	}
-	return resealed, skipped.error()
+	return tally.Resealed, tally.Err("redisstore")
 }
 
 // Verify counts the records whose token is not sealed under the Sealer's
@@ -82,7 +73,7 @@ func (s *Store) Verify(ctx context.Context) (int, []string, error) {
 	var mu sync.Mutex
 	stale := map[string]bool{} // SCAN may return a key twice
 	err = s.eachToken(ctx, k, func(_ context.Context, h tokenHash) error {
-		if isStale(rot, h) {
+		if reseal.Stale(rot, []byte(h.token), h.sealed) {
 			mu.Lock()
 			defer mu.Unlock()
 			stale[h.id] = true
@@ -121,11 +112,6 @@ type tokenHash struct {
 	sealed             bool
 }
 
-// isStale reports whether h's token is not sealed under rot's current key.
-func isStale(rot tokenseal.Rotator, h tokenHash) bool {
-	return h.token != "" && (!h.sealed || !rot.IsCurrent([]byte(h.token)))
-}
-
 // eachToken calls fn with every record that holds a token, reading the
 // hashes of each batch of keys SCAN returns in one pipeline.
 func (s *Store) eachToken(ctx context.Context, k layout, fn func(context.Context, tokenHash) error) error {
@@ -160,14 +146,14 @@ func (s *Store) eachToken(ctx context.Context, k layout, fn func(context.Context
 }
 
 // resealHash seals h's token again under rot's current key, unless it is
-// already, and reports whether it did. It returns an *openError for a token
-// it cannot open.
+// already, and reports whether it did. It returns a *reseal.OpenError for a
+// token it cannot open.
 func (s *Store) resealHash(ctx context.Context, k layout, rot tokenseal.Rotator, h tokenHash) (bool, error) {
 	for range maxReseals {
-		if !isStale(rot, h) {
+		if !reseal.Stale(rot, []byte(h.token), h.sealed) {
 			return false, nil
 		}
-		sealed, err := resealed(rot, h)
+		sealed, err := reseal.Token("redisstore", rot, h.id, []byte(h.token), h.sealed)
 		if err != nil {
 			return false, err
 		}
@@ -185,47 +171,4 @@ func (s *Store) resealHash(ctx context.Context, k layout, rot tokenseal.Rotator,
 		h.sealed = v[2] == "1"
 	}
 	return false, fmt.Errorf("reseal %s: %d other writes came first", quote.ID(h.id), maxReseals)
-}
-
-// resealed returns h's token sealed under rot's current key, opened first
-// if it is sealed.
-func resealed(rot tokenseal.Rotator, h tokenHash) ([]byte, error) {
-	plain := []byte(h.token)
-	if h.sealed {
-		var err error
-		if plain, err = rot.Open(plain, []byte(h.id)); err != nil {
-			return nil, &openError{fmt.Errorf("redisstore: open the token of %s: %w", quote.ID(h.id), err)}
-		}
-	}
-	out, err := rot.Seal(plain, []byte(h.id))
-	if err != nil {
-		return nil, fmt.Errorf("seal the token of %s: %w", quote.ID(h.id), err)
-	}
-	return out, nil
-}
-
-// openError is a token Reseal cannot open with the Sealer's keys.
-type openError struct{ err error }
-
-func (e *openError) Error() string { return e.err.Error() }
-func (e *openError) Unwrap() error { return e.err }
-
-// skipped counts the tokens Reseal left because it could not open them.
-type skipped struct {
-	n     int
-	first error
-}
-
-func (k *skipped) add(err error) {
-	if k.n == 0 {
-		k.first = err
-	}
-	k.n++
-}
-
-func (k skipped) error() error {
-	if k.n == 0 {
-		return nil
-	}
-	return fmt.Errorf("redisstore: reseal: %d tokens do not open with the Sealer's keys and were left as they are; the first: %w", k.n, k.first)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/finchkit/finchreauth/store/internal/quote"
+	"github.com/finchkit/finchreauth/store/internal/reseal"
 	"github.com/finchkit/finchreauth/store/tokenseal"
 )
 
@@ -45,24 +46,14 @@ func (s *Store) Reseal(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	resealed, skipped := 0, skipped{}
+	var tally reseal.Tally
 	err = s.eachToken(ctx, q, func(r tokenRow) error {
-		done, err := s.resealRow(ctx, q, rot, r)
-		var oe *openError
-		switch {
-		case errors.As(err, &oe):
-			skipped.add(oe.err)
-		case err != nil:
-			return err
-		case done:
-			resealed++
-		}
-		return nil
+		return tally.Add(s.resealRow(ctx, q, rot, r))
 	})
 	if err == nil {
-		err = skipped.error()
+		err = tally.Err("sqlstore")
 	}
-	return resealed, err
+	return tally.Resealed, err
 }
 
 // Verify counts the records whose token is not sealed under the Sealer's
@@ -77,7 +68,7 @@ func (s *Store) Verify(ctx context.Context) (stale int, first []string, err erro
 		return 0, nil, err
 	}
 	err = s.eachToken(ctx, q, func(r tokenRow) error {
-		if isStale(rot, r.token, r.sealed) {
+		if reseal.Stale(rot, r.token, r.sealed) {
 			stale++
 			if len(first) < verifyFirst {
 				first = append(first, r.id)
@@ -99,12 +90,6 @@ func (s *Store) rotator() (*queries, tokenseal.Rotator, error) {
 		return nil, nil, fmt.Errorf("sqlstore: Reseal and Verify need a Sealer that tells its current key (a tokenseal.Rotator, as tokenseal.AESGCM is); the Store's is %T", s.Sealer)
 	}
 	return q, rot, nil
-}
-
-// isStale reports whether a token as stored is not sealed under rot's
-// current key.
-func isStale(rot tokenseal.Rotator, token []byte, sealed bool) bool {
-	return len(token) > 0 && (!sealed || !rot.IsCurrent(token))
 }
 
 // tokenRow is a record's token as the table holds it.
@@ -159,14 +144,14 @@ func (s *Store) tokenPage(ctx context.Context, q *queries, after string) ([]toke
 }
 
 // resealRow seals r's token again under rot's current key, unless it is
-// already, and reports whether it did. It returns an *openError for a token
-// it cannot open.
+// already, and reports whether it did. It returns a *reseal.OpenError for a
+// token it cannot open.
 func (s *Store) resealRow(ctx context.Context, q *queries, rot tokenseal.Rotator, r tokenRow) (bool, error) {
 	for range maxReseals {
-		if !isStale(rot, r.token, r.sealed) {
+		if !reseal.Stale(rot, r.token, r.sealed) {
 			return false, nil
 		}
-		sealed, err := resealed(rot, r.id, r.token, r.sealed)
+		sealed, err := reseal.Token("sqlstore", rot, r.id, r.token, r.sealed)
 		if err != nil {
 			return false, err
 		}
@@ -188,47 +173,4 @@ func (s *Store) resealRow(ctx context.Context, q *queries, rot tokenseal.Rotator
 		}
 	}
 	return false, fmt.Errorf("sqlstore: reseal %s: %d other writes came first", quote.ID(r.id), maxReseals)
-}
-
-// resealed returns token sealed under rot's current key, opened first if it
-// is sealed.
-func resealed(rot tokenseal.Rotator, id string, token []byte, sealed bool) ([]byte, error) {
-	plain := token
-	if sealed {
-		var err error
-		if plain, err = rot.Open(token, []byte(id)); err != nil {
-			return nil, &openError{fmt.Errorf("sqlstore: open the token of %s: %w", quote.ID(id), err)}
-		}
-	}
-	out, err := rot.Seal(plain, []byte(id))
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: seal the token of %s: %w", quote.ID(id), err)
-	}
-	return out, nil
-}
-
-// openError is a token Reseal cannot open with the Sealer's keys.
-type openError struct{ err error }
-
-func (e *openError) Error() string { return e.err.Error() }
-func (e *openError) Unwrap() error { return e.err }
-
-// skipped counts the tokens Reseal left because it could not open them.
-type skipped struct {
-	n     int
-	first error
-}
-
-func (k *skipped) add(err error) {
-	if k.n == 0 {
-		k.first = err
-	}
-	k.n++
-}
-
-func (k skipped) error() error {
-	if k.n == 0 {
-		return nil
-	}
-	return fmt.Errorf("sqlstore: reseal: %d tokens do not open with the Sealer's keys and were left as they are; the first: %w", k.n, k.first)
 }
