@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/finchkit/finchreauth"
-	"github.com/finchkit/finchreauth/store/tokenseal"
 )
 
 // campaign is the campaign command: where a campaign (Transport.StartCampaign)
@@ -33,19 +32,13 @@ func campaign(ctx context.Context, args []string, stdout, stderr io.Writer, now 
 	case *name == "":
 		return usageError(fs, stderr, "-name is required")
 	}
-	var sealer tokenseal.Sealer
-	if *sealed {
-		sealer = unopened{}
-	}
-	s, where, done, err := openStore(ctx, *c, sealer)
+	var skip skipped
+	tr, where, done, err := readStore(ctx, *c, *sealed, now, &skip)
 	if err != nil {
 		fmt.Fprintln(stderr, shownError(err))
 		return 1
 	}
 	defer done()
-	var skip skipped
-	tr := &finchreauth.Transport{Store: s, Now: now, ErrorHandler: skip.add}
-	defer tr.Close()
 	p, err := tr.CampaignProgress(ctx, *name)
 	if err != nil {
 		fmt.Fprintf(stderr, "finchreauth: reading %s: %s%s\n", where, shownError(err), hint(err, *sealed))

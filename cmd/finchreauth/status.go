@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/finchkit/finchreauth"
-	"github.com/finchkit/finchreauth/store/tokenseal"
 )
 
 // pageSize is how many connections each NeedsReauth call asks for.
@@ -44,19 +43,14 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer, now fu
 	if err != nil {
 		return bad(err.Error())
 	}
-	var sealer tokenseal.Sealer
-	if *sealed {
-		sealer = unopened{}
-	}
-	s, name, done, err := openStore(ctx, *c, sealer)
+	l := &listing{page: pageSize, now: now()}
+	tr, name, done, err := readStore(ctx, *c, *sealed, now, &l.skipped)
 	if err != nil {
 		fmt.Fprintln(stderr, shownError(err))
 		return 1
 	}
 	defer done()
-	l := &listing{page: pageSize, now: now(), name: name}
-	l.tr = &finchreauth.Transport{Store: s, Now: now, ErrorHandler: l.skipped.add}
-	defer l.tr.Close()
+	l.tr, l.name = tr, name
 	if err := l.print(ctx, cursor, *limit, stdout); err != nil {
 		fmt.Fprintf(stderr, "finchreauth: reading %s: %s%s\n", name, shownError(err), hint(err, *sealed))
 		return 1

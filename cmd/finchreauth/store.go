@@ -26,6 +26,22 @@ type storeConfig struct {
 	prefix string // -prefix, for Redis
 }
 
+// readStore opens the Store that c names for reading, through a Transport
+// whose ErrorHandler counts in skip the records it cannot read; with sealed,
+// the tokens are left unopened. The caller calls done when finished.
+func readStore(ctx context.Context, c storeConfig, sealed bool, now func() time.Time, skip *skipped) (tr *finchreauth.Transport, name string, done func(), err error) {
+	var sealer tokenseal.Sealer
+	if sealed {
+		sealer = unopened{}
+	}
+	s, name, closeStore, err := openStore(ctx, c, sealer)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	tr = &finchreauth.Transport{Store: s, Now: now, ErrorHandler: skip.add}
+	return tr, name, func() { tr.Close(); closeStore() }, nil
+}
+
 // openStore opens the Store that c names, with sealer as its Sealer, and
 // checks that it answers. The caller calls done when finished with it.
 // name says which Store it is (see describe). No error names the spec as
