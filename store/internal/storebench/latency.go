@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,28 +53,15 @@ func Preload(ctx context.Context, s finchreauth.Store, n, workers int) (*Fixture
 		}
 	}
 	start := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				v, err := s.Put(ctx, f.record(i))
-				if err != nil {
-					errs <- fmt.Errorf("storebench: preloading %s: %w", f.ids[i], err)
-					return
-				}
-				f.versions[i] = v
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	err := each(n, workers, func(i int) error {
+		v, err := s.Put(ctx, f.record(i))
+		if err != nil {
+			return fmt.Errorf("storebench: preloading %s: %w", f.ids[i], err)
+		}
+		f.versions[i] = v
+		return nil
+	})
+	if err != nil {
 		return nil, 0, err
 	}
 	return f, time.Since(start), nil

@@ -84,26 +84,10 @@ func PrepareReconnects(ctx context.Context, s finchreauth.Store, n, workers int)
 		ErrorHandler: func(_ context.Context, err error) { r.failed.CompareAndSwap(nil, err) },
 	}
 	prefix := "rc_" + randHex(4) + "_"
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := r.prepare(ctx, i, fmt.Sprintf("%s%04d", prefix, i)); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	err := each(n, workers, func(i int) error {
+		return r.prepare(ctx, i, fmt.Sprintf("%s%04d", prefix, i))
+	})
+	if err != nil {
 		r.Close()
 		return nil, err
 	}

@@ -90,27 +90,14 @@ func PrepareSweep(ctx context.Context, s finchreauth.Store, n, workers int) (*Sw
 		tokens[i] = r.finch.AddConnection(finchtest.Connection{})
 		r.calls.tokens[tokens[i]] = 0
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				c, _ := r.finch.ConnectionForToken(tokens[i])
-				if err := r.tr.SaveToken(ctx, c.ID, finchreauth.Token(tokens[i])); err != nil {
-					errs <- fmt.Errorf("storebench: saving the token of %s: %w", c.ID, r.redact(err))
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	if err := <-errs; err != nil {
+	err := each(n, workers, func(i int) error {
+		c, _ := r.finch.ConnectionForToken(tokens[i])
+		if err := r.tr.SaveToken(ctx, c.ID, finchreauth.Token(tokens[i])); err != nil {
+			return fmt.Errorf("storebench: saving the token of %s: %w", c.ID, r.redact(err))
+		}
+		return nil
+	})
+	if err != nil {
 		r.Close()
 		return nil, err
 	}
